@@ -1,0 +1,273 @@
+"""Pairing prediction and reference files, reading label maps and evaluating folders of cases.
+
+Cases are matched by id: the file name without its extension (``case_001.nii.gz`` ->
+``case_001``). Each pair must lie on the same voxel grid (shape, spacing, direction and
+origin within ``GRID_ATOL``); a mismatch or an unreadable file fails that case with a
+message naming the file, a reference without a prediction fails as "missing prediction", and
+evaluation carries on with the other cases. Failures are returned, never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from monai_attn.errors import InputError
+from monai_attn.evaluation.labels import NsdTolerances
+from monai_attn.evaluation.metrics import CaseResult, evaluate_label_maps
+
+logger = logging.getLogger(__name__)
+
+#: File name endings read as label maps, longest first so ``.nii.gz`` wins over ``.gz``.
+LABEL_MAP_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm")
+
+#: Largest difference allowed between the grids of a prediction and its reference: mm for
+#: spacing and origin, unitless for direction cosines.
+GRID_ATOL = 1e-3
+
+
+@dataclass(frozen=True)
+class CaseFailure:
+    """A case that could not be evaluated, and why (one line a user can act on)."""
+
+    case_id: str
+    reason: str
+
+
+@dataclass
+class EvaluationRun:
+    """Outcome of evaluating one prediction folder against a reference folder."""
+
+    results: list[CaseResult]
+    failures: list[CaseFailure]
+    label_names: dict[int, str]
+    prediction_dir: str = ""
+    reference_dir: str = ""
+    unmatched_predictions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """An integer label map and its voxel-to-world affine (4x4, mm; columns follow array axes)."""
+
+    array: np.ndarray
+    affine: np.ndarray
+
+    @property
+    def spacing_mm(self) -> tuple[float, ...]:
+        """Voxel size along each array axis (norms of the affine's columns)."""
+        return tuple(float(s) for s in np.linalg.norm(self.affine[:-1, :-1], axis=0))
+
+    @property
+    def direction(self) -> np.ndarray:
+        """Unit direction cosines of the array axes (columns)."""
+        return self.affine[:-1, :-1] / np.asarray(self.spacing_mm)
+
+    @property
+    def origin_mm(self) -> tuple[float, ...]:
+        """World position of the centre of voxel (0, 0, 0)."""
+        return tuple(float(o) for o in self.affine[:-1, -1])
+
+
+def case_id(path: str | os.PathLike) -> str | None:
+    """The case id of a label-map file (name without extension), None for other files."""
+    name = Path(path).name
+    for suffix in LABEL_MAP_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix) and not name.startswith("."):
+            return name[: -len(suffix)]
+    return None
+
+
+def list_cases(folder: str | os.PathLike) -> dict[str, Path]:
+    """``{case_id: path}`` for the label-map files directly inside ``folder``.
+
+    A folder in the MSD layout (no label maps itself, but a ``labelsTr`` subfolder) is read
+    from ``labelsTr``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder}: not a folder")
+    cases: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        cid = case_id(path)
+        if cid is None or not path.is_file():
+            continue
+        if cid in cases:
+            raise InputError(f"two files for case {cid!r}: {cases[cid].name} and {path.name}", folder)
+        cases[cid] = path
+    if not cases and (folder / "labelsTr").is_dir():
+        return list_cases(folder / "labelsTr")
+    return cases
+
+
+def _integer_labels(array: np.ndarray, path: Path) -> np.ndarray:
+    if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
+        return array
+    rounded = np.rint(array)
+    if not np.array_equal(rounded, array):
+        raise InputError("not a label map: it holds non-integer values (probabilities?)", path)
+    return rounded.astype(np.int16 if rounded.min() >= -32768 and rounded.max() < 32768 else np.int64)
+
+
+def read_label_map(path: str | os.PathLike) -> LabelMap:
+    """Read a NIfTI/NRRD/MHA label map into an integer array and its affine (ITK/LPS world).
+
+    The array keeps SimpleITK's axis order (z, y, x for 3-D); the affine's columns follow it.
+    A trailing singleton channel axis (4-D, size 1) is dropped.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file") from None
+        first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+        raise InputError(f"cannot read image ({first_line})", path) from None
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"has {image.GetNumberOfComponentsPerPixel()} components per voxel; expected a label map", path)
+    if image.GetDimension() == 4 and image.GetSize()[3] == 1:
+        image = image[:, :, :, 0]
+    if image.GetDimension() not in (2, 3):
+        raise InputError(f"is {image.GetDimension()}-D {image.GetSize()}; expected a 2-D or 3-D label map", path)
+    dims = image.GetDimension()
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(dims, dims)
+    affine = np.eye(dims + 1)
+    affine[:dims, :dims] = direction @ np.diag(image.GetSpacing())
+    affine[:dims, dims] = image.GetOrigin()
+    # numpy arrays index (z, y, x): reverse the axis columns to match.
+    affine[:dims, :dims] = affine[:dims, :dims][:, ::-1]
+    return LabelMap(_integer_labels(sitk.GetArrayViewFromImage(image).copy(), path), affine)
+
+
+def check_same_grid(pred: LabelMap, ref: LabelMap, pred_path: Path, ref_path: Path, atol: float = GRID_ATOL) -> None:
+    """Raise :class:`InputError` naming ``pred_path`` unless both label maps share one voxel grid."""
+
+    def fmt(values: Iterable[float]) -> str:
+        return "(" + ", ".join(f"{v:.6g}" for v in values) + ")"
+
+    if pred.array.shape != ref.array.shape:
+        problem = f"shape {pred.array.shape} vs {ref.array.shape}"
+    elif not np.allclose(pred.spacing_mm, ref.spacing_mm, rtol=0, atol=atol):
+        problem = f"spacing {fmt(pred.spacing_mm)} vs {fmt(ref.spacing_mm)} mm"
+    elif not np.allclose(pred.direction, ref.direction, rtol=0, atol=atol):
+        problem = f"direction {fmt(pred.direction.ravel())} vs {fmt(ref.direction.ravel())}"
+    elif not np.allclose(pred.origin_mm, ref.origin_mm, rtol=0, atol=atol):
+        problem = f"origin {fmt(pred.origin_mm)} vs {fmt(ref.origin_mm)} mm"
+    else:
+        return
+    raise InputError(f"grid differs from reference {ref_path.name}: {problem}", pred_path)
+
+
+def present_labels(array: np.ndarray) -> set[int]:
+    """Non-zero label values present in an integer label map."""
+    if array.dtype.kind in "bu" and array.size and int(array.max()) < 65536:
+        return {int(v) for v in np.flatnonzero(np.bincount(array.ravel())) if v != 0}
+    return {int(v) for v in np.unique(array) if v != 0}
+
+
+def evaluate_case_files(
+    cid: str,
+    pred_path: Path,
+    ref_path: Path,
+    labels: Sequence[int] | None,
+    tolerances: NsdTolerances,
+) -> CaseResult:
+    """Read one prediction/reference pair, check their grids and compute all metrics.
+
+    ``labels=None`` evaluates every non-zero value present in either file.
+    """
+    start = time.perf_counter()
+    ref = read_label_map(ref_path)
+    pred = read_label_map(pred_path)
+    check_same_grid(pred, ref, pred_path, ref_path)
+    if labels is None:
+        labels = sorted(present_labels(ref.array) | present_labels(pred.array))
+    metrics = evaluate_label_maps(
+        pred.array, ref.array, ref.spacing_mm, labels, tolerances.for_labels(labels)
+    )
+    return CaseResult(
+        case_id=cid,
+        metrics=metrics,
+        spacing_mm=ref.spacing_mm,
+        prediction_file=str(pred_path),
+        reference_file=str(ref_path),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _evaluate_or_fail(
+    cid: str, pred_path: Path, ref_path: Path, labels: Sequence[int] | None, tolerances: NsdTolerances
+) -> CaseResult | CaseFailure:
+    try:
+        return evaluate_case_files(cid, pred_path, ref_path, labels, tolerances)
+    except (InputError, OSError, ValueError) as exc:
+        return CaseFailure(cid, str(exc))
+
+
+def evaluate_folders(
+    pred_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    label_names: Mapping[int, str] | None = None,
+    tolerances: NsdTolerances | None = None,
+    workers: int = 1,
+) -> EvaluationRun:
+    """Evaluate every reference case in ``gt_dir`` against its prediction in ``pred_dir``.
+
+    Args:
+        pred_dir: folder of predicted label maps named like the references.
+        gt_dir: folder of reference label maps (or an MSD dataset folder with ``labelsTr``).
+        label_names: ``{label value: name}`` of the classes to evaluate; None evaluates the
+            values found in the files and names them ``label_<value>``.
+        tolerances: NSD tolerances in mm (default: ``DEFAULT_NSD_TOLERANCE_MM`` for all).
+        workers: cases evaluated in parallel processes (1: in this process).
+
+    Returns:
+        An :class:`EvaluationRun`; results and failures sorted by case id.
+    """
+    tolerances = tolerances or NsdTolerances()
+    references = list_cases(gt_dir)
+    if not references:
+        raise InputError("no reference label maps (.nii.gz, .nii, .nrrd, .mha, .mhd)", gt_dir)
+    predictions = list_cases(pred_dir)
+    labels = sorted(label_names) if label_names else None
+    failures = [CaseFailure(cid, f"missing prediction (no {cid}.* in {pred_dir})") for cid in references if cid not in predictions]
+    jobs = [(cid, predictions[cid], references[cid], labels, tolerances) for cid in references if cid in predictions]
+    outcomes: list[CaseResult | CaseFailure]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            outcomes = list(pool.map(_evaluate_or_fail, *zip(*jobs)))
+    else:
+        outcomes = [_evaluate_or_fail(*job) for job in jobs]
+    results = [o for o in outcomes if isinstance(o, CaseResult)]
+    failures += [o for o in outcomes if isinstance(o, CaseFailure)]
+    for result in results:
+        logger.debug("%s: %.2f s", result.case_id, result.seconds)
+    names = dict(label_names) if label_names else {
+        label: f"label_{label}" for label in sorted({k for r in results for k in r.metrics})
+    }
+    if not label_names:  # classes a case lacks on both sides are "both empty" there
+        for result in results:
+            missing = [label for label in names if label not in result.metrics]
+            if missing:
+                fill = evaluate_label_maps(
+                    np.zeros((1,), np.uint8), np.zeros((1,), np.uint8), (1.0,), missing,
+                    tolerances.for_labels(missing),
+                )
+                result.metrics = dict(sorted({**result.metrics, **fill}.items()))
+    return EvaluationRun(
+        results=sorted(results, key=lambda r: r.case_id),
+        failures=sorted(failures, key=lambda f: f.case_id),
+        label_names=names,
+        prediction_dir=str(pred_dir),
+        reference_dir=str(gt_dir),
+        unmatched_predictions=sorted(set(predictions) - set(references)),
+    )
