@@ -1,0 +1,441 @@
+"""Tests of monai_attn.evaluation and ``monai-attn evaluate``.
+
+Known values come from hand-made masks (a cube shifted by k voxels with anisotropic spacing)
+and from MONAI's DiceMetric, HausdorffDistanceMetric and SurfaceDiceMetric, which compute the
+same quantities on full volumes with a different algorithm (KD-tree over edge voxels).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from scipy import ndimage
+
+from monai_attn.cli import main
+from monai_attn.errors import InputError
+from monai_attn.evaluation import (
+    CaseResult,
+    MultiOrganMetric,
+    ReportWriter,
+    class_metrics,
+    evaluate_folders,
+    evaluate_label_maps,
+    paired_differences,
+    parse_label_spec,
+    parse_tolerances,
+    read_label_map,
+    read_label_names,
+    write_report,
+)
+from monai_attn.evaluation.cases import evaluate_case_files
+from monai_attn.evaluation.labels import NsdTolerances
+
+SPACING = (2.5, 0.8, 0.8)  # mm along array axes 0, 1, 2
+
+
+def shifted_cubes(n: int = 10, k: int = 2, axis: int = 0, size: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """A cube of side n voxels (reference) and the same cube shifted by k voxels along ``axis``."""
+    ref = np.zeros((size,) * 3, dtype=bool)
+    ref[5 : 5 + n, 5 : 5 + n, 5 : 5 + n] = True
+    return np.roll(ref, k, axis=axis), ref
+
+
+def random_label_map(rng: np.random.Generator, shape: tuple[int, ...], n_labels: int = 3) -> np.ndarray:
+    """Blobby label map: smoothed noise thresholded per label, later labels drawn over earlier."""
+    labels = np.zeros(shape, dtype=np.uint8)
+    for label in range(1, n_labels + 1):
+        blob = ndimage.gaussian_filter(rng.random(shape), sigma=rng.uniform(1.5, 3.0)) > 0.52
+        labels[blob] = label
+    return labels
+
+
+def write_nifti(array: np.ndarray, path: Path, spacing_xyz=(0.8, 0.8, 2.5), origin=(10.0, -20.0, 5.0)) -> Path:
+    """Write a (z, y, x) array as NIfTI with the given (x, y, z) spacing and origin."""
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing_xyz)
+    image.SetOrigin(origin)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+# --- hand-made masks with known values -------------------------------------------------------
+
+
+def test_shifted_cube_along_coarse_axis_has_known_metrics() -> None:
+    n, k = 10, 2
+    pred, ref = shifted_cubes(n, k, axis=0)
+    m = class_metrics(pred, ref, SPACING, nsd_tolerance_mm=0.5)
+    assert m.dice == pytest.approx((n - k) / n)
+    assert m.iou == pytest.approx((n - k) / (n + k))
+    assert m.precision == pytest.approx((n - k) / n) and m.recall == pytest.approx((n - k) / n)
+    voxel_ml = 2.5 * 0.8 * 0.8 / 1000
+    assert m.volume_ref_ml == pytest.approx(n**3 * voxel_ml) and m.volume_diff_ml == pytest.approx(0.0)
+    # The top face (n^2 of n^3 - (n-2)^3 surface voxels, > 5 %) lies k slices of 2.5 mm away,
+    # and no surface voxel is farther: HD95 = k * 2.5 mm.
+    assert m.hd95_mm == pytest.approx(k * 2.5)
+    # Below the smallest non-zero distance (0.8 mm) only coinciding surface voxels count:
+    # the side rings of the n - k overlapping slices, on both cubes.
+    surface_voxels = n**3 - (n - 2) ** 3
+    assert m.nsd == pytest.approx(4 * (n - 1) * (n - k) / surface_voxels)
+    assert class_metrics(pred, ref, SPACING, nsd_tolerance_mm=k * 2.5).nsd == pytest.approx(1.0)
+
+
+def test_shifted_cube_along_fine_axis_uses_that_axis_spacing() -> None:
+    pred, ref = shifted_cubes(10, 3, axis=2)
+    assert class_metrics(pred, ref, SPACING, 1.0).hd95_mm == pytest.approx(3 * 0.8)
+    pred, ref = shifted_cubes(10, 3, axis=1)
+    assert class_metrics(pred, ref, (1.0, 1.7, 1.0), 1.0).hd95_mm == pytest.approx(3 * 1.7)
+
+
+def test_identical_masks_are_perfect() -> None:
+    _, ref = shifted_cubes()
+    m = class_metrics(ref, ref, SPACING, 0.0)
+    assert (m.dice, m.iou, m.hd95_mm, m.nsd, m.status) == (1.0, 1.0, 0.0, 1.0, "ok")
+
+
+# --- agreement with MONAI ---------------------------------------------------------------------
+
+
+def _one_hot(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    return torch.from_numpy(np.stack([labels == c for c in range(n_classes)])[None].astype(np.float32))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_agrees_with_monai_metrics_on_random_shapes(seed: int) -> None:
+    from monai.metrics import DiceMetric, HausdorffDistanceMetric, SurfaceDiceMetric
+
+    rng = np.random.default_rng(seed)
+    shape = (18, 30, 26)  # blobs touch the image border too: border voxels are surface
+    spacing = tuple(float(s) for s in rng.uniform(0.6, 2.6, 3))
+    ref, pred = random_label_map(rng, shape), random_label_map(rng, shape)
+    tolerances = {1: 1.3, 2: 2.1, 3: 0.9}
+    ours = evaluate_label_maps(pred, ref, spacing, [1, 2, 3], tolerances)
+
+    y_pred, y = _one_hot(pred, 4), _one_hot(ref, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dice = DiceMetric(include_background=False, reduction="none")(y_pred, y)[0]
+        hd95 = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")(
+            y_pred, y, spacing=spacing
+        )[0]
+        nsd = SurfaceDiceMetric([tolerances[c] for c in (1, 2, 3)], include_background=False, reduction="none")(
+            y_pred, y, spacing=spacing
+        )[0]
+    for i, label in enumerate((1, 2, 3)):
+        assert ours[label].status == "ok"
+        assert ours[label].dice == pytest.approx(float(dice[i]), rel=1e-6)
+        assert ours[label].hd95_mm == pytest.approx(float(hd95[i]), rel=1e-5)
+        assert ours[label].nsd == pytest.approx(float(nsd[i]), rel=1e-6)
+
+
+def test_agrees_with_monai_on_2d_masks() -> None:
+    from monai.metrics import compute_hausdorff_distance
+
+    rng = np.random.default_rng(7)
+    ref, pred = random_label_map(rng, (60, 50), 1), random_label_map(rng, (60, 50), 1)
+    ours = class_metrics(pred == 1, ref == 1, (0.5, 0.3), 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = compute_hausdorff_distance(_one_hot(pred, 2), _one_hot(ref, 2), percentile=95, spacing=(0.5, 0.3))
+    assert ours.hd95_mm == pytest.approx(float(theirs[0, 0]), rel=1e-5)
+
+
+# --- empty classes ------------------------------------------------------------------------------
+
+
+def test_empty_class_policy_for_every_combination() -> None:
+    empty = np.zeros((12, 12, 12), dtype=bool)
+    _, full = shifted_cubes(4, 0, size=12)
+    both = class_metrics(empty, empty, SPACING, 1.0)
+    assert both.status == "both_empty"
+    assert all(math.isnan(v) for v in (both.dice, both.iou, both.precision, both.recall, both.hd95_mm, both.nsd))
+
+    spurious = class_metrics(full, empty, SPACING, 1.0)
+    assert spurious.status == "spurious"
+    assert (spurious.dice, spurious.iou, spurious.precision, spurious.nsd) == (0.0, 0.0, 0.0, 0.0)
+    assert math.isnan(spurious.recall) and math.isnan(spurious.hd95_mm)
+    assert spurious.volume_ref_ml == 0.0 and spurious.volume_pred_ml > 0
+
+    missed = class_metrics(empty, full, SPACING, 1.0)
+    assert missed.status == "missed"
+    assert (missed.dice, missed.iou, missed.recall, missed.nsd) == (0.0, 0.0, 0.0, 0.0)
+    assert math.isnan(missed.precision) and math.isnan(missed.hd95_mm)
+
+
+def test_empty_classes_in_summary_means_and_columns(tmp_path: Path) -> None:
+    _, cube = shifted_cubes(6, 0, size=16)
+    empty = np.zeros_like(cube)
+    pred_ok, _ = shifted_cubes(6, 1, axis=0, size=16)
+    cases = {  # case: (prediction, reference) of class 1
+        "a": (pred_ok, cube),
+        "b": (empty, cube),  # missed
+        "c": (cube, empty),  # spurious
+        "d": (empty, empty),  # both empty
+    }
+    results = [
+        CaseResult(cid, evaluate_label_maps(p.astype(np.uint8), r.astype(np.uint8), SPACING, [1], 1.0), SPACING)
+        for cid, (p, r) in cases.items()
+    ]
+    write_report(results, tmp_path, {1: "spleen"})
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    counts = summary["cases_per_class"]["spleen"]
+    assert counts == {"ok": 1, "missed": 1, "spurious": 1, "both_empty": 1, "n": 3}
+    dice_a = results[0].metrics[1].dice
+    assert summary["mean"]["spleen"]["dice"] == pytest.approx((dice_a + 0 + 0) / 3)  # d left out
+    assert summary["mean"]["spleen"]["hd95_mm"] == pytest.approx(2.5)  # only case a has HD95
+    per_case = {c["case_id"]: c["metrics"]["spleen"] for c in summary["metric_per_case"]}
+    assert per_case["d"]["dice"] is None and per_case["b"]["hd95_mm"] is None  # NaN -> null
+    assert "missed" in (tmp_path / "summary.md").read_text()
+
+
+# --- files, grids, failures -------------------------------------------------------------------
+
+
+def test_read_label_map_orders_spacing_like_the_array(tmp_path: Path) -> None:
+    path = write_nifti(np.zeros((7, 6, 5), np.uint8), tmp_path / "x.nii.gz", spacing_xyz=(0.8, 0.7, 2.5))
+    label_map = read_label_map(path)
+    assert label_map.array.shape == (7, 6, 5)
+    assert label_map.spacing_mm == pytest.approx((2.5, 0.7, 0.8))
+    assert label_map.origin_mm == pytest.approx((10.0, -20.0, 5.0))
+
+
+def test_read_label_map_rejects_probabilities(tmp_path: Path) -> None:
+    path = write_nifti(np.full((4, 4, 4), 0.3, np.float32), tmp_path / "p.nii.gz")
+    with pytest.raises(InputError, match="non-integer"):
+        read_label_map(path)
+
+
+def test_cube_shift_along_file_z_axis_gives_slice_spacing(tmp_path: Path) -> None:
+    pred, ref = shifted_cubes(10, 2, axis=0)  # array axis 0 is the file's z axis (2.5 mm)
+    result = evaluate_case_files(
+        "c",
+        write_nifti(pred.astype(np.uint8), tmp_path / "p" / "c.nii.gz"),
+        write_nifti(ref.astype(np.uint8), tmp_path / "g" / "c.nii.gz"),
+        [1],
+        NsdTolerances(),
+    )
+    assert result.metrics[1].hd95_mm == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"spacing_xyz": (0.8, 0.8, 3.0)}, "spacing"),
+        ({"origin": (10.0, -20.0, 7.5)}, "origin"),
+        ({"shape": (9, 8, 8)}, "shape"),
+    ],
+)
+def test_grid_mismatch_is_refused_with_clear_message(tmp_path: Path, change: dict, message: str) -> None:
+    shape = change.pop("shape", (8, 8, 8))
+    ref = write_nifti(np.ones((8, 8, 8), np.uint8), tmp_path / "gt" / "c1.nii.gz")
+    pred = write_nifti(np.ones(shape, np.uint8), tmp_path / "pred" / "c1.nii.gz", **change)
+    with pytest.raises(InputError, match=f"c1.nii.gz: grid differs from reference c1.nii.gz: {message}"):
+        evaluate_case_files("c1", pred, ref, [1], NsdTolerances())
+    run = evaluate_folders(tmp_path / "pred", tmp_path / "gt", {1: "spleen"})
+    assert run.results == [] and [f.case_id for f in run.failures] == ["c1"]
+    assert message in run.failures[0].reason
+
+
+def _dataset(tmp_path: Path, n_cases: int = 4, missing: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    rng = np.random.default_rng(3)
+    for i in range(n_cases):
+        ref = random_label_map(rng, (12, 20, 20))
+        pred = np.where(ndimage.binary_dilation(ref > 0), np.maximum(ref, ndimage.grey_dilation(ref, 3)), 0)
+        write_nifti(ref, tmp_path / "gt" / f"case_{i}.nii.gz")
+        if f"case_{i}" not in missing:
+            write_nifti(pred.astype(np.uint8), tmp_path / "pred" / f"case_{i}.nii.gz")
+    return tmp_path / "pred", tmp_path / "gt"
+
+
+def test_missing_prediction_is_a_reported_failure(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pred, gt = _dataset(tmp_path, missing=("case_2",))
+    (pred / "extra.nii.gz").write_bytes((pred / "case_0.nii.gz").read_bytes())
+    code = main(["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(tmp_path / "r"), "--labels", "a=1,b=2,c=3"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "case_2: missing prediction" in captured.err
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert (summary["n_cases"], summary["n_evaluated"], summary["n_failed"]) == (4, 3, 1)
+    assert summary["unmatched_predictions"] == ["extra"]
+    assert "3 of 4 cases evaluated, 1 failed" in captured.out
+
+
+def test_report_files_contents(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pred, gt = _dataset(tmp_path)
+    (gt / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "spleen", "2": "kidney", "3": "pancreas"}}))
+    out = tmp_path / "report"
+    args = ["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(out), "--nsd-tolerance-mm", "spleen=1,kidney=1,pancreas=2"]
+    assert main([*args, "--workers", "2"]) == 0
+    stdout = capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} == {"summary.json", "per_case.csv", "summary.md", "boxplot.png"}
+    assert stdout.strip() == (out / "summary.md").read_text().strip()
+    assert (out / "boxplot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    rows = list(csv.DictReader((out / "per_case.csv").open()))
+    assert len(rows) == 4 * 3
+    assert {r["class"] for r in rows} == {"spleen", "kidney", "pancreas"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["labels"] == {"spleen": 1, "kidney": 2, "pancreas": 3}
+    assert summary["nsd_tolerance_mm"] == {"spleen": 1.0, "kidney": 1.0, "pancreas": 2.0}
+    for name in ("spleen", "kidney", "pancreas"):
+        dice = [float(r["dice"]) for r in rows if r["class"] == name]
+        assert summary["mean"][name]["dice"] == pytest.approx(np.nanmean(dice))
+        # per-case values equal a direct computation on the files
+        first = next(r for r in rows if r["class"] == name and r["case_id"] == "case_0")
+        ref, prd = read_label_map(gt / "case_0.nii.gz"), read_label_map(pred / "case_0.nii.gz")
+        label = summary["labels"][name]
+        direct = class_metrics(prd.array == label, ref.array == label, ref.spacing_mm, summary["nsd_tolerance_mm"][name])
+        assert float(first["hd95_mm"]) == pytest.approx(direct.hd95_mm)
+        assert float(first["nsd"]) == pytest.approx(direct.nsd)
+    fg = np.mean([summary["mean"][n]["dice"] for n in ("spleen", "kidney", "pancreas")])
+    assert summary["foreground_mean"]["dice"] == pytest.approx(fg)
+    assert "| spleen (1) |" in stdout and "foreground mean" in stdout
+
+    # Serial and parallel evaluation give the same numbers.
+    assert main([*args, "--workers", "1", "-o", str(tmp_path / "serial")]) == 0
+    serial = json.loads((tmp_path / "serial" / "summary.json").read_text())
+    assert serial["mean"] == summary["mean"]
+
+
+def test_labels_found_in_files_when_none_given(tmp_path: Path) -> None:
+    ref = np.zeros((8, 8, 8), np.uint8)
+    ref[1:4, 1:4, 1:4] = 1
+    write_nifti(ref, tmp_path / "gt" / "a.nii.gz")
+    pred = ref.copy()
+    pred[5:7, 5:7, 5:7] = 4
+    write_nifti(pred, tmp_path / "pred" / "a.nii.gz")
+    write_nifti(ref, tmp_path / "gt" / "b.nii.gz")
+    write_nifti(ref, tmp_path / "pred" / "b.nii.gz")
+    run = evaluate_folders(tmp_path / "pred", tmp_path / "gt")
+    assert run.label_names == {1: "label_1", 4: "label_4"}
+    assert run.results[0].metrics[4].status == "spurious"
+    assert run.results[1].metrics[4].status == "both_empty"
+
+
+# --- comparison -------------------------------------------------------------------------------
+
+
+def test_paired_comparison_wilcoxon_exact_p_value(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _, ref = shifted_cubes(8, 0, size=20)
+    results_a, results_b = [], []
+    for i in range(6):  # B is better than A in all 6 cases: exact two-sided p = 2 / 2**6
+        pred_a, _ = shifted_cubes(8, 2 + i % 2, axis=0, size=20)
+        pred_b, _ = shifted_cubes(8, 1, axis=0, size=20)
+        results_a.append(CaseResult(f"c{i}", {1: class_metrics(pred_a, ref, SPACING, 1.0)}, SPACING))
+        results_b.append(CaseResult(f"c{i}", {1: class_metrics(pred_b, ref, SPACING, 1.0)}, SPACING))
+    rows = {r.metric: r for r in paired_differences(results_a, results_b, {1: "spleen"})}
+    assert rows["dice"].n_pairs == 6 and rows["dice"].b_better == 6
+    assert rows["dice"].p_value == pytest.approx(2 / 2**6)
+    assert rows["hd95_mm"].mean_diff == pytest.approx(2.5 - np.mean([5.0, 7.5] * 3))
+    assert rows["hd95_mm"].b_better == 6
+    # identical methods: no differences, p = 1
+    same = paired_differences(results_a, results_a, {1: "spleen"})
+    assert all(r.p_value == 1.0 and r.mean_diff == 0.0 for r in same)
+
+
+def test_compare_mode_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pred, gt = _dataset(tmp_path, n_cases=3)
+    other = tmp_path / "other"
+    other.mkdir()
+    for path in gt.iterdir():  # a perfect second method
+        (other / path.name).write_bytes(path.read_bytes())
+    out = tmp_path / "cmp"
+    code = main(["evaluate", "--pred", str(pred), "--pred", str(other), "--gt", str(gt), "-o", str(out), "--labels", "a=1,b=2,c=3", "--workers", "1"])
+    assert code == 0
+    assert (out / "pred" / "summary.json").is_file() and (out / "other" / "summary.json").is_file()
+    rows = list(csv.DictReader((out / "comparison.csv").open()))
+    dice = {r["class_name"]: r for r in rows if r["metric"] == "dice"}
+    assert float(dice["a"]["mean_b"]) == pytest.approx(1.0)
+    assert float(dice["a"]["p_value"]) == pytest.approx(0.25)  # 3 pairs all one sign, exact two-sided
+    assert "Paired comparison: B = other vs A = pred" in capsys.readouterr().out
+
+
+# --- labels and tolerances ----------------------------------------------------------------------
+
+
+def test_label_and_tolerance_parsing(tmp_path: Path) -> None:
+    assert parse_label_spec("spleen=1, kidney=2,pancreas=3") == {1: "spleen", 2: "kidney", 3: "pancreas"}
+    for bad, message in (("spleen", "NAME=VALUE"), ("spleen=x", "integer"), ("a=1,b=1", "twice"), ("bg=0", "background")):
+        with pytest.raises(InputError, match=message):
+            parse_label_spec(bad)
+    msd = tmp_path / "dataset.json"
+    msd.write_text(json.dumps({"labels": {"0": "background", "1": "spleen"}}))
+    assert read_label_names(msd) == {1: "spleen"}
+    msd.write_text(json.dumps({"labels": {"background": 0, "kidney": 2}}))
+    assert read_label_names(msd) == {2: "kidney"}
+    meta = tmp_path / "metadata.json"
+    meta.write_text(json.dumps({"network_data_format": {"outputs": {"pred": {"channel_def": {"0": "background", "3": "pancreas"}}}}}))
+    assert read_label_names(meta) == {3: "pancreas"}
+
+    names = {1: "spleen", 2: "kidney", 3: "pancreas"}
+    assert parse_tolerances("spleen=1,kidney=1,pancreas=2", names).for_labels([1, 2, 3]) == {1: 1.0, 2: 1.0, 3: 2.0}
+    assert parse_tolerances("3,spleen=1", names).for_labels([1, 2]) == {1: 1.0, 2: 3.0}
+    assert parse_tolerances(None, names).for_labels([3]) == {3: 2.0}
+    with pytest.raises(InputError, match="unknown class 'liver'"):
+        parse_tolerances("liver=1", names)
+
+
+# --- bundle metric and handler --------------------------------------------------------------------
+
+
+def test_multi_organ_metric_in_an_ignite_evaluator(tmp_path: Path) -> None:
+    from ignite.engine import Engine
+    from monai.data import MetaTensor
+    from monai.handlers import IgniteMetricHandler, from_engine
+
+    rng = np.random.default_rng(5)
+    spacing = (1.5, 0.9, 0.9)
+    affine = torch.diag(torch.tensor([*spacing, 1.0], dtype=torch.float64))
+    pairs = [(random_label_map(rng, (14, 16, 16)), random_label_map(rng, (14, 16, 16))) for _ in range(3)]
+    names = {"1": "spleen", "2": "kidney", "3": "pancreas"}
+
+    def step(engine: Engine, index: int) -> dict:
+        pred, ref = pairs[index]
+        label = MetaTensor(torch.from_numpy(ref[None, None]).float(), affine=affine, meta={"filename_or_obj": [f"/d/case_{index}.nii.gz"]})
+        one_hot_pred = torch.nn.functional.one_hot(torch.from_numpy(pred).long(), 4).permute(3, 0, 1, 2)[None].float()
+        return {"pred": one_hot_pred, "label": label}
+
+    metric = MultiOrganMetric(names, nsd_tolerance_mm={"1": 1.0, "3": 2.0})
+    engine = Engine(step)
+    IgniteMetricHandler(metric, output_transform=from_engine(["pred", "label"])).attach(engine, "mean_dice")
+    ReportWriter(metric, tmp_path / "report").attach(engine)
+    engine.run(list(range(3)), max_epochs=1)
+
+    results = metric.case_results()
+    assert [r.case_id for r in results] == ["case_0", "case_1", "case_2"]
+    expected = [evaluate_label_maps(p, r, spacing, [1, 2, 3], {1: 1.0, 2: 2.0, 3: 2.0}) for p, r in pairs]
+    for result, direct in zip(results, expected):
+        assert result.spacing_mm == pytest.approx(spacing)
+        for label in (1, 2, 3):
+            assert result.metrics[label] == direct[label]
+    fg_dice = np.mean([np.nanmean([e[label].dice for e in expected]) for label in (1, 2, 3)])
+    assert engine.state.metrics["mean_dice"] == pytest.approx(fg_dice)
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["foreground_mean"]["dice"] == pytest.approx(fg_dice)
+
+
+# --- speed ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_large_case_takes_seconds() -> None:
+    """3 organs on a 512x512x200 grid at 0.8x0.8x2.5 mm, prediction shifted by (2, 1, 1) voxels."""
+    x, y, z = np.ogrid[:512, :512, :200]
+    ref = np.zeros((512, 512, 200), np.uint8)
+    for label, centre, radii in ((1, (150, 300, 100), (70, 60, 30)), (2, (350, 300, 90), (40, 35, 25)), (3, (260, 200, 100), (80, 20, 12))):
+        ref[((x - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2 + ((z - centre[2]) / radii[2]) ** 2 <= 1] = label
+    pred = np.roll(ref, (2, -1, 1), axis=(0, 1, 2))
+    start = time.perf_counter()
+    metrics = evaluate_label_maps(pred, ref, (0.8, 0.8, 2.5), [1, 2, 3], 2.0)
+    assert time.perf_counter() - start < 20
+    assert all(m.status == "ok" and m.hd95_mm == pytest.approx(2.5, abs=0.3) for m in metrics.values())
