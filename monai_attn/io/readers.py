@@ -1,0 +1,319 @@
+"""Image readers that keep geometry: NIfTI, NRRD/MetaImage, DICOM series, 2-D PNG/JPEG/TIFF.
+
+Two MONAI :class:`~monai.data.ImageReader` subclasses and one function:
+
+- :class:`SimpleITKReader` reads NRRD (.nrrd/.nhdr), MetaImage (.mha/.mhd) and DICOM
+  (a series folder or a single file) with SimpleITK; MONAI's own ``ITKReader`` needs the
+  ``itk`` package, which this project does not use.
+- :class:`MedicalImageReader` is the reader for pipelines: it picks the backend from the path
+  (NIfTI: MONAI ``NibabelReader``; 2-D images: MONAI ``PILReader``; the rest:
+  :class:`SimpleITKReader`) and turns bad input (empty or truncated files, files that are
+  not images, 4-D images, NaNs) into one-line :class:`~monai_attn.errors.InputError` messages.
+  Use it as ``LoadImaged(keys, reader=MedicalImageReader(expect="ct"))`` or, in a bundle
+  config, ``"reader": "monai_attn.io.readers.MedicalImageReader"``.
+- :func:`load_image` reads one image as a channel-first ``MetaTensor``.
+
+Conventions are MONAI's (as ``NibabelReader``/``ITKReader``): the array keeps the file's voxel
+order, index ``(i, j, k)``; ``meta["affine"]`` and ``meta["original_affine"]`` map voxel
+indices to RAS world coordinates in mm; ``meta["spatial_shape"]`` is the file's grid;
+``meta["spacing"]`` the voxel size in mm at read time (``MetaTensor.pixdim`` follows later
+resampling); ``meta["filename_or_obj"]`` the path. DICOM series add ``dicom_series_uid``,
+``dicom_modality``, ``dicom_series_description`` and ``dicom_files`` (source files in volume
+slice order).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import SimpleITK as sitk
+from monai.data import ImageReader, MetaTensor, NibabelReader, PILReader
+from monai.data.utils import affine_to_spacing, orientation_ras_lps
+from monai.transforms import LoadImage
+from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
+from PIL import Image
+
+from monai_attn.errors import InputError
+from monai_attn.io.dicom import DicomVolume, is_dicom_file, read_dicom_series
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+SITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
+PLANAR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
+SUPPORTED = "NIfTI, NRRD, MetaImage, DICOM, PNG, JPEG, TIFF, BMP or GIF"
+
+Expect = Literal["ct", "2d"] | None
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def _reason(err: BaseException) -> str:
+    """A one-line, bounded description of a third-party exception."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _sitk_array_and_meta(image: sitk.Image) -> tuple[np.ndarray, dict]:
+    """Array in ITK index order (i, j, k[, channel]) and MONAI meta with the RAS affine."""
+    ndim = image.GetDimension()
+    array = sitk.GetArrayFromImage(image)  # numpy order (k, j, i[, channel])
+    channels = image.GetNumberOfComponentsPerPixel()
+    axes = list(range(ndim))[::-1] + ([ndim] if channels > 1 else [])
+    array = np.ascontiguousarray(np.transpose(array, axes))
+    spacing = np.asarray(image.GetSpacing(), dtype=np.float64)
+    affine = np.eye(ndim + 1)
+    affine[:ndim, :ndim] = np.asarray(image.GetDirection(), dtype=np.float64).reshape(ndim, ndim) @ np.diag(spacing)
+    affine[:ndim, -1] = image.GetOrigin()
+    affine = orientation_ras_lps(affine)
+    meta = {
+        MetaKeys.AFFINE: affine,
+        MetaKeys.ORIGINAL_AFFINE: affine.copy(),
+        MetaKeys.SPATIAL_SHAPE: np.asarray(image.GetSize()),
+        MetaKeys.SPACE: SpaceKeys.RAS,
+        MetaKeys.ORIGINAL_CHANNEL_DIM: float("nan") if channels == 1 else -1,
+        "spacing": spacing,
+    }
+    return array, meta
+
+
+class SimpleITKReader(ImageReader):
+    """Read NRRD, MetaImage and DICOM (series folder or single file) with SimpleITK.
+
+    DICOM goes through :func:`monai_attn.io.dicom.read_dicom_series` (series selection, slice
+    ordering by position, HU rescale, gap and tilt checks). Arrays come back in ITK index
+    order (i, j, k), channel last for vector images, with a RAS affine, as MONAI's
+    ``ITKReader`` does.
+
+    Args:
+        series_uid: SeriesInstanceUID to read from folders holding several series.
+
+    Example::
+
+        LoadImaged("image", reader=SimpleITKReader())({"image": "ct.nrrd"})
+    """
+
+    def __init__(self, series_uid: str | None = None) -> None:
+        super().__init__()
+        self.series_uid = series_uid
+
+    def verify_suffix(self, filename: Sequence[os.PathLike | str] | os.PathLike | str) -> bool:
+        """True for NRRD/MetaImage/.dcm files, DICOM files without extension and folders."""
+        return all(
+            Path(f).is_dir() or _suffix(Path(f)) in SITK_SUFFIXES or is_dicom_file(f) for f in ensure_tuple(filename)
+        )
+
+    def read(self, data: Sequence[os.PathLike | str] | os.PathLike | str, **kwargs: Any) -> sitk.Image | DicomVolume:
+        """Read one path: a DICOM folder or file gives a :class:`DicomVolume`, others a SimpleITK image."""
+        paths = ensure_tuple(data)
+        if len(paths) != 1:
+            raise InputError(f"SimpleITKReader reads one image at a time; got {len(paths)} paths")
+        path = Path(paths[0])
+        if path.is_dir() or _suffix(path) == ".dcm" or is_dicom_file(path):
+            return read_dicom_series(path, series_uid=self.series_uid)
+        try:
+            return sitk.ReadImage(str(path))
+        except RuntimeError as err:
+            raise InputError(f"not a readable image ({_reason(err)})", path=path) from err
+
+    def get_data(self, img: sitk.Image | DicomVolume) -> tuple[np.ndarray, dict]:
+        """Array (i, j, k[, channel]) and MONAI meta (RAS affine, spatial_shape, spacing, DICOM fields)."""
+        if not isinstance(img, DicomVolume):
+            return _sitk_array_and_meta(img)
+        array, meta = _sitk_array_and_meta(img.image)
+        meta.update(
+            dicom_series_uid=img.series.uid,
+            dicom_modality=img.series.modality,
+            dicom_series_description=img.series.description,
+            dicom_files=[str(f) for f in img.slice_files],
+            dicom_resampled=img.resampled,
+            dicom_tilt_corrected=img.tilt_corrected,
+        )
+        return array, meta
+
+
+def _planar_converter(image: Image.Image) -> Image.Image:
+    """Bring PIL modes to gray ("L", "I;16", "I", "F") or "RGB" (palette, binary, alpha, CMYK)."""
+    if image.mode in ("L", "RGB", "I", "I;16", "F"):
+        return image
+    if image.mode in ("1", "P", "LA"):
+        return image.convert("L")
+    return image.convert("RGB")
+
+
+@dataclass
+class _Source:
+    """One path read by a backend, before its pixel data is fetched."""
+
+    path: Path
+    backend: ImageReader
+    obj: Any
+
+
+class MedicalImageReader(ImageReader):
+    """The project's reader: any supported format, with geometry, and clear errors.
+
+    Picks the backend from the path: NIfTI (.nii, .nii.gz) with MONAI ``NibabelReader``;
+    PNG/JPEG/TIFF/BMP/GIF with MONAI ``PILReader`` (palette, binary and alpha images become
+    gray or RGB); NRRD, MetaImage, DICOM folders and DICOM files with :class:`SimpleITKReader`.
+    Several paths are stacked as channels (same grid required), like MONAI readers.
+
+    Args:
+        expect: what the image must be. ``"ct"``: a 3-D single-channel volume; ``"2d"``: a 2-D
+            image (gray or RGB); ``None``: a 2-D image or a 3-D volume.
+        series_uid: SeriesInstanceUID to read from DICOM folders holding several series.
+
+    Raises (from ``read``/``get_data``) :class:`InputError` naming the file for: a missing or
+    empty file, a file that is not an image, a truncated or corrupt file, an image of the wrong
+    dimensionality (``image is 4-D (512, 512, 90, 2); expected a 3-D CT volume``), NaN or
+    infinite voxels, and the DICOM problems listed in :mod:`monai_attn.io.dicom`.
+
+    Example::
+
+        LoadImaged(("image", "label"), reader=MedicalImageReader(expect="ct"), ensure_channel_first=True)
+    """
+
+    def __init__(self, expect: Expect = None, series_uid: str | None = None) -> None:
+        super().__init__()
+        if expect not in ("ct", "2d", None):
+            raise ValueError(f"expect must be 'ct', '2d' or None, got {expect!r}")
+        self.expect = expect
+        self.series_uid = series_uid
+
+    def verify_suffix(self, filename: Sequence[os.PathLike | str] | os.PathLike | str) -> bool:
+        """True when every path is a supported file type, a DICOM file or a folder."""
+        return all(
+            Path(f).is_dir() or _suffix(Path(f)) in NIFTI_SUFFIXES + SITK_SUFFIXES + PLANAR_SUFFIXES or is_dicom_file(f)
+            for f in ensure_tuple(filename)
+        )
+
+    def read(self, data: Sequence[os.PathLike | str] | os.PathLike | str, **kwargs: Any) -> list[_Source]:
+        """Open each path, check it is an image of the expected kind; pixel data is fetched in ``get_data``."""
+        return [self._open(Path(p)) for p in ensure_tuple(data)]
+
+    def _open(self, path: Path) -> _Source:
+        if not path.exists():
+            raise InputError("no such file or folder", path=path)
+        if path.is_file() and path.stat().st_size == 0:
+            raise InputError("file is empty (0 bytes)", path=path)
+        suffix = _suffix(path)
+        if suffix in NIFTI_SUFFIXES:
+            backend: ImageReader = NibabelReader(squeeze_non_spatial_dims=True)
+            try:
+                obj = backend.read(path)
+            except Exception as err:  # nibabel raises many types for non-NIfTI content
+                raise InputError(f"not a readable NIfTI image ({_reason(err)})", path=path) from err
+            shape = tuple(int(s) for s in obj.shape)
+            while len(shape) > 3 and shape[-1] == 1:
+                shape = shape[:-1]
+            self._check_dims(path, shape, 1)
+        elif suffix in PLANAR_SUFFIXES:
+            backend = PILReader(converter=_planar_converter)
+            try:
+                with Image.open(path) as probe:
+                    pages = getattr(probe, "n_frames", 1)
+                obj = backend.read(path)
+            except Exception as err:  # PIL raises UnidentifiedImageError, OSError, SyntaxError...
+                raise InputError(f"not a readable image ({_reason(err)})", path=path) from err
+            if pages > 1:
+                raise InputError(f"multi-page image ({pages} pages); expected one 2-D image per file", path=path)
+            self._check_dims(path, (obj.width, obj.height), len(obj.getbands()))
+        elif path.is_dir() or suffix in SITK_SUFFIXES or is_dicom_file(path):
+            backend = SimpleITKReader(series_uid=self.series_uid)
+            obj = backend.read(path)
+            image = obj.image if isinstance(obj, DicomVolume) else obj
+            self._check_dims(path, image.GetSize(), image.GetNumberOfComponentsPerPixel())
+        else:
+            raise InputError(f"not an image: unsupported file type '{suffix or path.name}' (expected {SUPPORTED})", path=path)
+        return _Source(path=path, backend=backend, obj=obj)
+
+    def _check_dims(self, path: Path, shape: Sequence[int], channels: int) -> None:
+        """Raise InputError unless the grid (and channel count) is what ``expect`` asks for."""
+        shape = tuple(int(s) for s in shape)
+        ndim = len(shape)
+        if self.expect == "ct":
+            if ndim != 3:
+                raise InputError(f"image is {ndim}-D {shape}; expected a 3-D CT volume", path=path)
+            if channels != 1:
+                raise InputError(f"image has {channels} values per voxel; expected a single-channel CT volume", path=path)
+        elif self.expect == "2d":
+            if ndim != 2:
+                raise InputError(f"image is {ndim}-D {shape}; expected a 2-D image", path=path)
+        elif ndim not in (2, 3):
+            raise InputError(f"image is {ndim}-D {shape}; expected a 2-D image or a 3-D volume", path=path)
+
+    def get_data(self, img: list[_Source]) -> tuple[np.ndarray, dict]:
+        """Fetch pixel data; returns (array, meta) as MONAI readers do (channels stacked first if several)."""
+        arrays, metas = [], []
+        for source in img:
+            try:
+                array, meta = source.backend.get_data(source.obj)
+            except InputError:
+                raise
+            except Exception as err:  # truncated gzip (EOFError), zlib.error, short reads (ValueError/OSError)
+                raise InputError(f"file is truncated or corrupt ({_reason(err)})", path=source.path) from err
+            array = np.asarray(array)
+            if np.issubdtype(array.dtype, np.floating):
+                bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+                if bad:
+                    raise InputError(f"image contains {bad} NaN or infinite voxels", path=source.path)
+            if MetaKeys.ORIGINAL_AFFINE in meta:
+                meta["spacing"] = affine_to_spacing(meta[MetaKeys.ORIGINAL_AFFINE], r=len(meta[MetaKeys.SPATIAL_SHAPE]))
+            arrays.append(array)
+            metas.append(meta)
+        if len(arrays) == 1:
+            return arrays[0], metas[0]
+        return self._stack(img, arrays, metas)
+
+    @staticmethod
+    def _stack(sources: list[_Source], arrays: list[np.ndarray], metas: list[dict]) -> tuple[np.ndarray, dict]:
+        """Stack several single- or multi-channel images of one grid into (C, *spatial)."""
+        first = metas[0]
+        channel_first = []
+        for source, array, meta in zip(sources, arrays, metas):
+            if tuple(meta[MetaKeys.SPATIAL_SHAPE]) != tuple(first[MetaKeys.SPATIAL_SHAPE]) or (
+                MetaKeys.AFFINE in first and not np.allclose(meta[MetaKeys.AFFINE], first[MetaKeys.AFFINE], atol=1e-4)
+            ):
+                raise InputError(f"channel is not on the grid of {sources[0].path.name}", path=source.path)
+            channel_dim = meta[MetaKeys.ORIGINAL_CHANNEL_DIM]
+            channel_first.append(array[None] if np.isnan(channel_dim) else np.moveaxis(array, int(channel_dim), 0))
+        meta = dict(first)
+        meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = 0
+        return np.concatenate(channel_first, axis=0), meta
+
+
+def load_image(path: str | os.PathLike, series_uid: str | None = None, expect: Expect = None) -> MetaTensor:
+    """Read one image as a channel-first ``MetaTensor`` (C, *spatial), float32, with its geometry.
+
+    Equivalent to ``LoadImage(image_only=True, ensure_channel_first=True)`` with
+    :class:`MedicalImageReader`, but errors arrive as :class:`InputError` rather than MONAI's
+    generic ``RuntimeError``.
+
+    Args:
+        path: NIfTI, NRRD, MetaImage, DICOM series folder or file, or a 2-D PNG/JPEG/TIFF.
+        series_uid: SeriesInstanceUID when a DICOM folder holds several series.
+        expect: ``"ct"`` (3-D, one channel), ``"2d"`` or None (2-D or 3-D), see :class:`MedicalImageReader`.
+
+    Returns:
+        MetaTensor: a CT volume gives shape (1, i, j, k) in the file's voxel order, values in HU;
+        ``.affine``/``meta["original_affine"]`` are RAS voxel-to-world matrices (mm).
+
+    Example::
+
+        ct = load_image("case_001.nii.gz", expect="ct")
+        ct.shape, ct.pixdim  # (1, 512, 512, 90), tensor([0.78, 0.78, 2.5])
+    """
+    return _loader()(path, reader=MedicalImageReader(expect=expect, series_uid=series_uid))
+
+
+@cache
+def _loader() -> LoadImage:
+    """One shared MONAI loader; the reader is passed per call, so its registered readers are unused."""
+    return LoadImage(image_only=True, ensure_channel_first=True)

@@ -1,0 +1,96 @@
+"""Writing results on the grid of the image they came from.
+
+:func:`save_like` writes a NIfTI whose shape, spacing, origin and direction are those of the
+reference image as it was read (``meta["original_affine"]``, ``meta["spatial_shape"]``), so a
+segmentation overlays the user's original scan, whether that scan was NIfTI, NRRD or a DICOM
+series. Writes are atomic: a temporary file in the target folder is renamed over the target.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import numpy.typing as npt
+import torch
+from monai.data import MetaTensor
+from monai.data.utils import to_affine_nd
+from monai.utils import MetaKeys
+
+from monai_attn.errors import InputError
+
+
+def _reference_grid(reference: MetaTensor) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(4x4 RAS affine, spatial shape) of the reference as it was read."""
+    meta = reference.meta
+    if MetaKeys.ORIGINAL_AFFINE not in meta or MetaKeys.SPATIAL_SHAPE not in meta:
+        raise ValueError("reference has no 'original_affine'/'spatial_shape' meta; read it with monai_attn.io.load_image")
+    affine = np.asarray(meta[MetaKeys.ORIGINAL_AFFINE], dtype=np.float64)
+    shape = tuple(int(s) for s in np.asarray(meta[MetaKeys.SPATIAL_SHAPE]).ravel())
+    return to_affine_nd(3, affine), shape
+
+
+def save_like(
+    array: np.ndarray | torch.Tensor,
+    reference: MetaTensor,
+    path: str | os.PathLike,
+    dtype: npt.DTypeLike = np.uint8,
+) -> Path:
+    """Write ``array`` as a NIfTI on the reference image's original grid.
+
+    Args:
+        array: values in the reference's loaded voxel order (as :func:`~monai_attn.io.load_image`
+            returned it, or after MONAI ``Invertd``): shape ``spatial_shape`` or
+            ``(1, *spatial_shape)``.
+        reference: the image the array belongs to, read with
+            :func:`~monai_attn.io.load_image` / :class:`~monai_attn.io.MedicalImageReader`
+            (any later transforms are ignored: its ``original_affine`` is used).
+        path: output file, ``.nii`` or ``.nii.gz``; parent folders are created.
+        dtype: stored data type, ``np.uint8`` for label maps; values must fit in it.
+
+    Returns:
+        The written path.
+
+    Raises:
+        InputError: wrong suffix, several channels, a shape that is not the reference grid, or
+            values that do not fit ``dtype``.
+    """
+    path = Path(path)
+    if not path.name.lower().endswith((".nii", ".nii.gz")):
+        raise InputError("output must be a NIfTI file (.nii or .nii.gz)", path=path)
+    affine, shape = _reference_grid(reference)
+    data = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    if data.ndim == len(shape) + 1:
+        if data.shape[0] != 1:
+            raise InputError(f"array has {data.shape[0]} channels; save_like writes one", path=path)
+        data = data[0]
+    if tuple(data.shape) != shape:
+        source = reference.meta.get("filename_or_obj", "the reference")
+        raise InputError(
+            f"array shape {tuple(data.shape)} is not the grid {shape} of {source}; invert the transforms first",
+            path=path,
+        )
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer) and data.size:
+        data = np.rint(data) if np.issubdtype(data.dtype, np.floating) else data
+        info = np.iinfo(dtype)
+        if data.min() < info.min or data.max() > info.max:
+            raise InputError(f"values {data.min()}..{data.max()} do not fit {dtype.name}", path=path)
+    image = nib.Nifti1Image(data.astype(dtype), affine)
+    image.header.set_qform(affine, code=1)
+    image.header.set_sform(affine, code=1)
+    image.header.set_xyzt_units("mm", "sec")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp{suffix}"
+    try:
+        nib.save(image, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
