@@ -1,0 +1,427 @@
+"""The inference path from a CT scan to a label map on the scan's own grid.
+
+:class:`Segmenter` is the one implementation used by ``monai-attn segment`` and by the
+bundles' ``inference.json``. For one scan it
+
+1. reads it (:func:`monai_attn.io.load_image`: NIfTI, NRRD/MHA, DICOM series) in HU;
+2. crops it to the body (HU above ``air_threshold_hu``, plus ``crop_margin_mm``), orients it
+   RAS, resamples it to ``spacing_mm`` (bilinear) and scales ``hu_window`` to [0, 1] — the
+   training preprocessing, on the cropped scan only;
+3. runs the network over Gaussian-blended sliding windows (MONAI), skipping windows that
+   cover only air, under bf16/fp16 autocast where that is fast
+   (:mod:`monai_attn.inference.sliding_window`);
+4. takes the argmax on the network grid (uint8), cleans each organ
+   (:mod:`monai_attn.inference.postprocess`), and maps the labels back onto the input grid
+   by nearest neighbour through both grids' affines
+   (:func:`monai_attn.inference.resample.resample_to_grid`).
+
+Why labels and not probabilities are inverted: a uint8 label map is a quarter of one float
+class channel, so the inversion of a 512x512x600 scan costs 150 MB instead of 2.5 GB; the
+price is that organ borders are decided at the network's spacing (1.5-2 mm), which is
+what the network resolves anyway. Probabilities, when asked for, are resampled linearly.
+
+Example::
+
+    from monai_attn.inference import Segmenter
+    segmenter = Segmenter.from_bundle("bundles/abdomen_ct_attention_unet")
+    result = segmenter.segment("case_001.nii.gz")
+    result.labels.shape, result.windows_skipped, result.timings
+    segmenter.segment_to_file("case_001.nii.gz", "out/case_001.nii.gz", statistics=True)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.transforms import Orientation, ScaleIntensityRange, Spacing, SpatialCrop
+
+from monai_attn.errors import InputError
+from monai_attn.inference.devices import autocast_dtype, resolve_device, resolve_precision
+from monai_attn.inference.postprocess import OrganRule, default_ct_rules, parse_rules, postprocess_labels
+from monai_attn.inference.resample import resample_to_grid
+from monai_attn.inference.sliding_window import AirWindowTest, WindowPredictor, sliding_window_predict
+from monai_attn.io.statistics import organ_statistics
+
+logger = logging.getLogger(__name__)
+
+#: Label scheme of the abdominal CT bundle.
+CT_LABEL_NAMES: dict[int, str] = {1: "spleen", 2: "kidney", 3: "pancreas"}
+#: Voxels per chunk when reducing logits to labels/probabilities (bounds temporary memory).
+_CHUNK_VOXELS = 1 << 22
+
+
+@dataclass
+class SegmentationResult:
+    """What :meth:`Segmenter.segment` returns; arrays are on the input scan's grid.
+
+    Attributes:
+        image: the input scan as read, (1, X, Y, Z) in HU, with its affine and meta.
+        labels: (X, Y, Z) uint8 label map.
+        label_names: label value -> organ name.
+        probabilities: (X, Y, Z, classes) float16 softmax probabilities, or None.
+        attention_maps: one (X, Y, Z) float32 map of alpha in [0, 1] per attention gate
+            (finest gated level first), or None.
+        windows_run, windows_skipped: sliding windows run through the network / skipped as air.
+        timings: seconds per stage (read, preprocess, network, labels, postprocess, invert, total).
+        device, precision: where and in which precision the network ran.
+    """
+
+    image: MetaTensor
+    labels: np.ndarray
+    label_names: dict[int, str]
+    probabilities: np.ndarray | None = None
+    attention_maps: list[np.ndarray] | None = None
+    windows_run: int = 0
+    windows_skipped: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    def statistics(self) -> dict[str, dict[str, float | int | None]]:
+        """Each organ's volume (mL) and mean HU (see :func:`monai_attn.io.statistics.organ_statistics`)."""
+        return organ_statistics(self.labels, self.image.as_tensor()[0].numpy(), np.asarray(self.image.affine), self.label_names)
+
+
+class Segmenter:
+    """Sliding-window segmentation of CT scans with a trained network.
+
+    Args:
+        network: the segmentation network (a ``torch.nn.Module`` or TorchScript module)
+            returning logits (B, classes, *roi) in eval mode; put in eval mode, moved to the
+            device and converted to ``channels_last_3d`` here.
+        spacing_mm: voxel size (mm) the network was trained at; None keeps the scan's.
+        hu_window: (low, high) HU mapped to [0, 1] (clipped), as in training.
+        roi_size: sliding window size in voxels (each divisible by the network's divisor).
+        overlap: fraction of overlap between neighbouring windows.
+        sw_batch_size: windows per network call.
+        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see
+            :mod:`monai_attn.inference.devices`).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``...
+        tta: average the logits over the 8 mirror images of each window (8x the time).
+        skip_air_windows: do not run windows in which no input voxel is above
+            ``air_threshold_hu``.
+        air_threshold_hu: HU above which a voxel counts as body (air is -1000, lung about -800,
+            fat about -100).
+        crop_margin_mm: margin kept around the body's bounding box before resampling.
+        postprocess: True for the CT rules (largest component; kidney two; fill holes),
+            False/None for none, or a mapping label -> :class:`OrganRule` / its kwargs.
+        label_names: label value -> organ name (background 0 excluded).
+        num_classes: network output channels; default ``network.out_channels`` or
+            ``max(label_names) + 1``.
+        progress: show a progress bar over the windows.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        *,
+        spacing_mm: Sequence[float] | None = (1.5, 1.5, 2.0),
+        hu_window: Sequence[float] = (-175.0, 250.0),
+        roi_size: Sequence[int] = (96, 96, 96),
+        overlap: float = 0.25,
+        sw_batch_size: int = 2,
+        precision: str = "auto",
+        device: str | torch.device = "auto",
+        tta: bool = False,
+        skip_air_windows: bool = True,
+        air_threshold_hu: float = -500.0,
+        crop_margin_mm: float = 10.0,
+        postprocess: bool | Mapping[int | str, OrganRule | Mapping] | None = True,
+        label_names: Mapping[int | str, str] | None = None,
+        num_classes: int | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.spacing_mm = None if spacing_mm is None else tuple(float(s) for s in spacing_mm)
+        self.hu_window = (float(hu_window[0]), float(hu_window[1]))
+        if self.hu_window[1] <= self.hu_window[0]:
+            raise ValueError(f"hu_window must be (low, high) with low < high, got {hu_window}")
+        self.roi_size = tuple(int(r) for r in roi_size)
+        if not 0 <= overlap < 1:
+            raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+        self.overlap = float(overlap)
+        self.sw_batch_size = int(sw_batch_size)
+        self.tta = bool(tta)
+        self.skip_air_windows = bool(skip_air_windows)
+        self.air_threshold_hu = float(air_threshold_hu)
+        self.crop_margin_mm = float(crop_margin_mm)
+        if postprocess is True:
+            self.postprocess_rules = default_ct_rules()
+        elif not postprocess:
+            self.postprocess_rules = {}
+        else:
+            self.postprocess_rules = parse_rules(postprocess)
+        names = CT_LABEL_NAMES if label_names is None else label_names
+        self.label_names = {int(k): str(v) for k, v in names.items() if int(k) != 0}
+        self.num_classes = int(num_classes or getattr(network, "out_channels", 0) or max(self.label_names) + 1)
+        self.progress = progress
+        self.network = network.eval().to(self.device)
+        if len(self.roi_size) == 3:
+            self.network = self.network.to(memory_format=torch.channels_last_3d)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_bundle(cls, bundle_dir: str | os.PathLike, **overrides) -> Segmenter:
+        """Build from a MONAI bundle: ``configs/inference.json`` + ``models/model.pt``.
+
+        The config defines ``network_def`` (the network) and ``segmenter`` (this class's
+        arguments); ``overrides`` replace segmenter arguments (e.g. ``device="cpu"``).
+        """
+        from monai_attn.inference.models import load_segmenter_config
+
+        bundle = Path(bundle_dir)
+        config = bundle / "configs" / "inference.json"
+        if not config.is_file():
+            raise InputError("not a bundle: configs/inference.json is missing", path=bundle)
+        weights = bundle / "models" / "model.pt"
+        if not weights.is_file():
+            weights_ts = bundle / "models" / "model.ts"
+            if not weights_ts.is_file():
+                raise InputError("bundle has no weights (models/model.pt or models/model.ts)", path=bundle)
+            weights = weights_ts
+        network, kwargs = load_segmenter_config(config, weights, bundle_root=bundle)
+        return cls(network, **{**kwargs, **overrides})
+
+    @classmethod
+    def from_files(
+        cls, model: str | os.PathLike, config: str | os.PathLike | Mapping | None = None, **overrides
+    ) -> Segmenter:
+        """Build from weights (a state dict or a TorchScript file) and a JSON config.
+
+        ``config`` holds ``network_def`` (needed for a state dict) and ``segmenter`` (this
+        class's arguments); a TorchScript model needs no ``network_def``.
+        """
+        from monai_attn.inference.models import load_segmenter_config
+
+        network, kwargs = load_segmenter_config(config, model)
+        return cls(network, **{**kwargs, **overrides})
+
+    # ------------------------------------------------------------------ inference
+    def segment(
+        self,
+        image: MetaTensor | str | os.PathLike,
+        *,
+        series_uid: str | None = None,
+        probabilities: bool = False,
+        attention_maps: bool = False,
+    ) -> SegmentationResult:
+        """Segment one scan.
+
+        Args:
+            image: a path (NIfTI, NRRD/MHA, DICOM series folder) or a scan already read with
+                :func:`monai_attn.io.load_image` ((1, X, Y, Z) MetaTensor in HU).
+            series_uid: the DICOM series to read when a folder holds several.
+            probabilities: also return softmax probabilities on the input grid.
+            attention_maps: also return each attention gate's alpha on the input grid.
+        """
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        if not isinstance(image, MetaTensor):
+            from monai_attn.io import load_image
+
+            image = load_image(image, series_uid=series_uid, expect="ct")
+            timings["read"] = time.perf_counter() - start
+        _check_scan(image)
+        tick = time.perf_counter()
+        body = image.as_tensor()[0].numpy() > self.air_threshold_hu
+        input_affine = np.asarray(image.affine, dtype=float)
+        input_shape = tuple(image.shape[1:])
+        if not body.any():
+            logger.warning("%s: no voxel above %g HU; nothing to segment", _name(image), self.air_threshold_hu)
+            return SegmentationResult(
+                image=image,
+                labels=np.zeros(input_shape, np.uint8),
+                label_names=dict(self.label_names),
+                probabilities=_background_probabilities(input_shape, self.num_classes) if probabilities else None,
+                attention_maps=[] if attention_maps else None,
+                timings={**timings, "total": time.perf_counter() - start},
+                device=str(self.device),
+                precision=self.precision,
+            )
+        net_image = self._to_network_grid(image, body)
+        net_affine = np.asarray(net_image.affine, dtype=float)
+        timings["preprocess"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        gates = self._count_gates() if attention_maps else 0
+        is_air = (
+            AirWindowTest(body, input_affine, net_affine, net_image.shape[1:], self.roi_size)
+            if self.skip_air_windows
+            else None
+        )
+        predictor = WindowPredictor(
+            self.network,
+            num_classes=self.num_classes,
+            autocast_dtype=autocast_dtype(self.precision),
+            is_air=is_air,
+            mirror_axes=tuple(range(len(self.roi_size))) if self.tta else (),
+            attention_gates=gates,
+        )
+        with torch.inference_mode():
+            outputs = sliding_window_predict(
+                net_image.as_tensor()[None],
+                predictor,
+                roi_size=self.roi_size,
+                overlap=self.overlap,
+                sw_batch_size=self.sw_batch_size,
+                sw_device=self.device,
+                device=self._stitch_device(net_image.shape[1:], gates),
+                accumulate_dtype=torch.float32 if self.precision == "fp32" else torch.float16,
+                progress=self.progress,
+            )
+        logits, alphas = (outputs[0], outputs[1:]) if gates else (outputs, ())
+        del net_image
+        timings["network"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        labels_net, probs_net = _reduce_logits(logits[0], probabilities)
+        del logits
+        timings["labels"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        postprocess_labels(labels_net, self.postprocess_rules)
+        timings["postprocess"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        labels = resample_to_grid(labels_net, net_affine, input_affine, input_shape, mode="nearest")
+        probs = None
+        if probs_net is not None:
+            probs = np.stack(
+                [
+                    resample_to_grid(p, net_affine, input_affine, input_shape, mode="linear", fill=float(c == 0))
+                    .astype(np.float16)
+                    for c, p in enumerate(probs_net)
+                ],
+                axis=-1,
+            )
+        maps = None
+        if attention_maps:
+            maps = [
+                resample_to_grid(a[0, 0].float(), net_affine, input_affine, input_shape, mode="linear")
+                for a in alphas
+            ]
+        timings["invert"] = time.perf_counter() - tick
+        timings["total"] = time.perf_counter() - start
+        return SegmentationResult(
+            image=image,
+            labels=labels,
+            label_names=dict(self.label_names),
+            probabilities=probs,
+            attention_maps=maps,
+            windows_run=predictor.counts.run,
+            windows_skipped=predictor.counts.skipped,
+            timings=timings,
+            device=str(self.device),
+            precision=self.precision,
+        )
+
+    def segment_to_file(
+        self,
+        input_path: str | os.PathLike,
+        output_path: str | os.PathLike,
+        *,
+        output_type: str = "nifti",
+        series_uid: str | None = None,
+        save_probabilities: bool = False,
+        preview: bool = False,
+        statistics: bool = False,
+        attention_maps: bool = False,
+    ) -> SegmentationResult:
+        """Segment a scan and write the outputs (see :mod:`monai_attn.inference.outputs`).
+
+        ``output_path`` is the label file (``.nii.gz``/``.nii`` for ``nifti``, ``.dcm`` for
+        ``dicom-seg``); the other outputs go next to it, named after it. All outputs of the
+        case appear together: each is written to a temporary file and renamed at the end.
+        """
+        from monai_attn.inference.outputs import write_outputs
+
+        result = self.segment(
+            input_path, series_uid=series_uid, probabilities=save_probabilities, attention_maps=attention_maps
+        )
+        tick = time.perf_counter()
+        write_outputs(
+            result,
+            output_path,
+            output_type=output_type,
+            probabilities=save_probabilities,
+            preview=preview,
+            statistics=statistics,
+            attention_maps=attention_maps,
+            hu_window=self.hu_window,
+        )
+        result.timings["write"] = time.perf_counter() - tick
+        result.timings["total"] += result.timings["write"]
+        return result
+
+    # ------------------------------------------------------------------ helpers
+    def _to_network_grid(self, image: MetaTensor, body: np.ndarray) -> MetaTensor:
+        """Crop to the body, orient RAS, resample to ``spacing_mm``, scale the HU window."""
+        spacing = np.abs(np.asarray(image.pixdim, dtype=float))
+        margin = [math.ceil(self.crop_margin_mm / s) for s in spacing]
+        hits = [np.flatnonzero(body.any(axis=tuple(a for a in range(body.ndim) if a != d))) for d in range(body.ndim)]
+        start = [max(int(h[0]) - m, 0) for h, m in zip(hits, margin)]
+        end = [min(int(h[-1]) + 1 + m, n) for h, m, n in zip(hits, margin, body.shape)]
+        x = SpatialCrop(roi_start=start, roi_end=end)(image)
+        x = Orientation(axcodes="RAS", labels=None)(x)
+        if self.spacing_mm is not None:
+            x = Spacing(pixdim=self.spacing_mm, mode="bilinear")(x)
+        low, high = self.hu_window
+        return ScaleIntensityRange(a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True)(x)
+
+    def _stitch_device(self, spatial_shape: Sequence[int], gates: int) -> torch.device:
+        """Stitch on the GPU when the blended output fits in half its free memory, else on the CPU."""
+        if self.device.type != "cuda":
+            return self.device if self.device.type == "cpu" else torch.device("cpu")
+        bytes_per_voxel = (self.num_classes + gates + 2) * (4 if self.precision == "fp32" else 2)
+        needed = bytes_per_voxel * math.prod(spatial_shape)
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return self.device if needed < free / 2 else torch.device("cpu")
+
+    def _count_gates(self) -> int:
+        """Number of attention maps ``forward_with_attention`` returns (0 without gates)."""
+        if not hasattr(self.network, "forward_with_attention"):
+            raise ValueError("attention maps need a network with forward_with_attention (GridAttentionUNet)")
+        divisor = int(getattr(self.network, "size_divisor", 16))
+        probe = torch.zeros((1, 1, *[divisor] * len(self.roi_size)), device=self.device)
+        with torch.inference_mode():
+            return len(self.network.forward_with_attention(probe)[1])
+
+
+def _check_scan(image: MetaTensor) -> None:
+    if image.ndim != 4 or image.shape[0] != 1:
+        raise InputError(
+            f"expected one 3-D scan (1, X, Y, Z); got shape {tuple(image.shape)}", path=_name(image)
+        )
+
+
+def _name(image: MetaTensor) -> str:
+    return str(image.meta.get("filename_or_obj", "image"))
+
+
+def _reduce_logits(logits: torch.Tensor, probabilities: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Argmax (uint8) and optional softmax (float16) of (classes, X, Y, Z) logits, in slabs."""
+    classes, *spatial = logits.shape
+    labels = np.empty(spatial, dtype=np.uint8)
+    probs = np.empty((classes, *spatial), dtype=np.float16) if probabilities else None
+    step = max(1, _CHUNK_VOXELS // max(1, math.prod(spatial[1:])))
+    for a in range(0, spatial[0], step):
+        slab = logits[:, a : a + step].float()
+        labels[a : a + step] = torch.argmax(slab, dim=0).to(torch.uint8).cpu().numpy()
+        if probs is not None:
+            probs[:, a : a + step] = torch.softmax(slab, dim=0).to(torch.float16).cpu().numpy()
+    return labels, probs
+
+
+def _background_probabilities(shape: Sequence[int], classes: int) -> np.ndarray:
+    probs = np.zeros((*shape, classes), dtype=np.float16)
+    probs[..., 0] = 1
+    return probs

@@ -1,0 +1,201 @@
+"""DICOM Segmentation objects (SEG) for label maps segmented from a DICOM series (highdicom).
+
+A SEG instance references the CT series it was computed from, so PACS viewers and DICOM
+tools overlay it on that series. :func:`write_dicom_seg` writes one binary segment per organ
+present in the label map, described with SNOMED CT codes (category "Anatomical Structure",
+type spleen / kidney / pancreas) and the algorithm that produced it (type AUTOMATIC).
+:func:`read_dicom_seg` reads a SEG back into a label map with its RAS affine, e.g. to
+compare it with a NIfTI prediction or a reference segmentation.
+
+Frames follow the source series: volume slice ``k`` of the label map (ITK index order
+(column, row, slice), as :func:`monai_attn.io.load_image` reads a DICOM series) becomes the
+frame of the source file ``meta["dicom_files"][k]``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+from monai.data import MetaTensor
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+
+from monai_attn import __version__
+from monai_attn.errors import InputError
+
+#: Segmented property types of the abdominal CT labels (SNOMED CT).
+ORGAN_CODES: dict[str, Code] = {
+    "spleen": codes.SCT.Spleen,  # 78961009
+    "kidney": codes.SCT.Kidney,  # 64033007
+    "pancreas": codes.SCT.Pancreas,  # 15776009
+}
+#: Segmented property category of every organ segment (SNOMED CT 91723000).
+ORGAN_CATEGORY: Code = codes.SCT.AnatomicalStructure
+#: Patient LPS (DICOM) <-> RAS (NIfTI/MONAI) world coordinates.
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+#: Largest distance allowed between a source file's position and its label-map slice, as a
+#: fraction of the slice spacing (the reader accepts small spacing jitter as an even grid).
+_POSITION_TOLERANCE = 0.25
+
+
+def write_dicom_seg(
+    labels: np.ndarray,
+    reference: MetaTensor,
+    path: str | os.PathLike,
+    label_names: Mapping[int, str],
+    algorithm_name: str = "monai-attn GridAttentionUNet",
+    algorithm_version: str = __version__,
+) -> Path:
+    """Write a label map as a DICOM SEG referencing the series it was segmented from.
+
+    Args:
+        labels: (X, Y, Z) integer label map on the reference's grid (load order).
+        reference: the DICOM series as read by :func:`monai_attn.io.load_image` (its meta
+            holds ``dicom_files`` in slice order and the RAS affine).
+        path: the SEG file to write (atomically: temp file + rename).
+        label_names: label value -> organ name; names in :data:`ORGAN_CODES` get their SNOMED
+            code, others are described as generic tissue.
+        algorithm_name, algorithm_version: the algorithm identification stored per segment.
+
+    Returns:
+        The written path.
+
+    Raises:
+        InputError: the reference is not a DICOM series, or its volume does not correspond
+            slice-by-slice to its files (a series repaired for gaps or gantry tilt).
+    """
+    path = Path(path)
+    source_files = _source_files(reference)
+    labels = np.asarray(labels)
+    if labels.shape != tuple(reference.shape[1:]):
+        raise ValueError(f"labels shape {labels.shape} is not the reference grid {tuple(reference.shape[1:])}")
+    sources = [pydicom.dcmread(f) for f in source_files]
+    _check_frames_match(sources, np.asarray(reference.affine, dtype=float), source_files[0])
+
+    present = [int(v) for v in np.unique(labels) if v != 0]
+    if not present:
+        raise InputError("no organ was segmented; a DICOM SEG needs at least one segment", path=path)
+    # Frames (slices, rows, columns) holding segment numbers 1..n for the organs present.
+    lookup = np.zeros(int(labels.max()) + 1, dtype=np.uint8)
+    for number, value in enumerate(present, start=1):
+        lookup[value] = number
+    frames = np.ascontiguousarray(np.transpose(lookup[labels], (2, 1, 0)))
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name=algorithm_name, family=codes.cid7162.ArtificialIntelligence, version=algorithm_version
+    )
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=label_names.get(value, f"label {value}"),
+            segmented_property_category=ORGAN_CATEGORY,
+            segmented_property_type=ORGAN_CODES.get(label_names.get(value, ""), codes.SCT.Tissue),
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm,
+            tracking_uid=hd.UID(),
+            tracking_id=f"{label_names.get(value, 'label')} {value}",
+        )
+        for number, value in enumerate(present, start=1)
+    ]
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=frames,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=int(sources[0].get("SeriesNumber") or 0) + 1000,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="monai-attn",
+        manufacturer_model_name=algorithm_name,
+        software_versions=algorithm_version,
+        device_serial_number="0",
+        content_label="ORGANS",
+        content_description="Abdominal organ segmentation",
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        seg.save_as(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_dicom_seg(
+    path: str | os.PathLike, label_values: Mapping[str, int] | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Read a DICOM SEG as a label map.
+
+    Args:
+        path: the SEG file.
+        label_values: organ name -> label value to use (default: ``{"spleen": 1,
+            "kidney": 2, "pancreas": 3}``); segments are matched by their SNOMED property
+            type first, then by segment label; others keep their segment number.
+
+    Returns:
+        ``(labels, affine, names)``: uint8 label map in highdicom's volume order
+        (slice, row, column), its (4, 4) RAS voxel-to-world matrix (mm), and label value ->
+        segment label. The volume spans the frames stored in the file (empty frames are
+        usually omitted), so resample it onto the reference grid to compare voxel by voxel
+        (:func:`monai_attn.inference.resample.resample_to_grid`).
+    """
+    path = Path(path)
+    try:
+        seg = hd.seg.segread(path)
+    except Exception as err:  # pydicom/highdicom raise many types for bad files
+        raise InputError(f"not a readable DICOM SEG ({' '.join(str(err).split())[:200]})", path=path) from err
+    label_values = dict(label_values or {"spleen": 1, "kidney": 2, "pancreas": 3})
+    by_code = {ORGAN_CODES[name].value: value for name, value in label_values.items() if name in ORGAN_CODES}
+    lookup: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for item in seg.SegmentSequence:
+        number = int(item.SegmentNumber)
+        code = str(item.SegmentedPropertyTypeCodeSequence[0].CodeValue)
+        value = by_code.get(code, label_values.get(str(item.SegmentLabel), number))
+        lookup[number] = value
+        names[value] = str(item.SegmentLabel)
+    volume = seg.get_volume(combine_segments=True, relabel=False, dtype=np.uint8)
+    numbers = np.asarray(volume.array)
+    table = np.zeros(max([0, *lookup]) + 1, dtype=np.uint8)
+    for number, value in lookup.items():
+        table[number] = value
+    return table[numbers], _LPS_TO_RAS @ np.asarray(volume.affine, dtype=float), names
+
+
+def _source_files(reference: MetaTensor) -> list[str]:
+    meta = reference.meta
+    source = meta.get("filename_or_obj", "input")
+    files = meta.get("dicom_files")
+    if not files:
+        raise InputError("DICOM SEG output needs a DICOM series as input; use --output-type nifti", path=source)
+    if meta.get("dicom_resampled") or meta.get("dicom_tilt_corrected"):
+        raise InputError(
+            "the series was repaired (missing slices or gantry tilt), so its slices are not the files'; "
+            "DICOM SEG needs one frame per source file: use --output-type nifti",
+            path=source,
+        )
+    if len(files) != reference.shape[-1]:
+        raise InputError(f"{len(files)} source files for {reference.shape[-1]} slices", path=source)
+    return [str(f) for f in files]
+
+
+def _check_frames_match(sources: list[pydicom.Dataset], affine_ras: np.ndarray, first_file: str) -> None:
+    """Each source file's ImagePositionPatient must be the position of its label-map slice."""
+    affine_lps = _LPS_TO_RAS @ affine_ras
+    tolerance_mm = _POSITION_TOLERANCE * float(np.linalg.norm(affine_lps[:3, 2]))
+    for k, ds in enumerate(sources):
+        expected = affine_lps @ np.array([0.0, 0.0, float(k), 1.0])
+        actual = np.asarray([float(v) for v in ds.ImagePositionPatient])
+        if np.linalg.norm(expected[:3] - actual) > tolerance_mm:
+            raise InputError(
+                f"slice {k} of the volume is not at the position of its file {Path(ds.filename).name}",
+                path=first_file,
+            )
