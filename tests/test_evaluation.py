@@ -202,11 +202,18 @@ def test_empty_classes_in_summary_means_and_columns(tmp_path: Path) -> None:
 
 
 def test_read_label_map_orders_spacing_like_the_array(tmp_path: Path) -> None:
-    path = write_nifti(np.zeros((7, 6, 5), np.uint8), tmp_path / "x.nii.gz", spacing_xyz=(0.8, 0.7, 2.5))
+    array = np.zeros((7, 6, 5), np.uint8)  # (z, y, x)
+    array[6, 0, 0] = 3
+    path = write_nifti(array, tmp_path / "x.nii.gz", spacing_xyz=(0.8, 0.7, 2.5))
     label_map = read_label_map(path)
-    assert label_map.array.shape == (7, 6, 5)
-    assert label_map.spacing_mm == pytest.approx((2.5, 0.7, 0.8))
-    assert label_map.origin_mm == pytest.approx((10.0, -20.0, 5.0))
+    assert label_map.array.dtype == np.uint8
+    # whatever the axis order, each axis keeps its own length and spacing
+    spacing_by_length = dict(zip(label_map.array.shape, label_map.spacing_mm))
+    assert spacing_by_length == {5: pytest.approx(0.8), 6: pytest.approx(0.7), 7: pytest.approx(2.5)}
+    z_axis = label_map.array.shape.index(7)
+    assert np.argwhere(label_map.array == 3)[0][z_axis] == 6
+    # world position of voxel (0, 0, 0): the ITK origin (LPS) in RAS
+    assert label_map.origin_mm == pytest.approx((-10.0, 20.0, 5.0))
 
 
 def test_read_label_map_rejects_probabilities(tmp_path: Path) -> None:
@@ -260,7 +267,7 @@ def _dataset(tmp_path: Path, n_cases: int = 4, missing: tuple[str, ...] = ()) ->
 def test_missing_prediction_is_a_reported_failure(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     pred, gt = _dataset(tmp_path, missing=("case_2",))
     (pred / "extra.nii.gz").write_bytes((pred / "case_0.nii.gz").read_bytes())
-    code = main(["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(tmp_path / "r"), "--labels", "a=1,b=2,c=3"])
+    code = main(["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(tmp_path / "r"), "--labels", "a=1,b=2,c=3", "--workers", "1"])
     captured = capsys.readouterr()
     assert code == 1
     assert "case_2: missing prediction" in captured.err

@@ -10,6 +10,7 @@ evaluation carries on with the other cases. Failures are returned, never dropped
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,7 +56,7 @@ class EvaluationRun:
 
 @dataclass(frozen=True)
 class LabelMap:
-    """An integer label map and its voxel-to-world affine (4x4, mm; columns follow array axes)."""
+    """An integer label map and its voxel-to-world affine (4x4, RAS mm; columns follow array axes)."""
 
     array: np.ndarray
     affine: np.ndarray
@@ -108,44 +109,33 @@ def list_cases(folder: str | os.PathLike) -> dict[str, Path]:
 
 
 def _integer_labels(array: np.ndarray, path: Path) -> np.ndarray:
-    if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
-        return array
-    rounded = np.rint(array)
-    if not np.array_equal(rounded, array):
-        raise InputError("not a label map: it holds non-integer values (probabilities?)", path)
-    return rounded.astype(np.int16 if rounded.min() >= -32768 and rounded.max() < 32768 else np.int64)
+    """The label map as the smallest fitting integer dtype; refuses non-integer values."""
+    if array.size == 0:
+        raise InputError("image is empty", path)
+    if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
+        if not np.all(np.isfinite(array)) or not np.array_equal(np.rint(array), array):
+            raise InputError("not a label map: it holds non-integer values (probabilities?)", path)
+    low, high = int(array.min()), int(array.max())
+    for dtype in (np.uint8, np.int16, np.int32, np.int64):
+        if np.iinfo(dtype).min <= low and high <= np.iinfo(dtype).max:
+            return array.astype(dtype, copy=False)
+    raise InputError(f"label values {low}..{high} do not fit a 64-bit integer", path)
 
 
 def read_label_map(path: str | os.PathLike) -> LabelMap:
-    """Read a NIfTI/NRRD/MHA label map into an integer array and its affine (ITK/LPS world).
+    """Read a label map (NIfTI, NRRD, MetaImage) with :func:`monai_attn.io.load_image`.
 
-    The array keeps SimpleITK's axis order (z, y, x for 3-D); the affine's columns follow it.
-    A trailing singleton channel axis (4-D, size 1) is dropped.
+    The array keeps the file's voxel order (i, j, k) as MONAI does; the affine maps it to RAS
+    world coordinates in mm. Images with more than one channel are refused.
     """
-    import SimpleITK as sitk
+    from monai_attn.io import load_image
 
     path = Path(path)
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such file") from None
-        first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
-        raise InputError(f"cannot read image ({first_line})", path) from None
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"has {image.GetNumberOfComponentsPerPixel()} components per voxel; expected a label map", path)
-    if image.GetDimension() == 4 and image.GetSize()[3] == 1:
-        image = image[:, :, :, 0]
-    if image.GetDimension() not in (2, 3):
-        raise InputError(f"is {image.GetDimension()}-D {image.GetSize()}; expected a 2-D or 3-D label map", path)
-    dims = image.GetDimension()
-    direction = np.asarray(image.GetDirection(), dtype=float).reshape(dims, dims)
-    affine = np.eye(dims + 1)
-    affine[:dims, :dims] = direction @ np.diag(image.GetSpacing())
-    affine[:dims, dims] = image.GetOrigin()
-    # numpy arrays index (z, y, x): reverse the axis columns to match.
-    affine[:dims, :dims] = affine[:dims, :dims][:, ::-1]
-    return LabelMap(_integer_labels(sitk.GetArrayViewFromImage(image).copy(), path), affine)
+    image = load_image(path)
+    if image.shape[0] != 1:
+        raise InputError(f"has {image.shape[0]} channels; expected a single-channel label map", path)
+    affine = np.asarray(image.affine, dtype=np.float64)
+    return LabelMap(_integer_labels(image[0].numpy(), path), affine)
 
 
 def check_same_grid(pred: LabelMap, ref: LabelMap, pred_path: Path, ref_path: Path, atol: float = GRID_ATOL) -> None:
@@ -243,7 +233,14 @@ def evaluate_folders(
     jobs = [(cid, predictions[cid], references[cid], labels, tolerances) for cid in references if cid in predictions]
     outcomes: list[CaseResult | CaseFailure]
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        # forkserver: workers are forked from a clean server process that has imported the
+        # readers (torch, MONAI) once but run no torch threads, which fork would copy unsafely.
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["monai_attn.io", "monai_attn.evaluation.cases"])
+        else:
+            context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
             outcomes = list(pool.map(_evaluate_or_fail, *zip(*jobs)))
     else:
         outcomes = [_evaluate_or_fail(*job) for job in jobs]
