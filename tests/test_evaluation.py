@@ -228,7 +228,7 @@ def test_cube_shift_along_file_z_axis_gives_slice_spacing(tmp_path: Path) -> Non
         "c",
         write_nifti(pred.astype(np.uint8), tmp_path / "p" / "c.nii.gz"),
         write_nifti(ref.astype(np.uint8), tmp_path / "g" / "c.nii.gz"),
-        [1],
+        {1: "spleen"},
         NsdTolerances(),
     )
     assert result.metrics[1].hd95_mm == pytest.approx(5.0)
@@ -247,7 +247,7 @@ def test_grid_mismatch_is_refused_with_clear_message(tmp_path: Path, change: dic
     ref = write_nifti(np.ones((8, 8, 8), np.uint8), tmp_path / "gt" / "c1.nii.gz")
     pred = write_nifti(np.ones(shape, np.uint8), tmp_path / "pred" / "c1.nii.gz", **change)
     with pytest.raises(InputError, match=f"c1.nii.gz: grid differs from reference c1.nii.gz: {message}"):
-        evaluate_case_files("c1", pred, ref, [1], NsdTolerances())
+        evaluate_case_files("c1", pred, ref, {1: "spleen"}, NsdTolerances())
     run = evaluate_folders(tmp_path / "pred", tmp_path / "gt", {1: "spleen"})
     assert run.results == [] and [f.case_id for f in run.failures] == ["c1"]
     assert message in run.failures[0].reason
@@ -327,6 +327,67 @@ def test_labels_found_in_files_when_none_given(tmp_path: Path) -> None:
     assert run.label_names == {1: "label_1", 4: "label_4"}
     assert run.results[0].metrics[4].status == "spurious"
     assert run.results[1].metrics[4].status == "both_empty"
+
+
+def write_ct_series(folder: Path, shape_src: tuple[int, int, int], spacing=(0.7, 0.9, 2.5), origin=(-30.0, 12.0, 40.0)) -> None:
+    """A minimal CT series: (slices, rows, columns) of zeros, one file per slice, axial orientation."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    folder.mkdir(parents=True)
+    study, series, frame = generate_uid(), generate_uid(), generate_uid()
+    n, rows, cols = shape_src
+    for k in range(n):
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = CTImageStorage
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.PatientID, ds.PatientName, ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "p", "p", "CT", 1, k + 1
+        ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.StudyID = "20240101", "120000", "1", "1"
+        ds.PatientBirthDate, ds.PatientSex, ds.ReferringPhysicianName, ds.Manufacturer = "", "O", "", "x"
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, cols, 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.ImagePositionPatient = [origin[0], origin[1], origin[2] + k * spacing[2]]
+        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        ds.PixelSpacing, ds.SliceThickness = [spacing[1], spacing[0]], spacing[2]
+        ds.RescaleSlope, ds.RescaleIntercept = 1.0, -1024.0
+        ds.PixelData = np.zeros((rows, cols), np.int16).tobytes()
+        ds.save_as(folder / f"IM{k:03d}.dcm", enforce_file_format=True)
+
+
+def test_dicom_seg_prediction_is_placed_on_the_reference_grid(tmp_path: Path) -> None:
+    from monai_attn.io import load_image, save_like
+    from monai_attn.io.dicom_seg import write_dicom_seg
+
+    write_ct_series(tmp_path / "ct", (8, 20, 24))
+    ct = load_image(tmp_path / "ct")  # (1, columns, rows, slices)
+    rng = np.random.default_rng(11)
+    ref = random_label_map(rng, tuple(ct.shape[1:]))
+    pred = ref.copy()
+    pred[:, :, :2] = 0  # empty slices: the SEG stores no frames there
+    pred[ndimage.binary_dilation(pred == 1) & (pred == 0)] = 1
+    names = {1: "spleen", 2: "kidney", 3: "pancreas"}
+    save_like(ref, ct, tmp_path / "gt" / "c1.nii.gz")
+    write_dicom_seg(pred, ct, tmp_path / "pred" / "c1.dcm", names)
+
+    run = evaluate_folders(tmp_path / "pred", tmp_path / "gt", names)
+    assert run.failures == []
+    spacing = tuple(float(s) for s in ct.pixdim)
+    direct = evaluate_label_maps(pred, ref, spacing, [1, 2, 3], 2.0)
+    for label in (1, 2, 3):
+        got, want = run.results[0].metrics[label], direct[label]
+        assert (got.tp_voxels, got.fp_voxels, got.fn_voxels) == (want.tp_voxels, want.fp_voxels, want.fn_voxels)
+        assert (got.hd95_mm, got.nsd) == (pytest.approx(want.hd95_mm, rel=1e-6), pytest.approx(want.nsd))
+    assert run.results[0].metrics[1].dice < 1.0 and run.results[0].metrics[2].recall < 1.0
+
+    shifted = sitk.ReadImage(str(tmp_path / "gt" / "c1.nii.gz"))
+    shifted.SetOrigin(tuple(np.add(shifted.GetOrigin(), (0.35, 0.0, 0.0))))
+    sitk.WriteImage(shifted, str(tmp_path / "gt" / "c1.nii.gz"))
+    (failure,) = evaluate_folders(tmp_path / "pred", tmp_path / "gt", names).failures
+    assert "c1.dcm: DICOM SEG frames lie off the voxel grid of the reference" in failure.reason
 
 
 # --- comparison -------------------------------------------------------------------------------

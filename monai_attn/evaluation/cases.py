@@ -13,7 +13,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ import numpy as np
 
 from monai_attn.errors import InputError
 from monai_attn.evaluation.labels import NsdTolerances
-from monai_attn.evaluation.metrics import CaseResult, evaluate_label_maps
+from monai_attn.evaluation.metrics import CaseResult, class_metrics, evaluate_label_maps
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +138,45 @@ def read_label_map(path: str | os.PathLike) -> LabelMap:
     return LabelMap(_integer_labels(image[0].numpy(), path), affine)
 
 
+def read_dicom_seg_on_grid(
+    path: str | os.PathLike, reference: LabelMap, label_names: Mapping[int, str] | None = None
+) -> LabelMap:
+    """Read a DICOM SEG prediction as a label map on the reference's voxel grid.
+
+    A SEG stores frames only where segments are (often not every slice of the series) in
+    (slice, row, column) order. It is placed onto the reference grid without interpolation
+    when every stored voxel centre is a reference voxel centre (axes may be permuted or
+    flipped; within 1 % of a voxel); other voxels are background. Segments are matched to
+    label values by organ name (``label_names``) or SNOMED code, see
+    :func:`monai_attn.io.dicom_seg.read_dicom_seg`.
+    """
+    from monai_attn.inference.resample import resample_to_grid
+    from monai_attn.io.dicom_seg import read_dicom_seg
+
+    path = Path(path)
+    values = {name: label for label, name in label_names.items()} if label_names else None
+    labels, affine, _ = read_dicom_seg(path, values)
+    if labels.ndim != reference.array.ndim:
+        raise InputError(f"SEG is {labels.ndim}-D but reference is {reference.array.ndim}-D", path)
+    # SEG voxel index -> reference voxel index: a signed permutation plus an integer shift.
+    to_ref = np.linalg.solve(reference.affine, affine)
+    linear, shift = to_ref[:-1, :-1], to_ref[:-1, -1]
+    dims = labels.ndim
+    corners = np.array(np.meshgrid(*[[0, n - 1] for n in labels.shape], indexing="ij")).reshape(dims, -1)
+    mapped = linear @ corners + shift[:, None]
+    on_grid = (
+        np.allclose(np.abs(linear).sum(axis=0), 1, atol=1e-2)
+        and np.allclose(np.abs(linear), np.rint(np.abs(linear)), atol=1e-2)
+        and np.allclose(shift, np.rint(shift), atol=1e-2)
+    )
+    inside = np.all(mapped > -0.5) and np.all(mapped < np.asarray(reference.array.shape)[:, None] - 0.5)
+    if not (on_grid and inside):
+        where = "outside" if on_grid else "off"
+        raise InputError(f"DICOM SEG frames lie {where} the voxel grid of the reference", path)
+    placed = resample_to_grid(labels, affine, reference.affine, reference.array.shape, mode="nearest")
+    return LabelMap(placed.astype(labels.dtype, copy=False), reference.affine)
+
+
 def check_same_grid(pred: LabelMap, ref: LabelMap, pred_path: Path, ref_path: Path, atol: float = GRID_ATOL) -> None:
     """Raise :class:`InputError` naming ``pred_path`` unless both label maps share one voxel grid."""
 
@@ -168,16 +207,21 @@ def evaluate_case_files(
     cid: str,
     pred_path: Path,
     ref_path: Path,
-    labels: Sequence[int] | None,
+    label_names: Mapping[int, str] | None,
     tolerances: NsdTolerances,
 ) -> CaseResult:
     """Read one prediction/reference pair, check their grids and compute all metrics.
 
-    ``labels=None`` evaluates every non-zero value present in either file.
+    The prediction may be a DICOM SEG (``.dcm``), see :func:`read_dicom_seg_on_grid`.
+    ``label_names=None`` evaluates every non-zero value present in either file.
     """
+    labels = sorted(label_names) if label_names else None
     start = time.perf_counter()
     ref = read_label_map(ref_path)
-    pred = read_label_map(pred_path)
+    if pred_path.name.lower().endswith(".dcm"):
+        pred = read_dicom_seg_on_grid(pred_path, ref, label_names)
+    else:
+        pred = read_label_map(pred_path)
     check_same_grid(pred, ref, pred_path, ref_path)
     if labels is None:
         labels = sorted(present_labels(ref.array) | present_labels(pred.array))
@@ -195,10 +239,10 @@ def evaluate_case_files(
 
 
 def _evaluate_or_fail(
-    cid: str, pred_path: Path, ref_path: Path, labels: Sequence[int] | None, tolerances: NsdTolerances
+    cid: str, pred_path: Path, ref_path: Path, label_names: Mapping[int, str] | None, tolerances: NsdTolerances
 ) -> CaseResult | CaseFailure:
     try:
-        return evaluate_case_files(cid, pred_path, ref_path, labels, tolerances)
+        return evaluate_case_files(cid, pred_path, ref_path, label_names, tolerances)
     except (InputError, OSError, ValueError) as exc:
         return CaseFailure(cid, str(exc))
 
@@ -228,9 +272,9 @@ def evaluate_folders(
     if not references:
         raise InputError("no reference label maps (.nii.gz, .nii, .nrrd, .mha, .mhd)", gt_dir)
     predictions = list_cases(pred_dir)
-    labels = sorted(label_names) if label_names else None
     failures = [CaseFailure(cid, f"missing prediction (no {cid}.* in {pred_dir})") for cid in references if cid not in predictions]
-    jobs = [(cid, predictions[cid], references[cid], labels, tolerances) for cid in references if cid in predictions]
+    names = dict(label_names) if label_names else None
+    jobs = [(cid, predictions[cid], references[cid], names, tolerances) for cid in references if cid in predictions]
     outcomes: list[CaseResult | CaseFailure]
     if workers > 1 and len(jobs) > 1:
         # forkserver: workers are forked from a clean server process that has imported the
@@ -251,15 +295,12 @@ def evaluate_folders(
     names = dict(label_names) if label_names else {
         label: f"label_{label}" for label in sorted({k for r in results for k in r.metrics})
     }
-    if not label_names:  # classes a case lacks on both sides are "both empty" there
+    if not label_names:  # a class found elsewhere but absent from both files of a case
+        nothing = np.zeros((1,), dtype=bool)
         for result in results:
-            missing = [label for label in names if label not in result.metrics]
-            if missing:
-                fill = evaluate_label_maps(
-                    np.zeros((1,), np.uint8), np.zeros((1,), np.uint8), (1.0,), missing,
-                    tolerances.for_labels(missing),
-                )
-                result.metrics = dict(sorted({**result.metrics, **fill}.items()))
+            missing = tolerances.for_labels(label for label in names if label not in result.metrics)
+            both_empty = {label: class_metrics(nothing, nothing, (1.0,), tol) for label, tol in missing.items()}
+            result.metrics = dict(sorted({**result.metrics, **both_empty}.items()))
     return EvaluationRun(
         results=sorted(results, key=lambda r: r.case_id),
         failures=sorted(failures, key=lambda f: f.case_id),
