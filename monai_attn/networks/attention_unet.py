@@ -22,10 +22,17 @@ from __future__ import annotations
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
-from monai.networks.layers.factories import Conv
+from monai.networks.layers.factories import Conv, Pool
 from torch import nn
 
-from monai_attn.networks.blocks import DoubleConv, NormSpec, conv_norm_act, kaiming_init_, resize_to, spatial_interpolation_mode
+from monai_attn.networks.blocks import (
+    DoubleConv,
+    NormSpec,
+    conv_norm_act,
+    kaiming_init_,
+    resize_to,
+    spatial_interpolation_mode,
+)
 from monai_attn.networks.gates import CBAM, GridAttentionGate, MultiHeadGridAttention, SelfAttention
 
 DEEP_SUPERVISION_MODES = (False, True, "fused")
@@ -51,7 +58,7 @@ class EncoderLevel(nn.Module):
         dropout: float,
     ) -> None:
         super().__init__()
-        self.pool: Optional[nn.Module] = (nn.MaxPool3d(2) if spatial_dims == 3 else nn.MaxPool2d(2)) if pool else None
+        self.pool: Optional[nn.Module] = Pool[Pool.MAX, spatial_dims](2) if pool else None
         self.pyramid: Optional[nn.Module] = (
             conv_norm_act(spatial_dims, image_channels, in_channels, norm=norm) if pyramid else None
         )
@@ -71,7 +78,8 @@ class EncoderLevel(nn.Module):
 
 
 class DecoderLevel(nn.Module):
-    """One decoder level: [gate the skip with g] -> upsample ``below`` to the skip's grid -> concat -> double conv.
+    """One decoder level: [gate the skip with g] -> upsample ``below`` to the skip's grid -> concat
+    -> double conv.
 
     ``forward(skip, below, g)`` returns ``(features, alpha)``; ``alpha`` is None for an ungated level.
     """
@@ -89,7 +97,8 @@ class DecoderLevel(nn.Module):
         super().__init__()
         self.interpolation = spatial_interpolation_mode(spatial_dims)
         self.gate = gate
-        self.conv = DoubleConv(spatial_dims, skip_channels + below_channels, out_channels, norm=norm, dropout=dropout)
+        in_channels = skip_channels + below_channels
+        self.conv = DoubleConv(spatial_dims, in_channels, out_channels, norm=norm, dropout=dropout)
 
     def forward(
         self, skip: torch.Tensor, below: torch.Tensor, g: torch.Tensor
@@ -168,7 +177,7 @@ class GridAttentionUNet(nn.Module):
             norm: MONAI norm name or ``(name, kwargs)`` for every block (``"batch"``, ``"instance"``...).
             dropout: dropout probability after every 3^d convolution (0 = none).
             self_attention: add a non-local self-attention block after the bottleneck.
-            cbam: add a CBAM block after every encoder level.
+            cbam: add a CBAM block after every encoder level but the bottleneck.
             input_pyramid: feed the average-pooled input into every encoder level 2 .. L-1
                 (conv + norm + ReLU embedding, concatenated with the pooled features).
         """
@@ -176,12 +185,13 @@ class GridAttentionUNet(nn.Module):
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
         channels = [int(c) for c in channels]
-        if len(channels) < (3 if attention else 2):
-            raise ValueError(
-                f"channels needs at least {3 if attention else 2} levels (attention={attention}), got {channels}"
-            )
+        minimum = 3 if attention else 2
+        if len(channels) < minimum:
+            raise ValueError(f"channels needs at least {minimum} levels (attention={attention}), got {channels}")
         if deep_supervision not in DEEP_SUPERVISION_MODES:
-            raise ValueError(f"deep_supervision must be one of {DEEP_SUPERVISION_MODES}, got {deep_supervision!r}")
+            raise ValueError(
+                f"deep_supervision must be one of {DEEP_SUPERVISION_MODES}, got {deep_supervision!r}"
+            )
         if attention_heads < 1:
             raise ValueError(f"attention_heads must be >= 1, got {attention_heads}")
         self.spatial_dims = spatial_dims
@@ -192,7 +202,7 @@ class GridAttentionUNet(nn.Module):
         self.size_divisor = 2 ** (len(channels) - 1)
         self.multiscale_output = deep_supervision is True
         self.fused_output = deep_supervision == "fused"
-        self.input_pyramid = input_pyramid
+        self.image_pool: Optional[nn.Module] = Pool[Pool.AVG, spatial_dims](2) if input_pyramid else None
         self.interpolation = spatial_interpolation_mode(spatial_dims)
         n_levels = len(channels)
 
@@ -213,9 +223,9 @@ class GridAttentionUNet(nn.Module):
         self.bottleneck_attention: Optional[nn.Module] = (
             SelfAttention(spatial_dims, channels[-1]) if self_attention else None
         )
-        self.gating: Optional[nn.Module] = (
-            conv_norm_act(spatial_dims, channels[-1], channels[-1], kernel_size=1, norm=norm) if attention else None
-        )
+        self.gating: Optional[nn.Module] = None
+        if attention:
+            self.gating = conv_norm_act(spatial_dims, channels[-1], channels[-1], kernel_size=1, norm=norm)
 
         def gate(level: int) -> Optional[nn.Module]:
             if not attention or level == 0:
@@ -281,8 +291,8 @@ class GridAttentionUNet(nn.Module):
         image = x
         features = x
         for level, encoder_level in enumerate(self.encoder):
-            if self.input_pyramid and level > 0:
-                image = nn.functional.avg_pool2d(image, 2) if self.spatial_dims == 2 else nn.functional.avg_pool3d(image, 2)
+            if self.image_pool is not None and level > 0:
+                image = self.image_pool(image)
             features = encoder_level(features, image)
             skips.append(features)
         below = skips.pop()

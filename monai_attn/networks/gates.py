@@ -13,7 +13,13 @@ from monai.networks.layers.factories import Conv
 from monai.networks.layers.utils import get_act_layer
 from torch import nn
 
-from monai_attn.networks.blocks import NormSpec, conv_norm_act, kaiming_init_, resize_to, spatial_interpolation_mode
+from monai_attn.networks.blocks import (
+    NormSpec,
+    conv_norm_act,
+    kaiming_init_,
+    resize_to,
+    spatial_interpolation_mode,
+)
 
 GATE_MODES = ("additive", "multiplicative")
 
