@@ -11,6 +11,9 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+import torch
+from monai.data import MetaTensor
+from monai.transforms import Invertd
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_modality_lut
@@ -18,6 +21,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from monai_attn.errors import InputError
 from monai_attn.io import is_dicom_series_dir, list_dicom_series, load_image, save_like
+from monai_attn.transforms import ct_inference_transforms
 
 PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -324,6 +328,19 @@ def test_dicom_save_like_has_series_geometry(tmp_path):
     write_ct_series(tmp_path / "ct", phantom_hu(n=5), row_dir=(0.0, 1.0, 0.0), col_dir=(0.0, 0.0, -1.0))
     image = load_image(tmp_path / "ct")
     out = save_like(image[0] > 0, image, tmp_path / "seg.nii.gz")
+    assert_same_geometry(sitk.ReadImage(str(out)), sitk_series(tmp_path / "ct"))
+
+
+def test_ct_inference_from_loaded_dicom_keeps_series_geometry(tmp_path):
+    write_ct_series(tmp_path / "ct", phantom_hu(n=6), row_dir=(0.0, 1.0, 0.0), col_dir=(0.0, 0.0, -1.0))
+    image = load_image(tmp_path / "ct", expect="ct")
+    pre = ct_inference_transforms(load=False)
+    data = pre({"image": image})
+    data["pred"] = MetaTensor(
+        torch.ones_like(data["image"]), meta=dict(data["image"].meta), applied_operations=list(data["image"].applied_operations)
+    )
+    data = Invertd("pred", transform=pre, orig_keys="image")(data)
+    out = save_like(data["pred"], image, tmp_path / "seg.nii.gz")
     assert_same_geometry(sitk.ReadImage(str(out)), sitk_series(tmp_path / "ct"))
 
 

@@ -1,0 +1,395 @@
+"""Dataset layouts on disk, train/validation splits, and label remapping into our schemes.
+
+Layouts read by :func:`load_datalist` (all give MONAI data lists of
+``{"image": path, "label": path, "case_id": str}``):
+
+- ``"msd"``: Medical Segmentation Decathlon: ``dataset.json`` with ``labels``, ``training``
+  (``[{"image": "./imagesTr/x.nii.gz", "label": "./labelsTr/x.nii.gz"}]``) and ``test``
+  (``["./imagesTs/y.nii.gz"]``); paths are relative to the dataset folder.
+- ``"nnunet"``: nnU-Net v2 raw: ``dataset.json`` with ``channel_names``, ``labels``
+  (name -> value) and ``file_ending``; ``imagesTr/{case}_0000{ending}`` (one file per channel;
+  several channels give a list of paths, which MONAI loads as channels), ``labelsTr/{case}{ending}``,
+  ``imagesTs/``.
+- ``"folders"``: image/label files found by name patterns relative to the dataset folder,
+  ``{case}`` standing for the case id and the file extension left out, e.g. the default
+  ``images/{case}`` + ``labels/{case}``, BTCV's ``Training/img/img{case}`` +
+  ``Training/label/label{case}`` or KiTS's ``{case}/imaging`` + ``{case}/segmentation``.
+  Images without a label go to ``test``.
+
+Public datasets are described by one file each in the repository's ``datasets/`` folder
+(:func:`get_descriptor`): labels, layout and name patterns, the remap into our label scheme
+(:data:`LABEL_SCHEMES`), recommended preprocessing, citation and licence. The remap is applied
+in pipelines by :class:`RemapLabelsd`, built from the descriptor (:func:`remap_for`), so the
+descriptor is the one place a remap is written down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, Transform
+from PIL import Image, ImageSequence
+
+from monai_attn.errors import InputError
+
+DATASETS_DIR = Path(__file__).resolve().parents[1] / "datasets"
+
+LABEL_SCHEMES: dict[str, dict[int, str]] = {
+    # DESIGN.md section 2: kidneys left and right together, as in Oktay et al. 2018
+    "abdomen_ct": {0: "background", 1: "spleen", 2: "kidney", 3: "pancreas"},
+    # optic disc and cup: the cup lies inside the disc, so label 1 is the rim (disc minus cup);
+    # the whole disc is labels {1, 2}
+    "retina_disc_cup": {0: "background", 1: "optic disc rim", 2: "optic cup"},
+    "retina_vessels": {0: "background", 1: "vessel"},
+    # ISBI 2012 style: membranes are the foreground
+    "cells_membrane": {0: "cell interior", 1: "membrane"},
+}
+
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
+REQUIRED_DESCRIPTOR_KEYS = ("name", "title", "modality", "scheme", "layout", "labels", "remap", "citation", "source")
+
+
+# --- label remapping --------------------------------------------------------------------
+
+
+class RemapLabels(Transform):
+    """Map label values through a table, e.g. BTCV ``{1: 1, 2: 2, 3: 2, 11: 3, ...}``.
+
+    Args:
+        mapping: source value -> target value (integers).
+        default: target for values missing from ``mapping``; ``None`` makes them an error
+            (:class:`InputError`), which catches a remap written for another dataset.
+
+    Works on numpy arrays and torch tensors (MetaTensor meta is kept); the dtype is kept.
+    """
+
+    def __init__(self, mapping: Mapping[int, int], default: int | None = None) -> None:
+        self.mapping = {int(k): int(v) for k, v in mapping.items()}
+        self.default = default
+
+    def __call__(self, label: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        values = torch.unique(label) if isinstance(label, torch.Tensor) else np.unique(label)
+        unknown = sorted({float(v) for v in values} - {float(k) for k in self.mapping})
+        if unknown and self.default is None:
+            shown = ", ".join(f"{v:g}" for v in unknown[:10])
+            raise InputError(f"label values {shown} are not in the remap table {self.mapping}")
+        out = label.clone() if isinstance(label, torch.Tensor) else label.copy()
+        if self.default is not None:
+            out[:] = self.default
+        for source, target in self.mapping.items():
+            out[label == source] = target
+        return out
+
+
+class RemapLabelsd(MapTransform):
+    """Dictionary form of :class:`RemapLabels`.
+
+    Example::
+
+        RemapLabelsd("label", remap_for("btcv"))
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        mapping: Mapping[int, int],
+        default: int | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.remap = RemapLabels(mapping, default)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.remap(d[key])
+        return d
+
+
+# --- descriptors ------------------------------------------------------------------------
+
+
+def list_descriptors() -> list[str]:
+    """Names of the dataset descriptors in ``datasets/``."""
+    return sorted(p.stem for p in DATASETS_DIR.glob("*.yaml"))
+
+
+def get_descriptor(name: str) -> dict[str, Any]:
+    """Load and check the descriptor ``datasets/<name>.yaml``.
+
+    Returns the YAML content with ``labels`` and ``remap`` keys as ints. Raises
+    :class:`InputError` for an unknown name or a descriptor whose remap does not cover its
+    labels or leaves the target scheme.
+    """
+    path = DATASETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise InputError(f"unknown dataset '{name}'; known: {', '.join(list_descriptors())}")
+    descriptor = yaml.safe_load(path.read_text())
+    missing = [k for k in REQUIRED_DESCRIPTOR_KEYS if k not in descriptor]
+    if missing:
+        raise InputError(f"descriptor lacks {', '.join(missing)}", path=path)
+    descriptor["labels"] = {int(k): str(v) for k, v in descriptor["labels"].items()}
+    descriptor["remap"] = {int(k): int(v) for k, v in descriptor["remap"].items()}
+    scheme = LABEL_SCHEMES.get(descriptor["scheme"])
+    if scheme is None:
+        raise InputError(f"unknown label scheme '{descriptor['scheme']}'", path=path)
+    if set(descriptor["remap"]) != set(descriptor["labels"]):
+        raise InputError("remap must list every source label exactly once", path=path)
+    if not set(descriptor["remap"].values()) <= set(scheme):
+        raise InputError(f"remap targets leave the '{descriptor['scheme']}' scheme {scheme}", path=path)
+    return descriptor
+
+
+def remap_for(name: str) -> dict[int, int]:
+    """The descriptor's remap (source label -> our label), e.g. ``remap_for("msd_task07_pancreas")``."""
+    return get_descriptor(name)["remap"]
+
+
+# --- layouts ----------------------------------------------------------------------------
+
+
+def _strip_suffix(name: str) -> str | None:
+    lower = name.lower()
+    for suffix in IMAGE_SUFFIXES:
+        if lower.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def _find_by_pattern(root: Path, pattern: str) -> dict[str, Path]:
+    """Image files under ``root`` whose relative path without extension matches ``pattern``.
+
+    ``{case}`` in the pattern matches one path component (no ``/``) and names the case.
+    """
+    if pattern.count("{case}") != 1:
+        raise ValueError(f"pattern must contain '{{case}}' once: {pattern!r}")
+    head, tail = pattern.split("{case}")
+    regex = re.compile(re.escape(head) + r"(?P<case>[^/]+?)" + re.escape(tail) + r"\Z")
+    found: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        stem = _strip_suffix(path.name)
+        if stem is None or path.name.startswith("._") or not path.is_file():
+            continue
+        match = regex.match((path.parent.relative_to(root) / stem).as_posix())
+        if match:
+            case = match.group("case")
+            if case in found:
+                raise InputError(f"two files for case '{case}': {found[case].name} and {path.name}", path=root)
+            found[case] = path
+    return found
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"cannot read dataset.json ({err})", path=path) from err
+
+
+def _check_exist(paths: Sequence[Path], root: Path) -> None:
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        shown = ", ".join(str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in missing[:3])
+        raise InputError(f"dataset.json lists {len(missing)} files that do not exist, e.g. {shown}", path=root)
+
+
+def _case_id(path: Path) -> str:
+    return _strip_suffix(path.name) or path.stem
+
+
+def _read_msd(root: Path) -> dict[str, Any]:
+    meta = _read_json(root / "dataset.json")
+    training = [
+        {"image": root / item["image"], "label": root / item["label"], "case_id": _case_id(Path(item["image"]))}
+        for item in meta.get("training", [])
+    ]
+    test = [
+        {"image": root / (item["image"] if isinstance(item, Mapping) else item)} for item in meta.get("test", [])
+    ]
+    for item in test:
+        item["case_id"] = _case_id(item["image"])
+    _check_exist([p for item in training for p in (item["image"], item["label"])] + [t["image"] for t in test], root)
+    labels = {int(k): str(v) for k, v in meta.get("labels", {}).items()}
+    return {"training": training, "test": test, "labels": labels}
+
+
+def _read_nnunet(root: Path) -> dict[str, Any]:
+    meta = _read_json(root / "dataset.json")
+    ending = meta.get("file_ending", ".nii.gz")
+    channels = sorted(int(c) for c in meta["channel_names"])
+    labels: dict[int, str] = {}
+    for name, value in meta.get("labels", {}).items():
+        if not isinstance(value, int):
+            raise InputError(f"label '{name}' is a region {value}; region-based labels are not supported", path=root)
+        labels[value] = name
+
+    def channel_files(folder: Path, case: str) -> Path | list[Path]:
+        files = [folder / f"{case}_{c:04d}{ending}" for c in channels]
+        _check_exist(files, root)
+        return files[0] if len(files) == 1 else files
+
+    training = [
+        {"image": channel_files(root / "imagesTr", lbl.name[: -len(ending)]), "label": lbl, "case_id": lbl.name[: -len(ending)]}
+        for lbl in sorted((root / "labelsTr").glob(f"*{ending}"))
+    ]
+    test_cases = sorted({p.name[: -len(ending) - 5] for p in (root / "imagesTs").glob(f"*_0000{ending}")})
+    test = [{"image": channel_files(root / "imagesTs", case), "case_id": case} for case in test_cases]
+    return {"training": training, "test": test, "labels": labels}
+
+
+def _read_folders(root: Path, image_pattern: str, label_pattern: str, test_pattern: str | None) -> dict[str, Any]:
+    images = _find_by_pattern(root, image_pattern)
+    labels = _find_by_pattern(root, label_pattern)
+    orphans = sorted(set(labels) - set(images))
+    if orphans:
+        raise InputError(f"{len(orphans)} labels have no image ({', '.join(orphans[:3])})", path=root)
+    training = [{"image": images[c], "label": labels[c], "case_id": c} for c in sorted(labels)]
+    unlabelled = {c: p for c, p in images.items() if c not in labels}
+    if test_pattern is not None:
+        unlabelled.update(_find_by_pattern(root, test_pattern))
+    test = [{"image": unlabelled[c], "case_id": c} for c in sorted(unlabelled)]
+    return {"training": training, "test": test, "labels": {}}
+
+
+def detect_layout(dataset_dir: str | os.PathLike) -> str:
+    """``"msd"``, ``"nnunet"`` or ``"folders"``, from ``dataset.json`` or an ``images/`` folder."""
+    root = Path(dataset_dir)
+    if (root / "dataset.json").is_file():
+        meta = _read_json(root / "dataset.json")
+        if "channel_names" in meta:
+            return "nnunet"
+        if "training" in meta:
+            return "msd"
+        raise InputError("dataset.json has neither 'training' (MSD) nor 'channel_names' (nnU-Net)", path=root)
+    if (root / "images").is_dir():
+        return "folders"
+    raise InputError(
+        "cannot tell the dataset layout: expected dataset.json (MSD or nnU-Net) or images/ and labels/ folders",
+        path=root,
+    )
+
+
+def load_datalist(
+    dataset_dir: str | os.PathLike,
+    layout: str = "auto",
+    *,
+    descriptor: str | None = None,
+    image_pattern: str = "images/{case}",
+    label_pattern: str = "labels/{case}",
+    test_pattern: str | None = None,
+) -> dict[str, Any]:
+    """Read a dataset folder into MONAI data lists.
+
+    Args:
+        dataset_dir: the dataset's root folder.
+        layout: ``"msd"``, ``"nnunet"``, ``"folders"`` or ``"auto"`` (:func:`detect_layout`).
+        descriptor: name of a descriptor in ``datasets/``; its ``layout`` and name patterns
+            are used (and its ``labels`` when the dataset has none), e.g. ``"btcv"``.
+        image_pattern, label_pattern, test_pattern: name patterns for ``"folders"`` (see module doc).
+
+    Returns:
+        ``{"training": [{"image", "label", "case_id"}], "test": [{"image", "case_id"}],
+        "labels": {value: name}, "layout": str}`` with absolute paths as strings, sorted by case.
+
+    Raises:
+        InputError: unknown layout, missing files, labels without images.
+    """
+    root = Path(dataset_dir).resolve()
+    if not root.is_dir():
+        raise InputError("dataset folder does not exist", path=root)
+    info = get_descriptor(descriptor) if descriptor else None
+    if info is not None:
+        layout = info["layout"]
+        image_pattern = info.get("image_pattern", image_pattern)
+        label_pattern = info.get("label_pattern", label_pattern)
+        test_pattern = info.get("test_pattern", test_pattern)
+    if layout == "auto":
+        layout = detect_layout(root)
+    if layout == "msd":
+        result = _read_msd(root)
+    elif layout == "nnunet":
+        result = _read_nnunet(root)
+    elif layout == "folders":
+        result = _read_folders(root, image_pattern, label_pattern, test_pattern)
+    else:
+        raise InputError(f"unknown layout '{layout}'; expected msd, nnunet, folders or auto", path=root)
+    if info is not None and not result["labels"]:
+        result["labels"] = dict(info["labels"])
+    for item in result["training"] + result["test"]:
+        for key in ("image", "label"):
+            if key in item:
+                item[key] = [str(p) for p in item[key]] if isinstance(item[key], list) else str(item[key])
+    result["training"].sort(key=lambda item: item["case_id"])
+    result["test"].sort(key=lambda item: item["case_id"])
+    result["layout"] = layout
+    return result
+
+
+def split_cases(
+    items: Sequence[Mapping[str, Any]], n_folds: int = 5, fold: int = 0, seed: int = 0
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """Split cases into (training, validation) for cross-validation fold ``fold`` of ``n_folds``.
+
+    Cases are ordered by ``case_id`` (else by ``image``) before a seeded shuffle, so the split
+    depends only on the set of cases, the seed and the fold; the ``n_folds`` validation sets
+    are disjoint and together cover every case.
+    """
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"fold must be in [0, {n_folds - 1}], got {fold}")
+    if len(items) < n_folds:
+        raise InputError(f"{len(items)} cases cannot be split into {n_folds} folds")
+    ordered = sorted(items, key=lambda item: str(item.get("case_id", item.get("image"))))
+    permutation = np.random.default_rng(seed).permutation(len(ordered))
+    chunks = np.array_split(permutation, n_folds)
+    validation = set(chunks[fold].tolist())
+    train = [ordered[i] for i in range(len(ordered)) if i not in validation]
+    val = [ordered[i] for i in sorted(validation)]
+    return train, val
+
+
+# --- preparing datasets shipped in other shapes ------------------------------------------
+
+
+def split_tiff_stack(stack: str | os.PathLike, out_dir: str | os.PathLike, name: str = "{index:02d}.png") -> list[Path]:
+    """Write each page of a multi-page TIFF (e.g. ISBI 2012 ``train-volume.tif``) as one PNG.
+
+    Returns the written paths; ``name`` is formatted with the 0-based page ``index``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with Image.open(stack) as image:
+        for index, page in enumerate(ImageSequence.Iterator(image)):
+            path = out / name.format(index=index)
+            page.save(path)
+            written.append(path)
+    return written
+
+
+def disc_cup_label(disc: np.ndarray, cup: np.ndarray, agreement: float = 0.5) -> np.ndarray:
+    """Combine optic disc and cup masks (e.g. Drishti-GS soft maps, 0..255) into one label map.
+
+    A pixel belongs to a structure when its value is at least ``agreement`` of full scale
+    (255 for 8-bit masks, 1 for masks in 0..1); Drishti-GS soft maps hold the fraction of
+    experts who marked the pixel. Result: 0
+    background, 1 disc rim, 2 cup (:data:`LABEL_SCHEMES` ``"retina_disc_cup"``); cup pixels
+    outside the disc are counted as cup, since the cup lies inside the disc by definition.
+    """
+    if disc.shape != cup.shape:
+        raise InputError(f"disc mask {disc.shape} and cup mask {cup.shape} differ in shape")
+    scale = 255.0 if max(disc.max(), cup.max()) > 1 else 1.0
+    label = np.zeros(disc.shape, dtype=np.uint8)
+    label[disc >= agreement * scale] = 1
+    label[cup >= agreement * scale] = 2
+    return label

@@ -1,0 +1,432 @@
+"""Preprocessing and augmentation pipelines per task, built from MONAI dictionary transforms.
+
+Every function returns a MONAI :class:`~monai.transforms.Compose` working on dictionaries
+such as ``{"image": path, "label": path}``; ``keys[0]`` is the image and ``keys[1]`` (when
+given) the label. They can be referenced from bundle configs, e.g.::
+
+    "preprocessing": {"_target_": "monai_attn.transforms.ct_train_transforms",
+                      "spacing_mm": [1.5, 1.5, 2.0], "hu_window": [-175, 250]}
+
+Label schemes (see :data:`monai_attn.datasets.LABEL_SCHEMES`): abdominal CT 0 background,
+1 spleen, 2 kidney, 3 pancreas; retina disc/cup 0 background, 1 disc rim, 2 cup (the cup lies
+inside the disc, so the whole disc is {1, 2}); retina vessels 0/1; cells 0 interior, 1
+membrane. Public datasets with other values are brought into these schemes with
+``label_mapping``: a ``{source: target}`` dict or the name of a descriptor in ``datasets/``
+(e.g. ``"btcv"``).
+
+CT pipelines: load (any format :class:`~monai_attn.io.MedicalImageReader` reads) ->
+channel first -> RAS orientation -> resample to ``spacing_mm`` (image bilinear, label
+nearest) -> crop to the body (voxels above ``body_threshold_hu``, plus ``body_margin_mm``) ->
+clip to ``hu_window`` and scale to 0..1. Training then samples patches with per-class
+ratios (oversampling small organs such as the pancreas) and augments them. Orientation,
+resampling and cropping are invertible, so predictions go back to the input grid with MONAI
+``Invertd`` (see :func:`ct_inference_transforms`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from monai.transforms import (
+    Compose,
+    CropForegroundd,
+    LoadImaged,
+    NormalizeIntensityd,
+    Orientationd,
+    Rand2DElasticd,
+    RandAdjustContrastd,
+    RandAffined,
+    RandCropByLabelClassesd,
+    RandFlipd,
+    RandGaussianNoised,
+    RandGaussianSmoothd,
+    RandRotate90d,
+    RandRotated,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    RandSpatialCropSamplesd,
+    Resized,
+    ScaleIntensityRanged,
+    Spacingd,
+    SpatialPadd,
+)
+from monai.transforms.transform import Transform
+
+from monai_attn.datasets import RemapLabelsd, remap_for
+from monai_attn.io.readers import Expect, MedicalImageReader
+
+LabelMapping = Mapping[int, int] | str | None
+
+# Our readers give RAS affines (meta "space" RAS), so orientation codes use the RAS axis labels.
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+
+# Class sampling ratios for abdominal CT patches (background, spleen, kidney, pancreas):
+# the pancreas is small and thin, so patch centres fall on it three times as often.
+CT_CLASS_RATIOS = (1.0, 1.0, 1.0, 3.0)
+
+
+class AboveThreshold:
+    """``x > threshold``: the foreground test for cropping to the body (picklable, unlike a lambda)."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def __call__(self, x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        return x > self.threshold
+
+
+def _split_keys(keys: Sequence[str]) -> tuple[str, str | None]:
+    keys = tuple(keys)
+    if not 1 <= len(keys) <= 2:
+        raise ValueError(f"keys must be (image,) or (image, label), got {keys}")
+    return keys[0], keys[1] if len(keys) == 2 else None
+
+
+def _load(keys: Sequence[str], expect: Expect, label_key: str | None, label_mapping: LabelMapping) -> list[Transform]:
+    """Load with :class:`MedicalImageReader` (channel first) and remap labels if asked."""
+    steps: list[Transform] = [
+        LoadImaged(keys, reader=MedicalImageReader(expect=expect), ensure_channel_first=True, image_only=True)
+    ]
+    if label_key is not None and label_mapping is not None:
+        mapping = remap_for(label_mapping) if isinstance(label_mapping, str) else label_mapping
+        steps.append(RemapLabelsd(label_key, mapping))
+    return steps
+
+
+def _modes(label_key: str | None, image_mode: str, label_mode: str = "nearest") -> list[str]:
+    return [image_mode] + ([label_mode] if label_key else [])
+
+
+# --- abdominal CT ------------------------------------------------------------------------
+
+
+def _ct_preprocess(
+    keys: Sequence[str],
+    spacing_mm: Sequence[float],
+    hu_window: tuple[float, float],
+    body_threshold_hu: float,
+    body_margin_mm: float,
+    label_mapping: LabelMapping,
+    load: bool,
+) -> list[Transform]:
+    image_key, label_key = _split_keys(keys)
+    margin_voxels = [int(math.ceil(body_margin_mm / s)) for s in spacing_mm]
+    steps = _load(keys, "ct", label_key, label_mapping) if load else []
+    return steps + [
+        Orientationd(keys, axcodes="RAS", labels=RAS_LABELS),
+        Spacingd(keys, pixdim=tuple(spacing_mm), mode=_modes(label_key, "bilinear")),
+        CropForegroundd(
+            keys, source_key=image_key, select_fn=AboveThreshold(body_threshold_hu), margin=margin_voxels, allow_smaller=True
+        ),
+        ScaleIntensityRanged(image_key, a_min=hu_window[0], a_max=hu_window[1], b_min=0.0, b_max=1.0, clip=True),
+    ]
+
+
+def ct_train_transforms(
+    keys: Sequence[str] = ("image", "label"),
+    spacing_mm: Sequence[float] = (1.5, 1.5, 2.0),
+    hu_window: tuple[float, float] = (-175.0, 250.0),
+    patch_size: Sequence[int] = (96, 96, 96),
+    num_samples: int = 2,
+    class_ratios: Sequence[float] = CT_CLASS_RATIOS,
+    body_threshold_hu: float = -500.0,
+    body_margin_mm: float = 10.0,
+    label_mapping: LabelMapping = None,
+    flip_prob: float = 0.2,
+    rotate90_prob: float = 0.2,
+    affine_prob: float = 0.2,
+    rotate_deg: float = 15.0,
+    zoom_range: tuple[float, float] = (0.9, 1.1),
+    intensity_prob: float = 0.2,
+    noise_std: float = 0.01,
+    smooth_sigma_voxels: tuple[float, float] = (0.5, 1.0),
+) -> Compose:
+    """Abdominal CT training pipeline: preprocessing, class-balanced patches, augmentation.
+
+    Args:
+        keys: (image key, label key).
+        spacing_mm: voxel size to resample to (x, y, z in RAS), mm.
+        hu_window: HU range clipped and scaled to 0..1.
+        patch_size: training patch size in voxels at ``spacing_mm``.
+        num_samples: patches drawn per volume (the pipeline returns a list of that many dicts).
+        class_ratios: relative frequency of patch centres on each label (background, spleen,
+            kidney, pancreas by default: :data:`CT_CLASS_RATIOS`); classes absent from a
+            volume are skipped.
+        body_threshold_hu: voxels above this HU count as body when cropping.
+        body_margin_mm: margin kept around the body, mm.
+        label_mapping: remap of the source labels, a dict or a ``datasets/`` descriptor name.
+        flip_prob: probability of a flip, per axis.
+        rotate90_prob: probability of a 90-degree rotation in the axial plane.
+        affine_prob: probability of a small rotation (up to ``rotate_deg`` degrees about each
+            axis) combined with zoom (factor within ``zoom_range``), one resampling.
+        intensity_prob: probability of each intensity augmentation (scale +-10%, shift +-0.1,
+            Gaussian noise of ``noise_std``, Gaussian smoothing of ``smooth_sigma_voxels``).
+
+    Example::
+
+        train = ct_train_transforms(label_mapping="msd_task07_pancreas")
+        patches = train({"image": "pancreas_001.nii.gz", "label": "pancreas_001_seg.nii.gz"})
+    """
+    image_key, label_key = _split_keys(keys)
+    if label_key is None:
+        raise ValueError("training needs (image, label) keys")
+    rotate = math.radians(rotate_deg)
+    zoom = (zoom_range[0] - 1.0, zoom_range[1] - 1.0)
+    return Compose(
+        _ct_preprocess(keys, spacing_mm, hu_window, body_threshold_hu, body_margin_mm, label_mapping, load=True)
+        + [
+            SpatialPadd(keys, spatial_size=patch_size),
+            RandCropByLabelClassesd(
+                keys,
+                label_key=label_key,
+                spatial_size=patch_size,
+                ratios=list(class_ratios),
+                num_classes=len(class_ratios),
+                num_samples=num_samples,
+                image_key=image_key,
+                image_threshold=0.0,
+                warn=False,
+            ),
+            RandFlipd(keys, prob=flip_prob, spatial_axis=0),
+            RandFlipd(keys, prob=flip_prob, spatial_axis=1),
+            RandFlipd(keys, prob=flip_prob, spatial_axis=2),
+            RandRotate90d(keys, prob=rotate90_prob, max_k=3, spatial_axes=(0, 1)),
+            RandAffined(
+                keys,
+                prob=affine_prob,
+                rotate_range=(rotate, rotate, rotate),
+                scale_range=(zoom, zoom, zoom),
+                mode=_modes(label_key, "bilinear"),
+                padding_mode="border",
+            ),
+            RandScaleIntensityd(image_key, factors=0.1, prob=intensity_prob),
+            RandShiftIntensityd(image_key, offsets=0.1, prob=intensity_prob),
+            RandGaussianNoised(image_key, prob=intensity_prob, std=noise_std),
+            RandGaussianSmoothd(
+                image_key, sigma_x=smooth_sigma_voxels, sigma_y=smooth_sigma_voxels, sigma_z=smooth_sigma_voxels, prob=intensity_prob
+            ),
+        ]
+    )
+
+
+def ct_val_transforms(
+    keys: Sequence[str] = ("image", "label"),
+    spacing_mm: Sequence[float] = (1.5, 1.5, 2.0),
+    hu_window: tuple[float, float] = (-175.0, 250.0),
+    body_threshold_hu: float = -500.0,
+    body_margin_mm: float = 10.0,
+    label_mapping: LabelMapping = None,
+) -> Compose:
+    """Abdominal CT validation pipeline: the training preprocessing on whole volumes, no augmentation.
+
+    Arguments as :func:`ct_train_transforms`; the result feeds sliding-window inference.
+    """
+    return Compose(_ct_preprocess(keys, spacing_mm, hu_window, body_threshold_hu, body_margin_mm, label_mapping, load=True))
+
+
+def ct_inference_transforms(
+    keys: Sequence[str] = ("image",),
+    spacing_mm: Sequence[float] = (1.5, 1.5, 2.0),
+    hu_window: tuple[float, float] = (-175.0, 250.0),
+    body_threshold_hu: float = -500.0,
+    body_margin_mm: float = 10.0,
+    load: bool = True,
+) -> Compose:
+    """Abdominal CT inference preprocessing, invertible back to the input grid.
+
+    Args:
+        keys: (image key,).
+        load: True to start from a path; False when ``data[image key]`` is already a
+            channel-first ``MetaTensor`` from :func:`monai_attn.io.load_image` (e.g. a DICOM
+            series read with a ``series_uid``).
+        Others as :func:`ct_train_transforms`; use the values the model was trained with.
+
+    To bring a prediction back to the input's grid (shape, spacing, origin, direction)::
+
+        pre = ct_inference_transforms()
+        data = pre({"image": "ct.nii.gz"})
+        data["pred"] = model_output_as_metatensor          # on data["image"]'s grid
+        data = Invertd("pred", transform=pre, orig_keys="image", nearest_interp=True)(data)
+        save_like(data["pred"], data["image"], "seg.nii.gz")
+    """
+    return Compose(_ct_preprocess(keys, spacing_mm, hu_window, body_threshold_hu, body_margin_mm, None, load=load))
+
+
+# --- retina (2-D RGB fundus) --------------------------------------------------------------
+
+
+def _retina_preprocess(
+    keys: Sequence[str],
+    image_size: Sequence[int] | None,
+    intensity_range: tuple[float, float],
+    label_mapping: LabelMapping,
+) -> list[Transform]:
+    image_key, label_key = _split_keys(keys)
+    steps = _load(keys, "2d", label_key, label_mapping)
+    steps.append(ScaleIntensityRanged(image_key, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True))
+    if image_size is not None:
+        steps.append(
+            Resized(keys, spatial_size=tuple(image_size), mode=_modes(label_key, "bilinear"), anti_aliasing=[True] + [False] * (label_key is not None))
+        )
+    return steps
+
+
+def retina_train_transforms(
+    keys: Sequence[str] = ("image", "label"),
+    image_size: Sequence[int] | None = (768, 512),
+    patch_size: Sequence[int] = (256, 256),
+    num_samples: int = 2,
+    num_classes: int = 3,
+    class_ratios: Sequence[float] | None = None,
+    intensity_range: tuple[float, float] = (0.0, 255.0),
+    label_mapping: LabelMapping = None,
+    flip_prob: float = 0.5,
+    rotate90_prob: float = 0.5,
+    rotate_deg: float = 15.0,
+    rotate_prob: float = 0.3,
+    colour_prob: float = 0.5,
+) -> Compose:
+    """Colour fundus training pipeline (optic disc/cup or vessels).
+
+    Args:
+        keys: (image key, label key); images are RGB, labels index maps.
+        image_size: (width, height) in pixels to resize to first (MONAI's array order is
+            (channel, width, height)); ``None`` keeps the native size (DRIVE).
+        patch_size: (width, height) of training patches, pixels.
+        num_samples: patches per image.
+        num_classes: 3 for disc/cup (0 background, 1 rim, 2 cup), 2 for vessels.
+        class_ratios: relative frequency of patch centres per class; ``None``: equal, which
+            keeps the small optic disc in most patches.
+        intensity_range: raw intensity range scaled to 0..1 (8-bit: 0..255).
+        label_mapping: remap of the source labels, e.g. ``"drive"`` (255 -> 1).
+        flip_prob, rotate90_prob: probability of each flip (per axis) and 90-degree rotation.
+        rotate_deg, rotate_prob: small rotations up to ``rotate_deg`` degrees.
+        colour_prob: probability of each colour jitter: gamma 0.7..1.5, per-channel scale
+            +-10% and shift +-0.05.
+
+    Images are then normalised per channel (zero mean, unit variance per image).
+    """
+    image_key, label_key = _split_keys(keys)
+    if label_key is None:
+        raise ValueError("training needs (image, label) keys")
+    return Compose(
+        _retina_preprocess(keys, image_size, intensity_range, label_mapping)
+        + [
+            SpatialPadd(keys, spatial_size=patch_size),
+            RandCropByLabelClassesd(
+                keys,
+                label_key=label_key,
+                spatial_size=patch_size,
+                ratios=None if class_ratios is None else list(class_ratios),
+                num_classes=num_classes,
+                num_samples=num_samples,
+                warn=False,
+            ),
+            RandFlipd(keys, prob=flip_prob, spatial_axis=0),
+            RandFlipd(keys, prob=flip_prob, spatial_axis=1),
+            RandRotate90d(keys, prob=rotate90_prob, max_k=3),
+            RandRotated(keys, range_x=math.radians(rotate_deg), prob=rotate_prob, mode=_modes(label_key, "bilinear"), padding_mode="reflection"),
+            RandAdjustContrastd(image_key, gamma=(0.7, 1.5), prob=colour_prob),
+            RandScaleIntensityd(image_key, factors=0.1, prob=colour_prob, channel_wise=True),
+            RandShiftIntensityd(image_key, offsets=0.05, prob=colour_prob, channel_wise=True),
+            NormalizeIntensityd(image_key, channel_wise=True),
+        ]
+    )
+
+
+def retina_val_transforms(
+    keys: Sequence[str] = ("image", "label"),
+    image_size: Sequence[int] | None = (768, 512),
+    intensity_range: tuple[float, float] = (0.0, 255.0),
+    label_mapping: LabelMapping = None,
+) -> Compose:
+    """Colour fundus validation/inference pipeline: scale, resize (invertible), per-channel normalisation.
+
+    ``keys=("image",)`` for inference; arguments as :func:`retina_train_transforms`.
+    """
+    image_key, _ = _split_keys(keys)
+    return Compose(_retina_preprocess(keys, image_size, intensity_range, label_mapping) + [NormalizeIntensityd(image_key, channel_wise=True)])
+
+
+# --- cells (2-D grayscale electron microscopy) --------------------------------------------
+
+
+def cells_train_transforms(
+    keys: Sequence[str] = ("image", "label"),
+    patch_size: Sequence[int] = (256, 256),
+    num_samples: int = 2,
+    intensity_range: tuple[float, float] = (0.0, 255.0),
+    label_mapping: LabelMapping = None,
+    flip_prob: float = 0.5,
+    rotate90_prob: float = 0.5,
+    elastic_prob: float = 0.5,
+    elastic_grid_spacing_px: tuple[float, float] = (32.0, 32.0),
+    elastic_magnitude_px: tuple[float, float] = (1.0, 3.0),
+    rotate_deg: float = 15.0,
+    zoom_range: tuple[float, float] = (0.9, 1.1),
+    intensity_prob: float = 0.3,
+    noise_std: float = 0.02,
+) -> Compose:
+    """EM cell membrane training pipeline (ISBI 2012 style: label 1 membrane, 0 interior).
+
+    Args:
+        keys: (image key, label key).
+        patch_size: (width, height) of training patches, pixels (membranes are everywhere,
+            so patches are drawn uniformly).
+        num_samples: patches per image.
+        intensity_range: raw intensity range scaled to 0..1.
+        label_mapping: remap of the source labels, e.g. ``"isbi2012_em"`` (0 -> 1, 255 -> 0).
+        flip_prob, rotate90_prob: probability of each flip (per axis) and 90-degree rotation.
+        elastic_prob: probability of an elastic deformation (``Rand2DElasticd``): control
+            points every ``elastic_grid_spacing_px`` pixels, displaced by Gaussian offsets of
+            standard deviation within ``elastic_magnitude_px`` pixels, combined with a
+            rotation up to ``rotate_deg`` degrees and zoom within ``zoom_range``.
+        intensity_prob: probability of gamma (0.7..1.5) and of Gaussian noise (``noise_std``).
+    """
+    image_key, label_key = _split_keys(keys)
+    if label_key is None:
+        raise ValueError("training needs (image, label) keys")
+    zoom = (zoom_range[0] - 1.0, zoom_range[1] - 1.0)
+    return Compose(
+        _load(keys, "2d", label_key, label_mapping)
+        + [
+            ScaleIntensityRanged(image_key, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True),
+            SpatialPadd(keys, spatial_size=patch_size, mode="reflect"),
+            RandSpatialCropSamplesd(keys, roi_size=patch_size, num_samples=num_samples, random_size=False),
+            RandFlipd(keys, prob=flip_prob, spatial_axis=0),
+            RandFlipd(keys, prob=flip_prob, spatial_axis=1),
+            RandRotate90d(keys, prob=rotate90_prob, max_k=3),
+            Rand2DElasticd(
+                keys,
+                spacing=elastic_grid_spacing_px,
+                magnitude_range=elastic_magnitude_px,
+                prob=elastic_prob,
+                rotate_range=math.radians(rotate_deg),
+                scale_range=(zoom, zoom),
+                mode=_modes(label_key, "bilinear"),
+                padding_mode="reflection",
+            ),
+            RandAdjustContrastd(image_key, gamma=(0.7, 1.5), prob=intensity_prob),
+            RandGaussianNoised(image_key, prob=intensity_prob, std=noise_std),
+            NormalizeIntensityd(image_key),
+        ]
+    )
+
+
+def cells_val_transforms(
+    keys: Sequence[str] = ("image", "label"),
+    intensity_range: tuple[float, float] = (0.0, 255.0),
+    label_mapping: LabelMapping = None,
+) -> Compose:
+    """EM cell validation/inference pipeline: scale to 0..1 and normalise; ``keys=("image",)`` for inference."""
+    image_key, label_key = _split_keys(keys)
+    return Compose(
+        _load(keys, "2d", label_key, label_mapping)
+        + [
+            ScaleIntensityRanged(image_key, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True),
+            NormalizeIntensityd(image_key),
+        ]
+    )

@@ -1,0 +1,171 @@
+"""Task pipelines: CT preprocessing geometry and inversion, patch sampling, 2-D pipelines."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+from monai.data import MetaTensor
+from monai.transforms import Invertd
+from monai.utils import set_determinism
+from PIL import Image
+
+from monai_attn.io import save_like
+from monai_attn.transforms import (
+    ct_inference_transforms,
+    ct_train_transforms,
+    ct_val_transforms,
+    cells_train_transforms,
+    cells_val_transforms,
+    retina_train_transforms,
+    retina_val_transforms,
+)
+
+SHAPE = (48, 56, 16)
+
+
+def oblique_affine() -> np.ndarray:
+    """Rotated 0.4 rad about z, x flipped, anisotropic 0.9 x 0.75 x 3.0 mm voxels."""
+    rotation = np.array([[np.cos(0.4), -np.sin(0.4), 0], [np.sin(0.4), np.cos(0.4), 0], [0, 0, 1]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([0.9, 0.75, 3.0]) @ np.diag([-1, 1, 1])
+    affine[:3, 3] = [120.5, -80.25, 33.0]
+    return affine
+
+
+@pytest.fixture()
+def phantom_ct(tmp_path):
+    """A body ellipsoid (40 HU) in air with a small 'pancreas' (label 3, 150 HU) and 'spleen' (label 1)."""
+    affine = oblique_affine()
+    ijk = np.stack(np.meshgrid(*[np.arange(s) for s in SHAPE], indexing="ij"), -1)
+    world = ijk @ affine[:3, :3].T + affine[:3, 3]
+    centre = world.reshape(-1, 3).mean(0)
+    body = np.linalg.norm((world - centre) / [18, 18, 20], axis=-1) < 1
+    pancreas = np.linalg.norm((world - centre - [6, 0, 0]) / [4, 4, 8], axis=-1) < 1
+    spleen = np.linalg.norm((world - centre + [8, 0, 0]) / [5, 5, 8], axis=-1) < 1
+    hu = np.where(body, 40, -1000)
+    hu[pancreas], hu[spleen] = 150, 60
+    label = np.zeros(SHAPE, np.uint8)
+    label[spleen], label[pancreas] = 1, 3
+    nib.save(nib.Nifti1Image(hu.astype(np.int16), affine), tmp_path / "ct.nii.gz")
+    nib.save(nib.Nifti1Image(label, affine), tmp_path / "label.nii.gz")
+    return tmp_path / "ct.nii.gz", tmp_path / "label.nii.gz", hu, label
+
+
+def test_ct_preprocessing_geometry_and_intensity(phantom_ct):
+    image_path, label_path, hu, _ = phantom_ct
+    data = ct_val_transforms(spacing_mm=(1.5, 1.5, 2.0))({"image": str(image_path), "label": str(label_path)})
+    image, label = data["image"], data["label"]
+    np.testing.assert_allclose(image.pixdim.numpy(), [1.5, 1.5, 2.0], atol=1e-6)
+    assert nib.aff2axcodes(image.affine.numpy()) == ("R", "A", "S")  # closest to RAS; the 0.4 rad tilt stays
+    assert image.shape == label.shape and 0.0 <= image.min() and image.max() <= 1.0
+    assert set(label.unique().tolist()) == {0.0, 1.0, 3.0}
+    # body crop: the field of view shrinks to the body plus margin, air outside is gone
+    body_extent_mm = 2 * np.array([18, 18, 20])
+    extent_mm = np.array(image.shape[1:]) * [1.5, 1.5, 2.0]
+    assert np.all(extent_mm < body_extent_mm + 2 * 10 + 2 * 2.0 + 1e-6)
+    assert np.all(extent_mm >= body_extent_mm)
+    # HU window: 150 HU -> (150 + 175) / 425
+    pancreas_values = image[label == 3]
+    assert abs(float(pancreas_values.median()) - 325 / 425) < 0.02
+
+
+def test_ct_inference_inverts_to_input_grid(phantom_ct, tmp_path):
+    image_path, _, hu, _ = phantom_ct
+    pre = ct_inference_transforms(spacing_mm=(1.5, 1.5, 2.0))
+    data = pre({"image": str(image_path)})
+    # a "prediction" on the model grid: soft tissue brighter than 100 HU
+    threshold = (100 + 175) / 425
+    data["pred"] = MetaTensor(
+        (data["image"] > threshold).float(), meta=dict(data["image"].meta), applied_operations=list(data["image"].applied_operations)
+    )
+    data = Invertd("pred", transform=pre, orig_keys="image", nearest_interp=True)(data)
+    assert data["pred"].shape == (1, *SHAPE)
+    out = save_like(data["pred"], data["image"], tmp_path / "seg.nii.gz")
+
+    written, source = nib.load(out), nib.load(image_path)
+    assert written.shape == source.shape
+    assert np.allclose(written.affine, source.affine, atol=1e-5)
+    reference = hu > 100
+    predicted = np.asarray(written.dataobj) > 0
+    dice = 2 * (reference & predicted).sum() / (reference.sum() + predicted.sum())
+    assert dice > 0.8
+
+
+def test_ct_train_patches_oversample_small_organ(phantom_ct):
+    image_path, label_path, _, _ = phantom_ct
+    set_determinism(seed=0)
+    train = ct_train_transforms(
+        patch_size=(16, 16, 8), num_samples=8, class_ratios=(1, 0, 0, 1), affine_prob=0.0, label_mapping=None
+    )
+    patches = train({"image": str(image_path), "label": str(label_path)})
+    set_determinism(seed=None)
+    assert len(patches) == 8
+    assert all(p["image"].shape == (1, 16, 16, 8) and p["label"].shape == (1, 16, 16, 8) for p in patches)
+    with_pancreas = sum(bool((p["label"] == 3).any()) for p in patches)
+    assert with_pancreas >= 3  # half the centres are on the pancreas (a few flips may move none out)
+    assert all(float(p["label"].max()) <= 3 for p in patches)
+
+
+def test_ct_train_remaps_labels_from_descriptor(tmp_path):
+    affine = np.diag([1.5, 1.5, 2.0, 1.0])
+    hu = np.full((24, 24, 12), 40, np.int16)
+    label = np.zeros((24, 24, 12), np.uint8)
+    label[8:16, 8:16, 4:8] = 2  # MSD pancreas "tumour"
+    label[10:12, 10:12, 5:7] = 1
+    nib.save(nib.Nifti1Image(hu, affine), tmp_path / "ct.nii.gz")
+    nib.save(nib.Nifti1Image(label, affine), tmp_path / "label.nii.gz")
+    data = ct_val_transforms(label_mapping="msd_task07_pancreas")({"image": str(tmp_path / "ct.nii.gz"), "label": str(tmp_path / "label.nii.gz")})
+    assert set(data["label"].unique().tolist()) == {0.0, 3.0}
+
+
+def _planar_pair(tmp_path, rgb: bool):
+    rng = np.random.default_rng(0)
+    height, width = 90, 120
+    image = rng.integers(0, 255, (height, width, 3) if rgb else (height, width), dtype=np.uint8)
+    label = np.zeros((height, width), np.uint8)
+    label[30:60, 40:80] = 1
+    label[40:50, 55:65] = 2
+    Image.fromarray(image).save(tmp_path / "image.png")
+    Image.fromarray(label).save(tmp_path / "label.png")
+    return {"image": str(tmp_path / "image.png"), "label": str(tmp_path / "label.png")}
+
+
+def test_retina_pipelines(tmp_path):
+    pair = _planar_pair(tmp_path, rgb=True)
+    val = retina_val_transforms(image_size=(64, 48))(pair)
+    assert val["image"].shape == (3, 64, 48) and val["label"].shape == (1, 64, 48)
+    assert set(val["label"].unique().tolist()) == {0.0, 1.0, 2.0}
+    per_channel_mean = val["image"].mean(dim=(1, 2))
+    np.testing.assert_allclose(per_channel_mean.numpy(), 0.0, atol=1e-4)
+    np.testing.assert_allclose(val["image"].std(dim=(1, 2), unbiased=False).numpy(), 1.0, atol=1e-3)
+
+    patches = retina_train_transforms(image_size=(64, 48), patch_size=(32, 32), num_samples=6)(pair)
+    assert len(patches) == 6
+    assert all(p["image"].shape == (3, 32, 32) and p["label"].shape == (1, 32, 32) for p in patches)
+    assert sum(bool((p["label"] == 2).any()) for p in patches) >= 2  # the small cup is sampled
+    assert all(set(p["label"].unique().tolist()) <= {0.0, 1.0, 2.0} for p in patches)
+
+
+def test_retina_vessel_labels_remapped(tmp_path):
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "image.png")
+    vessels = np.zeros((20, 30), np.uint8)
+    vessels[5:8] = 255
+    Image.fromarray(vessels).save(tmp_path / "label.png")
+    data = retina_val_transforms(image_size=None, label_mapping="drive")({"image": str(tmp_path / "image.png"), "label": str(tmp_path / "label.png")})
+    assert set(data["label"].unique().tolist()) == {0.0, 1.0}
+    assert int(data["label"].sum()) == 3 * 30
+
+
+def test_cells_pipelines(tmp_path):
+    pair = _planar_pair(tmp_path, rgb=False)
+    val = cells_val_transforms(label_mapping={0: 0, 1: 1, 2: 1})(pair)
+    assert val["image"].shape == (1, 120, 90)
+    assert abs(float(val["image"].mean())) < 1e-4
+    set_determinism(seed=0)
+    patches = cells_train_transforms(patch_size=(64, 64), num_samples=3, elastic_prob=1.0, label_mapping={0: 0, 1: 1, 2: 1})(pair)
+    set_determinism(seed=None)
+    assert len(patches) == 3
+    for patch in patches:
+        assert patch["image"].shape == (1, 64, 64) and patch["label"].shape == (1, 64, 64)
+        assert set(patch["label"].unique().tolist()) <= {0.0, 1.0}  # nearest interpolation keeps labels
