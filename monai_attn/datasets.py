@@ -19,7 +19,7 @@ Layouts read by :func:`load_datalist` (all give MONAI data lists of
 Public datasets are described by one file each in the repository's ``datasets/`` folder
 (:func:`get_descriptor`): labels, layout and name patterns, the remap into our label scheme
 (:data:`LABEL_SCHEMES`), recommended preprocessing, citation and licence. The remap is applied
-in pipelines by :class:`RemapLabelsd`, built from the descriptor (:func:`remap_for`), so the
+in pipelines by :class:`RemapLabelsd` given the descriptor name (``RemapLabelsd("label", "btcv")``), so the
 descriptor is the one place a remap is written down.
 """
 
@@ -65,14 +65,16 @@ class RemapLabels(Transform):
     """Map label values through a table, e.g. BTCV ``{1: 1, 2: 2, 3: 2, 11: 3, ...}``.
 
     Args:
-        mapping: source value -> target value (integers).
+        mapping: source value -> target value (integers), or the name of a descriptor in
+            ``datasets/`` whose ``remap`` to use (e.g. ``"btcv"``).
         default: target for values missing from ``mapping``; ``None`` makes them an error
             (:class:`InputError`), which catches a remap written for another dataset.
 
     Works on numpy arrays and torch tensors (MetaTensor meta is kept); the dtype is kept.
     """
 
-    def __init__(self, mapping: Mapping[int, int], default: int | None = None) -> None:
+    def __init__(self, mapping: Mapping[int, int] | str, default: int | None = None) -> None:
+        mapping = remap_for(mapping) if isinstance(mapping, str) else mapping
         self.mapping = {int(k): int(v) for k, v in mapping.items()}
         self.default = default
 
@@ -95,13 +97,13 @@ class RemapLabelsd(MapTransform):
 
     Example::
 
-        RemapLabelsd("label", remap_for("btcv"))
+        RemapLabelsd("label", "btcv")  # the remap written in datasets/btcv.yaml
     """
 
     def __init__(
         self,
         keys: KeysCollection,
-        mapping: Mapping[int, int],
+        mapping: Mapping[int, int] | str,
         default: int | None = None,
         allow_missing_keys: bool = False,
     ) -> None:

@@ -55,7 +55,7 @@ from monai.transforms import (
 )
 from monai.transforms.transform import Transform
 
-from monai_attn.datasets import RemapLabelsd, remap_for
+from monai_attn.datasets import RemapLabelsd
 from monai_attn.io.readers import Expect, MedicalImageReader
 
 LabelMapping = Mapping[int, int] | str | None
@@ -91,8 +91,7 @@ def _load(keys: Sequence[str], expect: Expect, label_key: str | None, label_mapp
         LoadImaged(keys, reader=MedicalImageReader(expect=expect), ensure_channel_first=True, image_only=True)
     ]
     if label_key is not None and label_mapping is not None:
-        mapping = remap_for(label_mapping) if isinstance(label_mapping, str) else label_mapping
-        steps.append(RemapLabelsd(label_key, mapping))
+        steps.append(RemapLabelsd(label_key, label_mapping))
     return steps
 
 
