@@ -1,0 +1,422 @@
+"""Segmenter: sliding window vs MONAI, air skipping, precision, TTA, geometry, outputs, models."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+from monai.inferers import sliding_window_inference
+from monai.transforms import SpatialResample
+from scipy import ndimage
+
+from monai_attn.errors import InputError
+from monai_attn.inference import OrganRule, Segmenter, postprocess_labels, resample_to_grid
+from monai_attn.inference.models import is_torchscript
+from monai_attn.inference.sliding_window import AirWindowTest, WindowPredictor, sliding_window_predict
+from monai_attn.io import load_image
+from monai_attn.networks import GridAttentionUNet
+
+HU_WINDOW = (-175.0, 250.0)
+#: HU of the phantom's objects and the band of normalised intensity ThresholdNet gives each label.
+OBJECT_HU = {1: 60.0, 2: 150.0, 3: 400.0}
+BANDS = (0.5, 0.7, 0.9)  # label k where the normalised intensity is above BANDS[k-1]
+
+
+class ThresholdNet(torch.nn.Module):
+    """A 1x1x1 convolution whose argmax is the intensity band: labels we can predict exactly.
+
+    Logits are lines a_k * x + b_k with increasing slopes, so label k wins on
+    [BANDS[k-1], BANDS[k]). Geometry errors (a flipped or shifted axis) show up as Dice loss.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out_channels = 4
+        self.conv = torch.nn.Conv3d(1, 4, kernel_size=1)
+        slopes = torch.tensor([0.0, 10.0, 20.0, 30.0])
+        biases = torch.zeros(4)
+        for k, threshold in enumerate(BANDS, start=1):
+            biases[k] = biases[k - 1] - 10.0 * threshold
+        with torch.no_grad():
+            self.conv.weight.copy_(slopes.view(4, 1, 1, 1, 1))
+            self.conv.bias.copy_(biases)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks run fastest single-threaded, and the CPU is shared with other tests."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def expected_labels(hu: np.ndarray) -> np.ndarray:
+    """The labels ThresholdNet gives on the input grid itself."""
+    x = np.clip((hu - HU_WINDOW[0]) / (HU_WINDOW[1] - HU_WINDOW[0]), 0, 1)
+    return np.searchsorted(np.asarray(BANDS), x, side="right").astype(np.uint8)
+
+
+def phantom_hu(shape=(64, 56, 24), seed: int = 0) -> np.ndarray:
+    """An elliptic body (0 HU) in air (-1000 HU) holding three ellipsoids of OBJECT_HU."""
+    rng = np.random.default_rng(seed)
+    grid = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
+    hu = np.full(shape, -1000.0, np.float32)
+    hu[grid[0] ** 2 / 0.8 + grid[1] ** 2 / 0.6 < 1] = 0.0
+    centres = {1: (-0.35, 0.2, 0.0), 2: (0.3, 0.25, 0.1), 3: (0.0, -0.3, -0.1)}
+    for label, (cx, cy, cz) in centres.items():
+        inside = ((grid[0] - cx) / 0.22) ** 2 + ((grid[1] - cy) / 0.2) ** 2 + ((grid[2] - cz) / 0.6) ** 2 < 1
+        hu[inside] = OBJECT_HU[label]
+    return hu + rng.normal(0, 3, shape).astype(np.float32) * (hu > -1000)
+
+
+def oblique_affine(angle: float = 0.0) -> np.ndarray:
+    """A non-identity direction: x flipped, axes permuted (x<->y), anisotropic spacing, rotated."""
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.array([[0, -0.9, 0], [1.1, 0, 0], [0, 0, 2.5]])
+    affine[:3, 3] = [40.0, -25.0, 10.0]
+    return affine
+
+
+def write_nifti(path, hu: np.ndarray, affine: np.ndarray):
+    nib.save(nib.Nifti1Image(hu.astype(np.float32), affine), str(path))
+    return path
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * np.logical_and(a, b).sum() / max(a.sum() + b.sum(), 1)
+
+
+def threshold_segmenter(**kwargs) -> Segmenter:
+    options = dict(spacing_mm=(1.5, 1.5, 2.0), roi_size=(32, 32, 32), precision="fp32", device="cpu", postprocess=False)
+    return Segmenter(ThresholdNet(), **{**options, **kwargs})
+
+
+def tiny_unet(seed: int = 0) -> GridAttentionUNet:
+    torch.manual_seed(seed)
+    return GridAttentionUNet(3, 1, 4, channels=(4, 8, 16)).eval()
+
+
+# --- resampling between grids -------------------------------------------------------------
+
+
+def _nearest_by_world(src: np.ndarray, src_affine, dst_affine, dst_shape) -> np.ndarray:
+    """Independent nearest-neighbour lookup through world coordinates, voxel by voxel."""
+    idx = np.stack(np.meshgrid(*[np.arange(s) for s in dst_shape], indexing="ij"), -1).reshape(-1, 3)
+    world = idx @ dst_affine[:3, :3].T + dst_affine[:3, 3]
+    src_idx = np.floor((world - src_affine[:3, 3]) @ np.linalg.inv(src_affine[:3, :3]).T + 0.5 + 1e-9).astype(int)
+    inside = np.all((src_idx >= 0) & (src_idx < np.array(src.shape)), axis=1)
+    out = np.zeros(len(idx), src.dtype)
+    out[inside] = src[tuple(src_idx[inside].T)]
+    return out.reshape(dst_shape)
+
+
+def test_resample_nearest_matches_world_lookup_for_permuted_flipped_grids():
+    rng = np.random.default_rng(1)
+    src = rng.integers(0, 4, (11, 9, 7)).astype(np.uint8)
+    src_affine = np.diag([1.5, 1.5, 2.0, 1.0])
+    src_affine[:3, 3] = [3.0, -2.0, 5.0]
+    dst_affine = np.array([[0, -0.7, 0, 14.0], [0.9, 0, 0, -1.0], [0, 0, 2.6, 4.0], [0, 0, 0, 1]])
+    dst_shape = (10, 17, 6)
+    out = resample_to_grid(src, src_affine, dst_affine, dst_shape, mode="nearest")
+    assert out.dtype == np.uint8 and out.shape == dst_shape
+    np.testing.assert_array_equal(out, _nearest_by_world(src, src_affine, dst_affine, dst_shape))
+
+
+def test_resample_linear_is_trilinear_interpolation():
+    rng = np.random.default_rng(2)
+    src = rng.normal(size=(6, 7, 5)).astype(np.float32)
+    src_affine = np.diag([2.0, 2.0, 3.0, 1.0])
+    dst_affine = np.array([[0, 0, 0.5, 1.0], [-1.0, 0, 0, 10.0], [0, 1.5, 0, 2.0], [0, 0, 0, 1]])
+    dst_shape = (9, 6, 14)
+    out = resample_to_grid(src, src_affine, dst_affine, dst_shape, mode="linear")
+    idx = np.stack(np.meshgrid(*[np.arange(s) for s in dst_shape], indexing="ij"), 0).reshape(3, -1)
+    world = dst_affine[:3, :3] @ idx + dst_affine[:3, 3:]
+    coords = np.linalg.inv(src_affine[:3, :3]) @ (world - src_affine[:3, 3:])
+    inside = np.all((coords >= 0) & (coords <= np.array(src.shape)[:, None] - 1), axis=0)
+    expected = ndimage.map_coordinates(src.astype(np.float64), coords, order=1)
+    np.testing.assert_allclose(out.reshape(-1)[inside], expected[inside], atol=1e-5)
+
+
+def test_resample_oblique_grid_uses_dense_resampling():
+    src = np.zeros((12, 12, 6), np.uint8)
+    src[4:8, 4:8, 2:4] = 2
+    src_affine = np.eye(4)
+    dst_affine = oblique_affine(angle=0.3)
+    dst_affine[:3, 3] = [6.0, 0.0, 0.0]
+    out = resample_to_grid(src, src_affine, dst_affine, (8, 8, 3), mode="nearest")
+    expected = SpatialResample(mode="nearest")(
+        MetaTensor(torch.from_numpy(src.astype(np.float32))[None], affine=torch.from_numpy(src_affine)),
+        dst_affine=torch.from_numpy(dst_affine),
+        spatial_size=(8, 8, 3),
+    )[0].numpy()
+    assert out.dtype == np.uint8 and out.any()
+    np.testing.assert_array_equal(out, expected.astype(np.uint8))
+
+
+# --- sliding window -----------------------------------------------------------------------
+
+
+def test_sliding_window_equals_monai_when_no_window_is_skipped():
+    net = tiny_unet()
+    torch.manual_seed(3)
+    image = torch.rand(1, 1, 20, 26, 18)
+    predictor = WindowPredictor(net, num_classes=4)
+    with torch.inference_mode():
+        ours = sliding_window_predict(
+            image,
+            predictor,
+            roi_size=(16, 16, 16),
+            overlap=0.25,
+            sw_batch_size=2,
+            sw_device=torch.device("cpu"),
+            device=torch.device("cpu"),
+        )
+        reference = sliding_window_inference(image, (16, 16, 16), 2, net, overlap=0.25, mode="gaussian")
+    assert predictor.counts.skipped == 0 and predictor.counts.run == 8
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-4)
+    assert torch.equal(ours.argmax(1), reference.argmax(1))
+
+
+def test_air_window_test_never_skips_a_window_holding_a_body_voxel():
+    body = np.zeros((40, 30, 12), bool)
+    body[3:9, 20:26, 2:5] = True  # a small body far from most windows
+    input_affine = np.array([[0, 0.8, 0, 5.0], [-0.8, 0, 0, 30.0], [0, 0, 2.5, -4.0], [0, 0, 0, 1]])
+    network_affine = np.diag([1.5, 1.5, 2.0, 1.0])
+    network_affine[:3, 3] = [4.0, -3.0, -5.0]
+    network_shape, roi = (18, 24, 16), (8, 8, 8)
+    test = AirWindowTest(body, input_affine, network_affine, network_shape, roi)
+    # the network voxel nearest to each body voxel, found independently
+    to_net = np.linalg.solve(network_affine, input_affine)
+    body_net = np.floor(np.argwhere(body) @ to_net[:3, :3].T + to_net[:3, 3] + 0.5).astype(int)
+    windows = list(itertools.product(*[range(0, n - r + 1, 4) for n, r in zip(network_shape, roi)]))
+    skipped = 0
+    for start in windows:
+        window = [slice(s, s + r) for s, r in zip(start, roi)]
+        holds_body = np.any(np.all((body_net >= start) & (body_net < np.add(start, roi)), axis=1))
+        if test(window):
+            skipped += 1
+            assert not holds_body, f"window at {start} holds body voxels but was skipped"
+    assert 0 < skipped < len(windows)
+
+
+def test_skipped_air_windows_do_not_change_labels_inside_the_body(tmp_path):
+    hu = np.full((96, 40, 20), -1000.0, np.float32)
+    hu[60:92, 6:34, 4:16] = phantom_hu((32, 28, 12))  # the body fills one end of a long scan
+    image = load_image(write_nifti(tmp_path / "air.nii.gz", hu, np.diag([1.5, 1.5, 2.0, 1.0])))
+    net = tiny_unet(seed=5)
+    options = dict(spacing_mm=None, roi_size=(16, 16, 16), crop_margin_mm=1000.0, precision="fp32", device="cpu")
+    skipping = Segmenter(net, skip_air_windows=True, postprocess=False, **options).segment(image)
+    running = Segmenter(net, skip_air_windows=False, postprocess=False, **options).segment(image)
+    assert skipping.windows_skipped > 0 and running.windows_skipped == 0
+    assert skipping.windows_run + skipping.windows_skipped == running.windows_run
+    inside = hu > -500
+    np.testing.assert_array_equal(skipping.labels[inside], running.labels[inside])
+
+
+def test_mirror_tta_averages_the_flipped_predictions():
+    net = tiny_unet(seed=7)
+    x = torch.rand(1, 1, 16, 16, 16)
+    predictor = WindowPredictor(net, num_classes=4, mirror_axes=(0, 1, 2))
+    with torch.inference_mode():
+        ours = predictor(x, [[slice(0, 1), slice(None), slice(0, 16), slice(0, 16), slice(0, 16)]])
+        expected = torch.zeros_like(ours)
+        for n in range(4):
+            for axes in itertools.combinations((2, 3, 4), n):
+                expected += torch.flip(net(torch.flip(x, axes)), axes) if axes else net(x)
+    torch.testing.assert_close(ours, expected / 8, atol=1e-5, rtol=1e-4)
+
+
+def test_bf16_logits_and_labels_agree_with_fp32():
+    net = tiny_unet(seed=11)
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 32, 32, 32)
+    coords = [[slice(i, i + 1), slice(None), slice(0, 32), slice(0, 32), slice(0, 32)] for i in range(2)]
+    with torch.inference_mode():
+        full = WindowPredictor(net, num_classes=4)(x, coords)
+        half = WindowPredictor(net, num_classes=4, autocast_dtype=torch.bfloat16)(x, coords)
+    scale, error = full.abs().max(), (half - full).abs().max()
+    assert error < 0.03 * scale  # bf16 keeps 8 bits of mantissa; fp32 accumulation in convs
+    assert (full.argmax(1) == half.argmax(1)).float().mean() > 0.97  # a random net has many near-ties
+    top2 = full.topk(2, dim=1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 2 * error  # voxels whose label bf16 cannot flip
+    assert torch.equal(full.argmax(1)[clear], half.argmax(1)[clear])
+
+
+# --- the whole path: geometry -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.35], ids=["permuted-flipped", "oblique"])
+def test_labels_land_on_the_input_grid(tmp_path, angle):
+    hu = phantom_hu()
+    affine = oblique_affine(angle)
+    path = write_nifti(tmp_path / "case.nii.gz", hu, affine)
+    result = threshold_segmenter().segment(path)
+    assert result.labels.shape == hu.shape and result.labels.dtype == np.uint8
+    expected = expected_labels(hu)
+    # Resampling blurs object borders into other bands; away from borders labels are exact,
+    # which a flipped, permuted or shifted axis would break.
+    near_border = ndimage.maximum_filter(expected, size=5) != ndimage.minimum_filter(expected, size=5)
+    np.testing.assert_array_equal(result.labels[~near_border], expected[~near_border])
+    for label in (1, 2, 3):
+        assert dice(result.labels == label, expected == label) > 0.6, label
+    out = tmp_path / "out" / "case.nii.gz"
+    threshold_segmenter().segment_to_file(path, out)
+    written = nib.load(str(out))
+    assert written.shape == hu.shape and written.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(written.affine, affine, atol=1e-5)
+
+
+def test_without_resampling_labels_are_exact(tmp_path):
+    hu = phantom_hu()
+    result = threshold_segmenter(spacing_mm=None).segment(write_nifti(tmp_path / "c.nii.gz", hu, oblique_affine()))
+    np.testing.assert_array_equal(result.labels, expected_labels(hu))
+
+
+def test_scan_without_body_gives_empty_labels(tmp_path):
+    hu = np.full((20, 20, 8), -1000.0, np.float32)
+    result = threshold_segmenter().segment(write_nifti(tmp_path / "air.nii.gz", hu, np.eye(4)))
+    assert result.labels.shape == hu.shape and not result.labels.any() and result.windows_run == 0
+
+
+# --- post-processing ----------------------------------------------------------------------
+
+
+def test_postprocess_keeps_largest_components_and_fills_holes():
+    labels = np.zeros((30, 30, 10), np.uint8)
+    labels[2:12, 2:12, 2:8] = 1  # spleen
+    labels[20:22, 20:22, 2:4] = 1  # a spurious spleen island
+    labels[5:7, 5:7, 4:6] = 0  # a hole in the spleen
+    labels[15:19, 2:8, 2:8] = 2  # left kidney
+    labels[15:19, 22:28, 2:8] = 2  # right kidney
+    labels[26:27, 12:13, 2:3] = 2  # a third, tiny kidney island
+    labels[8:10, 8:10, 4:6] = 3  # pancreas voxels inside the spleen stay pancreas
+    out = postprocess_labels(labels.copy(), {1: OrganRule(1), 2: OrganRule(2), 3: OrganRule(1)})
+    assert not out[20:22, 20:22, 2:4].any() and not out[26, 12, 2]
+    assert (out[5:7, 5:7, 4:6] == 1).all()
+    assert (out[15:19, 2:8, 2:8] == 2).all() and (out[15:19, 22:28, 2:8] == 2).all()
+    assert (out[8:10, 8:10, 4:6] == 3).all()
+    untouched = postprocess_labels(labels.copy(), {})
+    np.testing.assert_array_equal(untouched, labels)
+
+
+# --- optional outputs ---------------------------------------------------------------------
+
+
+def test_probabilities_attention_maps_and_statistics(tmp_path):
+    hu = phantom_hu()
+    affine = oblique_affine()
+    path = write_nifti(tmp_path / "case.nii.gz", hu, affine)
+    segmenter = Segmenter(tiny_unet(), roi_size=(32, 32, 32), precision="fp32", device="cpu", postprocess=False)
+    result = segmenter.segment(path, probabilities=True, attention_maps=True)
+    assert result.probabilities.shape == (*hu.shape, 4) and result.probabilities.dtype == np.float16
+    np.testing.assert_allclose(result.probabilities.astype(np.float32).sum(-1), 1.0, atol=0.02)
+    assert len(result.attention_maps) == 1  # channels (4, 8, 16): one gated level
+    alpha = result.attention_maps[0]
+    assert alpha.shape == hu.shape and 0 <= alpha.min() and alpha.max() <= 1 and alpha.max() > 0
+
+    stats = threshold_segmenter().segment(path).statistics()
+    labels = threshold_segmenter().segment(path).labels
+    voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000
+    for label, name in {1: "spleen", 2: "kidney", 3: "pancreas"}.items():
+        assert stats[name]["voxels"] == (labels == label).sum()
+        assert stats[name]["volume_ml"] == pytest.approx((labels == label).sum() * voxel_ml, rel=1e-3)
+        assert stats[name]["mean_hu"] == pytest.approx(hu[labels == label].mean(), abs=0.01)
+
+    out = tmp_path / "out" / "case.nii.gz"
+    segmenter.segment_to_file(path, out, save_probabilities=True, statistics=True, attention_maps=True)
+    names = sorted(p.name for p in out.parent.iterdir())
+    assert names == [
+        "case.nii.gz",
+        "case_attention_gate1.nii.gz",
+        "case_probabilities.nii.gz",
+        "case_statistics.json",
+    ]
+    probs = nib.load(str(out.parent / "case_probabilities.nii.gz"))
+    assert probs.shape == (*hu.shape, 4)
+    np.testing.assert_allclose(probs.affine, affine, atol=1e-5)
+    np.testing.assert_allclose(probs.get_fdata().sum(-1), 1.0, atol=0.02)
+    assert json.loads((out.parent / "case_statistics.json").read_text())["spleen"]["label"] == 1
+
+
+def test_same_input_gives_identical_output_bytes(tmp_path):
+    path = write_nifti(tmp_path / "case.nii.gz", phantom_hu(), oblique_affine())
+    segmenter = Segmenter(tiny_unet(), roi_size=(32, 32, 32), device="cpu")
+    first, second = tmp_path / "a" / "case.nii.gz", tmp_path / "b" / "case.nii.gz"
+    segmenter.segment_to_file(path, first)
+    segmenter.segment_to_file(path, second)
+    assert first.read_bytes() == second.read_bytes()
+
+
+# --- building from files and bundles ------------------------------------------------------
+
+NETWORK_DEF = {
+    "_target_": "monai_attn.networks.GridAttentionUNet",
+    "spatial_dims": 3,
+    "in_channels": 1,
+    "out_channels": 4,
+    "channels": [4, 8, 16],
+}
+
+
+def test_from_files_state_dict_torchscript_and_bundle(tmp_path):
+    net = tiny_unet(seed=2)
+    weights = tmp_path / "model.pt"
+    torch.save(net.state_dict(), weights)
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps({"network_def": NETWORK_DEF, "segmenter": {"roi_size": [32, 32, 32], "overlap": 0.5}})
+    )
+    from_state = Segmenter.from_files(weights, config, device="cpu", precision="fp32")
+    assert from_state.roi_size == (32, 32, 32) and from_state.overlap == 0.5
+
+    scripted = tmp_path / "model.ts"
+    torch.jit.save(torch.jit.script(net), str(scripted))
+    assert is_torchscript(scripted) and not is_torchscript(weights)
+    from_script = Segmenter.from_files(scripted, None, roi_size=(32, 32, 32), device="cpu", precision="fp32")
+
+    bundle = tmp_path / "bundle"
+    (bundle / "configs").mkdir(parents=True)
+    (bundle / "models").mkdir()
+    torch.save({"network": net.state_dict()}, bundle / "models" / "model.pt")
+    (bundle / "configs" / "inference.json").write_text(
+        json.dumps(
+            {
+                "network_def": NETWORK_DEF,
+                "segmenter": {
+                    "_target_": "monai_attn.inference.Segmenter",
+                    "network": "@network_def",
+                    "roi_size": [32, 32, 32],
+                    "spacing_mm": "$[1.5, 1.5, 2.0]",
+                },
+            }
+        )
+    )
+    from_bundle = Segmenter.from_bundle(bundle, device="cpu", precision="fp32")
+    assert from_bundle.spacing_mm == (1.5, 1.5, 2.0)
+
+    image = load_image(write_nifti(tmp_path / "c.nii.gz", phantom_hu(), oblique_affine()))
+    labels = [s.segment(image).labels for s in (from_state, from_script, from_bundle)]
+    reference = Segmenter(net, roi_size=(32, 32, 32), device="cpu", precision="fp32").segment(image).labels
+    for other in labels:
+        np.testing.assert_array_equal(other, reference)
+
+
+def test_state_dict_without_network_def_is_refused(tmp_path):
+    weights = tmp_path / "model.pt"
+    torch.save(tiny_unet().state_dict(), weights)
+    with pytest.raises(InputError, match="needs a config with 'network_def'"):
+        Segmenter.from_files(weights, None)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"network_def": {**NETWORK_DEF, "channels": [8, 16, 32]}}))
+    with pytest.raises(InputError, match="weights do not fit network_def"):
+        Segmenter.from_files(weights, config)
