@@ -16,7 +16,9 @@ import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -122,20 +124,31 @@ def _integer_labels(array: np.ndarray, path: Path) -> np.ndarray:
     raise InputError(f"label values {low}..{high} do not fit a 64-bit integer", path)
 
 
-def read_label_map(path: str | os.PathLike) -> LabelMap:
-    """Read a label map (NIfTI, NRRD, MetaImage) with :func:`monai_attn.io.load_image`.
+@cache
+def _label_loader() -> Any:
+    """MONAI ``LoadImage`` that keeps the file's data type (``load_image`` converts to float32,
+    which for a 512x512x200 label map costs seconds and a check that values are integers)."""
+    from monai.transforms import LoadImage
 
-    The array keeps the file's voxel order (i, j, k) as MONAI does; the affine maps it to RAS
-    world coordinates in mm. Images with more than one channel are refused.
+    return LoadImage(image_only=True, ensure_channel_first=True, dtype=None)
+
+
+def read_label_map(path: str | os.PathLike) -> LabelMap:
+    """Read a label map (NIfTI, NRRD, MetaImage, PNG) with the project's image reader.
+
+    The reader is :class:`monai_attn.io.MedicalImageReader`, as in
+    :func:`monai_attn.io.load_image`, but keeping the stored integer type. The array keeps
+    the file's voxel order (i, j, k) as MONAI does; the affine maps it to RAS world
+    coordinates in mm. Images with more than one channel are refused.
     """
-    from monai_attn.io import load_image
+    from monai_attn.io import MedicalImageReader
 
     path = Path(path)
-    image = load_image(path)
+    image = _label_loader()(path, reader=MedicalImageReader())
     if image.shape[0] != 1:
         raise InputError(f"has {image.shape[0]} channels; expected a single-channel label map", path)
     affine = np.asarray(image.affine, dtype=np.float64)
-    return LabelMap(_integer_labels(image[0].numpy(), path), affine)
+    return LabelMap(_integer_labels(np.asarray(image[0].numpy()), path), affine)
 
 
 def read_dicom_seg_on_grid(
