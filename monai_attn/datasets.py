@@ -54,7 +54,21 @@ LABEL_SCHEMES: dict[str, dict[int, str]] = {
     "cells_membrane": {0: "cell interior", 1: "membrane"},
 }
 
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
+IMAGE_SUFFIXES = (
+    ".nii.gz",
+    ".nii",
+    ".nrrd",
+    ".nhdr",
+    ".mha",
+    ".mhd",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".gif",
+)
 REQUIRED_DESCRIPTOR_KEYS = ("name", "title", "modality", "scheme", "layout", "labels", "remap", "citation", "source")
 
 
@@ -214,9 +228,7 @@ def _read_msd(root: Path) -> dict[str, Any]:
         {"image": root / item["image"], "label": root / item["label"], "case_id": _case_id(Path(item["image"]))}
         for item in meta.get("training", [])
     ]
-    test = [
-        {"image": root / (item["image"] if isinstance(item, Mapping) else item)} for item in meta.get("test", [])
-    ]
+    test = [{"image": root / (item["image"] if isinstance(item, Mapping) else item)} for item in meta.get("test", [])]
     for item in test:
         item["case_id"] = _case_id(item["image"])
     _check_exist([p for item in training for p in (item["image"], item["label"])] + [t["image"] for t in test], root)
@@ -240,7 +252,11 @@ def _read_nnunet(root: Path) -> dict[str, Any]:
         return files[0] if len(files) == 1 else files
 
     training = [
-        {"image": channel_files(root / "imagesTr", lbl.name[: -len(ending)]), "label": lbl, "case_id": lbl.name[: -len(ending)]}
+        {
+            "image": channel_files(root / "imagesTr", lbl.name[: -len(ending)]),
+            "label": lbl,
+            "case_id": lbl.name[: -len(ending)],
+        }
         for lbl in sorted((root / "labelsTr").glob(f"*{ending}"))
     ]
     test_cases = sorted({p.name[: -len(ending) - 5] for p in (root / "imagesTs").glob(f"*_0000{ending}")})

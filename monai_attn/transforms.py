@@ -118,7 +118,11 @@ def _ct_preprocess(
         Orientationd(keys, axcodes="RAS", labels=RAS_LABELS),
         Spacingd(keys, pixdim=tuple(spacing_mm), mode=_modes(label_key, "bilinear")),
         CropForegroundd(
-            keys, source_key=image_key, select_fn=AboveThreshold(body_threshold_hu), margin=margin_voxels, allow_smaller=True
+            keys,
+            source_key=image_key,
+            select_fn=AboveThreshold(body_threshold_hu),
+            margin=margin_voxels,
+            allow_smaller=True,
         ),
         ScaleIntensityRanged(image_key, a_min=hu_window[0], a_max=hu_window[1], b_min=0.0, b_max=1.0, clip=True),
     ]
@@ -205,7 +209,11 @@ def ct_train_transforms(
             RandShiftIntensityd(image_key, offsets=0.1, prob=intensity_prob),
             RandGaussianNoised(image_key, prob=intensity_prob, std=noise_std),
             RandGaussianSmoothd(
-                image_key, sigma_x=smooth_sigma_voxels, sigma_y=smooth_sigma_voxels, sigma_z=smooth_sigma_voxels, prob=intensity_prob
+                image_key,
+                sigma_x=smooth_sigma_voxels,
+                sigma_y=smooth_sigma_voxels,
+                sigma_z=smooth_sigma_voxels,
+                prob=intensity_prob,
             ),
         ]
     )
@@ -223,7 +231,9 @@ def ct_val_transforms(
 
     Arguments as :func:`ct_train_transforms`; the result feeds sliding-window inference.
     """
-    return Compose(_ct_preprocess(keys, spacing_mm, hu_window, body_threshold_hu, body_margin_mm, label_mapping, load=True))
+    return Compose(
+        _ct_preprocess(keys, spacing_mm, hu_window, body_threshold_hu, body_margin_mm, label_mapping, load=True)
+    )
 
 
 def ct_inference_transforms(
@@ -265,10 +275,19 @@ def _retina_preprocess(
 ) -> list[Transform]:
     image_key, label_key = _split_keys(keys)
     steps = _load(keys, "2d", label_key, label_mapping)
-    steps.append(ScaleIntensityRanged(image_key, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True))
+    steps.append(
+        ScaleIntensityRanged(
+            image_key, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True
+        )
+    )
     if image_size is not None:
         steps.append(
-            Resized(keys, spatial_size=tuple(image_size), mode=_modes(label_key, "bilinear"), anti_aliasing=[True] + [False] * (label_key is not None))
+            Resized(
+                keys,
+                spatial_size=tuple(image_size),
+                mode=_modes(label_key, "bilinear"),
+                anti_aliasing=[True] + [False] * (label_key is not None),
+            )
         )
     return steps
 
@@ -327,7 +346,13 @@ def retina_train_transforms(
             RandFlipd(keys, prob=flip_prob, spatial_axis=0),
             RandFlipd(keys, prob=flip_prob, spatial_axis=1),
             RandRotate90d(keys, prob=rotate90_prob, max_k=3),
-            RandRotated(keys, range_x=math.radians(rotate_deg), prob=rotate_prob, mode=_modes(label_key, "bilinear"), padding_mode="reflection"),
+            RandRotated(
+                keys,
+                range_x=math.radians(rotate_deg),
+                prob=rotate_prob,
+                mode=_modes(label_key, "bilinear"),
+                padding_mode="reflection",
+            ),
             RandAdjustContrastd(image_key, gamma=(0.7, 1.5), prob=colour_prob),
             RandScaleIntensityd(image_key, factors=0.1, prob=colour_prob, channel_wise=True),
             RandShiftIntensityd(image_key, offsets=0.05, prob=colour_prob, channel_wise=True),
@@ -347,7 +372,10 @@ def retina_val_transforms(
     ``keys=("image",)`` for inference; arguments as :func:`retina_train_transforms`.
     """
     image_key, _ = _split_keys(keys)
-    return Compose(_retina_preprocess(keys, image_size, intensity_range, label_mapping) + [NormalizeIntensityd(image_key, channel_wise=True)])
+    return Compose(
+        _retina_preprocess(keys, image_size, intensity_range, label_mapping)
+        + [NormalizeIntensityd(image_key, channel_wise=True)]
+    )
 
 
 # --- cells (2-D grayscale electron microscopy) --------------------------------------------
@@ -392,7 +420,9 @@ def cells_train_transforms(
     return Compose(
         _load(keys, "2d", label_key, label_mapping)
         + [
-            ScaleIntensityRanged(image_key, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True),
+            ScaleIntensityRanged(
+                image_key, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True
+            ),
             SpatialPadd(keys, spatial_size=patch_size, mode="reflect"),
             RandSpatialCropSamplesd(keys, roi_size=patch_size, num_samples=num_samples, random_size=False),
             RandFlipd(keys, prob=flip_prob, spatial_axis=0),
@@ -425,7 +455,9 @@ def cells_val_transforms(
     return Compose(
         _load(keys, "2d", label_key, label_mapping)
         + [
-            ScaleIntensityRanged(image_key, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True),
+            ScaleIntensityRanged(
+                image_key, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True
+            ),
             NormalizeIntensityd(image_key),
         ]
     )

@@ -64,7 +64,9 @@ def test_msd_layout(msd_dataset):
 
 def test_msd_missing_file_is_reported(msd_dataset):
     (msd_dataset / "labelsTr" / "spleen_3.nii.gz").unlink()
-    with pytest.raises(InputError, match=r"dataset.json lists 1 files that do not exist, e.g. labelsTr/spleen_3.nii.gz"):
+    with pytest.raises(
+        InputError, match=r"dataset.json lists 1 files that do not exist, e.g. labelsTr/spleen_3.nii.gz"
+    ):
         load_datalist(msd_dataset)
 
 
@@ -179,7 +181,16 @@ def test_descriptor_remaps(name, source, expected):
 
 def test_every_descriptor_is_complete():
     names = list_descriptors()
-    assert {"msd_task07_pancreas", "msd_task09_spleen", "kits19", "kits23", "btcv", "drishti_gs", "drive", "isbi2012_em"} <= set(names)
+    assert {
+        "msd_task07_pancreas",
+        "msd_task09_spleen",
+        "kits19",
+        "kits23",
+        "btcv",
+        "drishti_gs",
+        "drive",
+        "isbi2012_em",
+    } <= set(names)
     for name in names:
         descriptor = get_descriptor(name)
         assert descriptor["name"] == name

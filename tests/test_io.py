@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -146,9 +147,8 @@ def test_dicom_series_order_hu_and_geometry(tmp_path):
     write_ct_series(tmp_path / "ct", hu, row_dir=row_dir, col_dir=col_dir)
     (tmp_path / "ct" / "notes.txt").write_text("not DICOM")
     (tmp_path / "ct" / "empty").write_bytes(b"")
-    sr = _dataset(generate_uid(), 1, 1, Modality="SR")
-    del sr.Rows, sr.Columns
-    sr.save_as(tmp_path / "ct" / "report.dcm", enforce_file_format=True)
+    shutil.copy(PYDICOM_FILES / "dicomdirtests" / "DICOMDIR", tmp_path / "ct" / "DICOMDIR")
+    shutil.copy(PYDICOM_FILES / "test-SR.dcm", tmp_path / "ct" / "report.dcm")
 
     image = load_image(tmp_path / "ct")
 
@@ -337,7 +337,9 @@ def test_ct_inference_from_loaded_dicom_keeps_series_geometry(tmp_path):
     pre = ct_inference_transforms(load=False)
     data = pre({"image": image})
     data["pred"] = MetaTensor(
-        torch.ones_like(data["image"]), meta=dict(data["image"].meta), applied_operations=list(data["image"].applied_operations)
+        torch.ones_like(data["image"]),
+        meta=dict(data["image"].meta),
+        applied_operations=list(data["image"].applied_operations),
     )
     data = Invertd("pred", transform=pre, orig_keys="image")(data)
     out = save_like(data["pred"], image, tmp_path / "seg.nii.gz")
@@ -379,7 +381,11 @@ def test_planar_images(tmp_path):
     image = load_image(tmp_path / "fundus.png", expect="2d")
     assert image.shape == (3, 40, 30)  # MONAI order: (channel, width, height)
     np.testing.assert_array_equal(image.numpy(), rgb.transpose(2, 1, 0))
-    assert load_image(tmp_path / "cells.tif", expect="2d").shape == (1, 40, 30)
+    cells = load_image(tmp_path / "cells.tif", expect="2d")
+    assert cells.shape == (1, 40, 30)
+    np.testing.assert_array_equal(cells.meta["spacing"], [1.0, 1.0])
+    out = save_like(cells[0] > 100, cells, tmp_path / "cells_seg.nii.gz")
+    np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), (rgb[..., 0] > 100).T)
     frames = [Image.fromarray(rgb[..., i]) for i in range(3)]
     frames[0].save(tmp_path / "stack.tif", save_all=True, append_images=frames[1:])
     with pytest.raises(InputError, match=r"stack.tif: multi-page image \(3 pages\)"):

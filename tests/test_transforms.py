@@ -77,7 +77,9 @@ def test_ct_inference_inverts_to_input_grid(phantom_ct, tmp_path):
     # a "prediction" on the model grid: soft tissue brighter than 100 HU
     threshold = (100 + 175) / 425
     data["pred"] = MetaTensor(
-        (data["image"] > threshold).float(), meta=dict(data["image"].meta), applied_operations=list(data["image"].applied_operations)
+        (data["image"] > threshold).float(),
+        meta=dict(data["image"].meta),
+        applied_operations=list(data["image"].applied_operations),
     )
     data = Invertd("pred", transform=pre, orig_keys="image", nearest_interp=True)(data)
     assert data["pred"].shape == (1, *SHAPE)
@@ -115,7 +117,9 @@ def test_ct_train_remaps_labels_from_descriptor(tmp_path):
     label[10:12, 10:12, 5:7] = 1
     nib.save(nib.Nifti1Image(hu, affine), tmp_path / "ct.nii.gz")
     nib.save(nib.Nifti1Image(label, affine), tmp_path / "label.nii.gz")
-    data = ct_val_transforms(label_mapping="msd_task07_pancreas")({"image": str(tmp_path / "ct.nii.gz"), "label": str(tmp_path / "label.nii.gz")})
+    data = ct_val_transforms(label_mapping="msd_task07_pancreas")(
+        {"image": str(tmp_path / "ct.nii.gz"), "label": str(tmp_path / "label.nii.gz")}
+    )
     assert set(data["label"].unique().tolist()) == {0.0, 3.0}
 
 
@@ -152,7 +156,9 @@ def test_retina_vessel_labels_remapped(tmp_path):
     vessels = np.zeros((20, 30), np.uint8)
     vessels[5:8] = 255
     Image.fromarray(vessels).save(tmp_path / "label.png")
-    data = retina_val_transforms(image_size=None, label_mapping="drive")({"image": str(tmp_path / "image.png"), "label": str(tmp_path / "label.png")})
+    data = retina_val_transforms(image_size=None, label_mapping="drive")(
+        {"image": str(tmp_path / "image.png"), "label": str(tmp_path / "label.png")}
+    )
     assert set(data["label"].unique().tolist()) == {0.0, 1.0}
     assert int(data["label"].sum()) == 3 * 30
 
@@ -163,7 +169,9 @@ def test_cells_pipelines(tmp_path):
     assert val["image"].shape == (1, 120, 90)
     assert abs(float(val["image"].mean())) < 1e-4
     set_determinism(seed=0)
-    patches = cells_train_transforms(patch_size=(64, 64), num_samples=3, elastic_prob=1.0, label_mapping={0: 0, 1: 1, 2: 1})(pair)
+    patches = cells_train_transforms(
+        patch_size=(64, 64), num_samples=3, elastic_prob=1.0, label_mapping={0: 0, 1: 1, 2: 1}
+    )(pair)
     set_determinism(seed=None)
     assert len(patches) == 3
     for patch in patches:

@@ -109,7 +109,9 @@ def _read_header(path: Path) -> Dataset | None:
     """The DICOM header of ``path`` without pixel data, or None if it is not a DICOM file."""
     try:
         return pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as err:
+    except InvalidDicomError:
+        return None
+    except Exception as err:  # a damaged or foreign file in a series folder is skipped, whatever pydicom raises
         log.debug("%s: not read as DICOM (%s)", path, err)
         return None
 
@@ -182,9 +184,7 @@ def list_dicom_series(folder: str | os.PathLike) -> list[SeriesInfo]:
     return sorted(infos, key=lambda s: (s.series_number is None, s.series_number or 0, s.uid))
 
 
-def select_series(
-    series: Sequence[SeriesInfo], folder: str | os.PathLike, series_uid: str | None = None
-) -> SeriesInfo:
+def select_series(series: Sequence[SeriesInfo], folder: str | os.PathLike, series_uid: str | None = None) -> SeriesInfo:
     """Pick the series to read from those found in ``folder``.
 
     With ``series_uid`` that series is returned. Otherwise a folder holding one series gives
@@ -206,9 +206,7 @@ def select_series(
     if len(ct) == 1:
         log.info("%s: reading CT series %s; ignoring %d other series", folder, ct[0].summary(), len(series) - 1)
         return ct[0]
-    raise InputError(
-        f"the folder holds {len(series)} DICOM series; choose one with series_uid: {listing}", path=folder
-    )
+    raise InputError(f"the folder holds {len(series)} DICOM series; choose one with series_uid: {listing}", path=folder)
 
 
 @dataclass(frozen=True)
@@ -336,7 +334,9 @@ def _correct_tilt(volume: np.ndarray, geometry: _SliceGeometry, uid: str) -> boo
     return True
 
 
-def _even_slices(volume: np.ndarray, positions_mm: np.ndarray, uid: str, folder: Path) -> tuple[np.ndarray, float, bool]:
+def _even_slices(
+    volume: np.ndarray, positions_mm: np.ndarray, uid: str, folder: Path
+) -> tuple[np.ndarray, float, bool]:
     """Return (volume, slice spacing in mm, resampled) with slices evenly spaced along the normal.
 
     Evenly spaced series (gaps within tolerance) keep their slices; the spacing is

@@ -231,7 +231,9 @@ class MedicalImageReader(ImageReader):
             image = obj.image if isinstance(obj, DicomVolume) else obj
             self._check_dims(path, image.GetSize(), image.GetNumberOfComponentsPerPixel())
         else:
-            raise InputError(f"not an image: unsupported file type '{suffix or path.name}' (expected {SUPPORTED})", path=path)
+            raise InputError(
+                f"not an image: unsupported file type '{suffix or path.name}' (expected {SUPPORTED})", path=path
+            )
         return _Source(path=path, backend=backend, obj=obj)
 
     def _check_dims(self, path: Path, shape: Sequence[int], channels: int) -> None:
@@ -242,7 +244,9 @@ class MedicalImageReader(ImageReader):
             if ndim != 3:
                 raise InputError(f"image is {ndim}-D {shape}; expected a 3-D CT volume", path=path)
             if channels != 1:
-                raise InputError(f"image has {channels} values per voxel; expected a single-channel CT volume", path=path)
+                raise InputError(
+                    f"image has {channels} values per voxel; expected a single-channel CT volume", path=path
+                )
         elif self.expect == "2d":
             if ndim != 2:
                 raise InputError(f"image is {ndim}-D {shape}; expected a 2-D image", path=path)
@@ -264,8 +268,11 @@ class MedicalImageReader(ImageReader):
                 bad = int(array.size - np.count_nonzero(np.isfinite(array)))
                 if bad:
                     raise InputError(f"image contains {bad} NaN or infinite voxels", path=source.path)
-            if MetaKeys.ORIGINAL_AFFINE in meta:
-                meta["spacing"] = affine_to_spacing(meta[MetaKeys.ORIGINAL_AFFINE], r=len(meta[MetaKeys.SPATIAL_SHAPE]))
+            if MetaKeys.ORIGINAL_AFFINE not in meta:  # 2-D pictures: pixel grid, 1 unit per pixel
+                meta[MetaKeys.ORIGINAL_AFFINE] = np.eye(4)
+                meta[MetaKeys.AFFINE] = np.eye(4)
+                meta[MetaKeys.SPACE] = SpaceKeys.RAS
+            meta["spacing"] = affine_to_spacing(meta[MetaKeys.ORIGINAL_AFFINE], r=len(meta[MetaKeys.SPATIAL_SHAPE]))
             arrays.append(array)
             metas.append(meta)
         if len(arrays) == 1:

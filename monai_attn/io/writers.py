@@ -27,7 +27,9 @@ def _reference_grid(reference: MetaTensor) -> tuple[np.ndarray, tuple[int, ...]]
     """(4x4 RAS affine, spatial shape) of the reference as it was read."""
     meta = reference.meta
     if MetaKeys.ORIGINAL_AFFINE not in meta or MetaKeys.SPATIAL_SHAPE not in meta:
-        raise ValueError("reference has no 'original_affine'/'spatial_shape' meta; read it with monai_attn.io.load_image")
+        raise ValueError(
+            "reference has no 'original_affine'/'spatial_shape' meta; read it with monai_attn.io.load_image"
+        )
     affine = np.asarray(meta[MetaKeys.ORIGINAL_AFFINE], dtype=np.float64)
     shape = tuple(int(s) for s in np.asarray(meta[MetaKeys.SPATIAL_SHAPE]).ravel())
     return to_affine_nd(3, affine), shape
