@@ -75,8 +75,6 @@ def find_cases(input_path: str | os.PathLike, output_path: str | os.PathLike, ou
         is_file_target = output_stem(target) != target.name and not target.is_dir()
         cases = [Case(case_id, source, target if is_file_target else target / f"{case_id}{suffix}")]
     else:
-        if output_stem(target) != target.name and not target.is_dir():
-            raise InputError(f"{source} is a folder of cases; the output must be a folder", path=target)
         cases = []
         for entry in sorted(source.iterdir()):
             is_image = entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES) and not entry.name.startswith(".")
@@ -84,6 +82,8 @@ def find_cases(input_path: str | os.PathLike, output_path: str | os.PathLike, ou
                 cases.append(Case(case_id_of(entry), entry, target / f"{case_id_of(entry)}{suffix}"))
         if not cases:
             raise InputError("no images found (expected NIfTI/NRRD/MHA files or DICOM series folders)", path=source)
+        if output_stem(target) != target.name and not target.is_dir():
+            raise InputError(f"{source} is a folder of cases; the output must be a folder", path=target)
         ids = [c.case_id for c in cases]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:

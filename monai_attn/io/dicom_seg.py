@@ -37,6 +37,18 @@ ORGAN_CODES: dict[str, Code] = {
 }
 #: Segmented property category of every organ segment (SNOMED CT 91723000).
 ORGAN_CATEGORY: Code = codes.SCT.AnatomicalStructure
+#: Type 2 patient/study attributes highdicom copies from the first source file; anonymised
+#: series often drop them, and an empty value is valid for Type 2.
+_COPIED_TYPE2 = (
+    "PatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+)
 #: Patient LPS (DICOM) <-> RAS (NIfTI/MONAI) world coordinates.
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: Largest distance allowed between a source file's position and its label-map slice, as a
@@ -76,6 +88,9 @@ def write_dicom_seg(
     if labels.shape != tuple(reference.shape[1:]):
         raise ValueError(f"labels shape {labels.shape} is not the reference grid {tuple(reference.shape[1:])}")
     sources = [pydicom.dcmread(f) for f in source_files]
+    for keyword in _COPIED_TYPE2:  # in memory only: the input files are never touched
+        if keyword not in sources[0]:
+            setattr(sources[0], keyword, None)
     _check_frames_match(sources, np.asarray(reference.affine, dtype=float), source_files[0])
 
     present = [int(v) for v in np.unique(labels) if v != 0]

@@ -1,0 +1,199 @@
+"""``monai-attn segment``: single cases, folders of cases, bad inputs, atomic outputs, parts."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from monai_attn.cli import main
+from monai_attn.inference.batch import Case, find_cases, select_part
+from test_dicom_seg import write_ct_series
+from test_inference import ThresholdNet, expected_labels, one_thread, oblique_affine, phantom_hu, write_nifti  # noqa: F401
+
+
+@pytest.fixture()
+def model(tmp_path) -> list[str]:
+    """CLI model arguments: a TorchScript ThresholdNet and a config with small windows."""
+    weights = tmp_path / "model" / "threshold.ts"
+    weights.parent.mkdir()
+    torch.jit.save(torch.jit.script(ThresholdNet()), str(weights))
+    config = tmp_path / "model" / "config.json"
+    config.write_text(json.dumps({"segmenter": {"roi_size": [32, 32, 32], "spacing_mm": None, "postprocess": False}}))
+    return ["--model", str(weights), "--config", str(config), "--device", "cpu", "--precision", "fp32"]
+
+
+def run(args: list[str], capsys) -> tuple[int, str]:
+    code = main(["segment", *map(str, args)])
+    return code, capsys.readouterr().err
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files left behind by an interrupted write."""
+    return [p.name for p in folder.rglob(".*tmp*")]
+
+
+def test_single_nifti_to_file(tmp_path, model, capsys, caplog):
+    hu = phantom_hu()
+    case = write_nifti(tmp_path / "case_001.nii.gz", hu, oblique_affine())
+    before = case.read_bytes()
+    out = tmp_path / "out" / "labels.nii.gz"
+    with caplog.at_level("INFO"):
+        code, err = run(["-i", case, "-o", out, *model, "--statistics"], capsys)
+    assert code == 0, err
+    written = nib.load(str(out))
+    np.testing.assert_allclose(written.affine, oblique_affine(), atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(written.dataobj), expected_labels(hu))
+    stats = json.loads((out.parent / "labels_statistics.json").read_text())
+    assert stats["kidney"]["voxels"] == int((expected_labels(hu) == 2).sum())
+    assert case.read_bytes() == before  # the input is never modified
+    assert any("case_001: " in r.message and "windows run" in r.message for r in caplog.records)  # timing
+
+
+def test_single_case_into_a_folder(tmp_path, model, capsys):
+    case = write_nifti(tmp_path / "case_002.nii.gz", phantom_hu(), np.eye(4))
+    (tmp_path / "out").mkdir()
+    code, err = run(["-i", case, "-o", tmp_path / "out", *model], capsys)
+    assert code == 0, err
+    assert (tmp_path / "out" / "case_002.nii.gz").is_file()
+
+
+def test_folder_of_cases_continues_past_a_bad_case(tmp_path, model, capsys):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    write_nifti(cases / "a.nii.gz", phantom_hu(seed=1), np.eye(4))
+    write_nifti(cases / "c.nii.gz", phantom_hu(seed=2), oblique_affine())
+    (cases / "b.nii.gz").write_bytes(b"")  # empty: fails
+    write_ct_series(cases / "d_dicom", np.round(phantom_hu((24, 20, 6))))
+    (cases / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    code, err = run(["-i", cases, "-o", out, *model], capsys)
+    assert code == 1
+    assert f"error: {cases / 'b.nii.gz'}: file is empty (0 bytes)" in err
+    assert "failed 1 of 4 cases" in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.nii.gz", "c.nii.gz", "d_dicom.nii.gz"]
+    assert leftovers(out) == []
+
+
+#: Bad input kind -> the message expected after "error: <path>".
+BAD_INPUTS = {
+    "empty": r"file is empty",
+    "truncated-gzip": r"file is truncated or corrupt",
+    "4-D": r"image is 4-D \(12, 12, 9, 2\); expected a 3-D CT volume",
+    "nan": r"image contains 3 NaN or infinite voxels",
+    "rgb-dicom": r"is a colour image",
+    "two-series": r"the folder holds 2 DICOM series; choose one",
+    "no-images": r"no images found",
+}
+
+
+def make_bad_input(kind: str, folder: Path) -> Path:
+    if kind == "empty":
+        path = folder / "empty.nii.gz"
+        path.write_bytes(b"")
+    elif kind == "truncated-gzip":
+        path = folder / "cut.nii.gz"
+        noise = np.random.default_rng(0).normal(size=(20, 20, 20)).astype(np.float32)
+        data = gzip.compress(nib.Nifti1Image(noise, np.eye(4)).to_bytes())
+        path.write_bytes(data[: len(data) // 2])  # the header survives, the voxels do not
+    elif kind == "4-D":
+        path = folder / "dwi.nii.gz"
+        nib.save(nib.Nifti1Image(np.zeros((12, 12, 9, 2), np.float32), np.eye(4)), str(path))
+    elif kind == "nan":
+        path = folder / "nan.nii.gz"
+        hu = np.zeros((12, 12, 9), np.float32)
+        hu[1, 2, 3] = hu[4, 5, 6] = hu[7, 8, 1] = np.nan
+        nib.save(nib.Nifti1Image(hu, np.eye(4)), str(path))
+    elif kind == "rgb-dicom":
+        path = folder / "rgb"
+        write_ct_series(path, np.zeros((8, 8, 2)), samples_per_pixel=3)
+    elif kind == "two-series":
+        path = folder / "two"
+        write_ct_series(path, np.zeros((8, 8, 3)))
+        write_ct_series(path / "tmp", np.zeros((8, 8, 2)))
+        for f in (path / "tmp").iterdir():
+            f.rename(path / f"second_{f.name}")
+        (path / "tmp").rmdir()
+    else:
+        path = folder / "nothing"
+        path.mkdir()
+        (path / "readme.txt").write_text("no images here")
+    return path
+
+
+@pytest.mark.parametrize("kind", BAD_INPUTS)
+def test_bad_input_gives_one_line_error(tmp_path, model, capsys, kind):
+    bad = make_bad_input(kind, tmp_path)
+    out = tmp_path / "out"
+    code, err = run(["-i", bad, "-o", out / "x.nii.gz", *model], capsys)
+    assert code == 1
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"error: {bad}")
+    assert re.search(BAD_INPUTS[kind], lines[0]), lines[0]
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_failed_write_leaves_no_partial_output(tmp_path, model, capsys):
+    case = write_nifti(tmp_path / "case.nii.gz", phantom_hu(), np.eye(4))
+    out = tmp_path / "out"
+    code, err = run(["-i", case, "-o", out / "case.dcm", "--output-type", "dicom-seg", "--statistics", *model], capsys)
+    assert code == 1 and "DICOM SEG output needs a DICOM series" in err
+    assert list(out.iterdir()) == []  # neither the statistics nor any temporary file
+
+
+def test_dicom_series_to_dicom_seg(tmp_path, model, capsys):
+    series = tmp_path / "ct"
+    write_ct_series(series, np.round(phantom_hu((32, 24, 8))))
+    code, err = run(["-i", series, "-o", tmp_path / "out", "--output-type", "dicom-seg", *model], capsys)
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["ct.dcm"]
+
+
+def test_parts_split_the_sorted_cases(tmp_path, model, capsys):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    for name in ("e", "a", "d", "b", "c"):
+        write_nifti(cases / f"{name}.nii.gz", phantom_hu((16, 16, 8)), np.eye(4))
+    found = find_cases(cases, tmp_path / "out")
+    assert [c.case_id for c in found] == ["a", "b", "c", "d", "e"]
+    assert [c.case_id for c in select_part(found, 2, 0)] == ["a", "c", "e"]
+    assert [c.case_id for c in select_part(found, 2, 1)] == ["b", "d"]
+    for part in (0, 1):
+        code, err = run(["-i", cases, "-o", tmp_path / "out", "--num-parts", 2, "--part-id", part, *model], capsys)
+        assert code == 0, err
+        if part == 0:
+            assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.nii.gz", "c.nii.gz", "e.nii.gz"]
+    assert len(list((tmp_path / "out").iterdir())) == 5
+    code, err = run(["-i", cases, "-o", tmp_path / "o2", "--num-parts", 2, "--part-id", 2, *model], capsys)
+    assert code == 1 and "--part-id must be in 0..1" in err
+
+
+def test_output_never_overwrites_input(tmp_path, model, capsys):
+    case = write_nifti(tmp_path / "case.nii.gz", phantom_hu((16, 16, 8)), np.eye(4))
+    code, err = run(["-i", case, "-o", case, *model], capsys)
+    assert code == 1 and "would overwrite the input" in err
+
+
+def test_no_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    from monai_attn.commands import segment
+
+    monkeypatch.setattr(segment, "DEFAULT_BUNDLE", tmp_path / "missing_bundle")
+    case = write_nifti(tmp_path / "case.nii.gz", phantom_hu((16, 16, 8)), np.eye(4))
+    code, err = run(["-i", case, "-o", tmp_path / "o.nii.gz"], capsys)
+    assert code == 1 and "no model: pass --bundle DIR, or --model model.pt --config cfg.json" in err
+
+
+def test_case_ids():
+    assert Case("x", Path("a"), Path("b")).case_id == "x"
+    from monai_attn.inference.batch import case_id_of
+
+    assert case_id_of(Path("dir/case_7.nii.gz")) == "case_7"
+    assert case_id_of(Path("dir/case_7.mha")) == "case_7"
+    assert case_id_of(Path("dir/patient_dicom")) == "patient_dicom"
