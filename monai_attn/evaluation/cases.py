@@ -5,6 +5,9 @@ Cases are matched by id: the file name without its extension (``case_001.nii.gz`
 origin within ``GRID_ATOL``); a mismatch or an unreadable file fails that case with a
 message naming the file, a reference without a prediction fails as "missing prediction", and
 evaluation carries on with the other cases. Failures are returned, never dropped.
+
+Label maps are read with the project's reader (NIfTI, NRRD, MetaImage, 2-D images);
+predictions may also be DICOM SEG files (``.dcm``), placed onto the reference's grid.
 """
 
 from __future__ import annotations
@@ -230,6 +233,8 @@ def evaluate_case_files(
     """
     labels = sorted(label_names) if label_names else None
     start = time.perf_counter()
+    if ref_path.name.lower().endswith(".dcm"):
+        raise InputError("DICOM references are not supported; convert the reference to NIfTI", ref_path)
     ref = read_label_map(ref_path)
     if pred_path.name.lower().endswith(".dcm"):
         pred = read_dicom_seg_on_grid(pred_path, ref, label_names)

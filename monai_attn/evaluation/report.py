@@ -241,7 +241,8 @@ def plot_boxplot(
     labels = list(label_names)
     n_runs = len(runs)
     width = 0.8 / n_runs
-    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.6 * len(labels) * max(1, n_runs * 0.7)) * 2, 4.2))
+    panel_width = max(4.5, 1.3 * len(labels) * (1 + 0.35 * (n_runs - 1)))
+    fig, axes = plt.subplots(1, 2, figsize=(2 * panel_width, 4.2))
     colors = plt.get_cmap("tab10").colors
     rng = np.random.default_rng(0)
     for ax, field, title in ((axes[0], "dice", "Dice"), (axes[1], "hd95_mm", "HD95 (mm)")):
