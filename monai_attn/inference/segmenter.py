@@ -4,9 +4,9 @@
 bundles' ``inference.json``. For one scan it
 
 1. reads it (:func:`monai_attn.io.load_image`: NIfTI, NRRD/MHA, DICOM series) in HU;
-2. crops it to the body (HU above ``air_threshold_hu``, plus ``crop_margin_mm``), orients it
-   RAS, resamples it to ``spacing_mm`` (bilinear) and scales ``hu_window`` to [0, 1] — the
-   training preprocessing, on the cropped scan only;
+2. orients it RAS, resamples it to ``spacing_mm`` (bilinear), crops it to the body (HU above
+   ``air_threshold_hu``, plus ``crop_margin_mm``) and scales ``hu_window`` to [0, 1] — the
+   training preprocessing (:func:`monai_attn.transforms.ct_inference_transforms`);
 3. runs the network over Gaussian-blended sliding windows (MONAI), skipping windows that
    cover only air, under bf16/fp16 autocast where that is fast
    (:mod:`monai_attn.inference.sliding_window`);
@@ -42,7 +42,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.data import MetaTensor
-from monai.transforms import Orientation, ScaleIntensityRange, Spacing, SpatialCrop
 
 from monai_attn.errors import InputError
 from monai_attn.inference.devices import autocast_dtype, resolve_device, resolve_precision
@@ -111,7 +110,7 @@ class Segmenter:
             ``air_threshold_hu``.
         air_threshold_hu: HU above which a voxel counts as body (air is -1000, lung about -800,
             fat about -100).
-        crop_margin_mm: margin kept around the body's bounding box before resampling.
+        crop_margin_mm: margin (mm) kept around the body's bounding box when cropping.
         postprocess: True for the CT rules (largest component; kidney two; fill holes),
             False/None for none, or a mapping label -> :class:`OrganRule` / its kwargs.
         label_names: label value -> organ name (background 0 excluded).
@@ -248,7 +247,7 @@ class Segmenter:
                 device=str(self.device),
                 precision=self.precision,
             )
-        net_image = self._to_network_grid(image, body)
+        net_image = self._to_network_grid(image)
         net_affine = np.asarray(net_image.affine, dtype=float)
         timings["preprocess"] = time.perf_counter() - tick
 
@@ -363,19 +362,23 @@ class Segmenter:
         return result
 
     # ------------------------------------------------------------------ helpers
-    def _to_network_grid(self, image: MetaTensor, body: np.ndarray) -> MetaTensor:
-        """Crop to the body, orient RAS, resample to ``spacing_mm``, scale the HU window."""
-        spacing = np.abs(np.asarray(image.pixdim, dtype=float))
-        margin = [math.ceil(self.crop_margin_mm / s) for s in spacing]
-        hits = [np.flatnonzero(body.any(axis=tuple(a for a in range(body.ndim) if a != d))) for d in range(body.ndim)]
-        start = [max(int(h[0]) - m, 0) for h, m in zip(hits, margin)]
-        end = [min(int(h[-1]) + 1 + m, n) for h, m, n in zip(hits, margin, body.shape)]
-        x = SpatialCrop(roi_start=start, roi_end=end)(image)
-        x = Orientation(axcodes="RAS", labels=None)(x)
-        if self.spacing_mm is not None:
-            x = Spacing(pixdim=self.spacing_mm, mode="bilinear")(x)
-        low, high = self.hu_window
-        return ScaleIntensityRange(a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True)(x)
+    def _to_network_grid(self, image: MetaTensor) -> MetaTensor:
+        """The training preprocessing (:func:`monai_attn.transforms.ct_inference_transforms`).
+
+        Orient RAS, resample to ``spacing_mm`` (or keep the scan's spacing), crop to the body
+        (HU above ``air_threshold_hu`` plus ``crop_margin_mm``), scale ``hu_window`` to [0, 1].
+        """
+        from monai_attn.transforms import ct_inference_transforms
+
+        spacing = self.spacing_mm if self.spacing_mm is not None else _ras_spacing(np.asarray(image.affine))
+        pipeline = ct_inference_transforms(
+            spacing_mm=spacing,
+            hu_window=self.hu_window,
+            body_threshold_hu=self.air_threshold_hu,
+            body_margin_mm=self.crop_margin_mm,
+            load=False,
+        )
+        return pipeline({"image": image})["image"]
 
     def _stitch_device(self, spatial_shape: Sequence[int], gates: int) -> torch.device:
         """Stitch on the GPU when the blended output fits in half its free memory, else on the CPU."""
@@ -419,6 +422,13 @@ def _reduce_logits(logits: torch.Tensor, probabilities: bool) -> tuple[np.ndarra
         if probs is not None:
             probs[:, a : a + step] = torch.softmax(slab, dim=0).to(torch.float16).cpu().numpy()
     return labels, probs
+
+
+def _ras_spacing(affine: np.ndarray) -> tuple[float, ...]:
+    """The scan's own voxel size (mm) along the R, A, S axes it is closest to."""
+    columns = affine[:3, :3]
+    axis_of = np.argmax(np.abs(columns), axis=1)  # the voxel axis closest to each world axis
+    return tuple(float(np.linalg.norm(columns[:, k])) for k in axis_of)
 
 
 def _background_probabilities(shape: Sequence[int], classes: int) -> np.ndarray:
