@@ -1,0 +1,240 @@
+"""PNG previews of images with label overlays, for checking data and predictions by eye.
+
+:func:`save_overlay_png` draws a 3-D volume as axial, coronal and sagittal slices (through the
+centroid of the labelled voxels, or given indices) in radiological display convention (patient
+right on the left of axial and coronal views, anterior up in axial views, anterior on the left of
+sagittal views) with the physical aspect ratio of anisotropic voxels, labels overlaid in distinct
+colours and a legend. 2-D images (grey or RGB) are drawn side by side with and without overlay.
+Matplotlib's Agg canvas is used directly, so no display or pyplot state is needed; the PNG is
+written to a temporary file and moved into place, so readers never see a partial file.
+
+Example::
+
+    save_overlay_png(image_hu, label, "case.png", affine=affine,
+                     label_names={1: "spleen", 2: "kidney", 3: "pancreas"})
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch as LegendPatch
+
+#: Figure size (inches) at :data:`DPI` for 3-D (three views) and 2-D (two panels) previews.
+FIGSIZE_3D = (15.0, 5.6)
+FIGSIZE_2D = (10.0, 5.6)
+DPI = 100
+
+_COLOURS = np.array(
+    [
+        (0.90, 0.10, 0.10),
+        (0.10, 0.80, 0.20),
+        (0.20, 0.40, 1.00),
+        (1.00, 0.85, 0.00),
+        (0.90, 0.20, 0.90),
+        (0.00, 0.85, 0.85),
+        (1.00, 0.50, 0.00),
+        (0.60, 0.30, 0.90),
+        (0.55, 0.85, 0.25),
+        (1.00, 0.55, 0.70),
+    ]
+)
+
+
+def label_colour(value: int) -> tuple[float, float, float]:
+    """RGB colour (0-1) used for label ``value`` (> 0) in every preview."""
+    return tuple(float(c) for c in _COLOURS[(int(value) - 1) % len(_COLOURS)])
+
+
+def save_overlay_png(
+    image,
+    label=None,
+    path: str | os.PathLike = "preview.png",
+    spacing_mm: Sequence[float] | None = None,
+    hu_window: tuple[float, float] = (-175.0, 250.0),
+    label_names: Mapping[int, str] | None = None,
+    *,
+    affine: np.ndarray | None = None,
+    slice_indices: Sequence[int] | None = None,
+    title: str | None = None,
+    alpha: float = 0.45,
+) -> Path:
+    """Write a PNG preview of ``image`` with ``label`` overlaid; returns the path written.
+
+    ``image``: a 3-D volume (X, Y, Z), e.g. in HU, or a 2-D image (rows, cols) or
+    (rows, cols, 3) RGB; a MONAI ``MetaTensor`` or torch tensor with a leading channel axis of
+    size 1 is accepted (its ``affine`` is used). ``label``: integer array on the same grid, or
+    None. 3-D arrays are taken as RAS-ordered (axis 0 toward the patient's right...) unless an
+    ``affine`` (voxel to RAS mm) is given, in which case they are reoriented to RAS for display
+    and the voxel size is read from it; otherwise ``spacing_mm`` (default 1 mm) sets the aspect.
+    ``hu_window`` (low, high) is the display window for 3-D images. ``slice_indices`` (i, j, k)
+    in the input's voxel indices choose the sagittal, coronal and axial slices; by default they
+    pass through the centroid of the labelled voxels (or the volume centre).
+    """
+    image, image_affine = _as_array(image)
+    label = None if label is None else _as_array(label)[0]
+    affine = image_affine if affine is None else np.asarray(affine, dtype=np.float64)
+    if label is not None and label.shape != image.shape[: label.ndim]:
+        raise ValueError(f"label shape {label.shape} does not match image shape {image.shape}")
+    rgb = image.ndim == 3 and image.shape[-1] == 3 and (label is None or label.ndim == 2)
+    if image.ndim == 3 and not rgb:
+        figure = _figure_3d(image, label, spacing_mm, affine, hu_window, label_names, slice_indices, alpha)
+    elif image.ndim == 2 or rgb:
+        figure = _figure_2d(image, label, label_names, alpha)
+    else:
+        raise ValueError(f"expected a 2-D or 3-D image, got shape {image.shape}")
+    if title:
+        figure.suptitle(title)
+    return _save_atomically(figure, Path(path))
+
+
+def _as_array(data) -> tuple[np.ndarray, np.ndarray | None]:
+    """A NumPy array without a singleton channel axis, and the affine of a MetaTensor (if any)."""
+    affine = getattr(data, "affine", None)
+    if affine is not None:
+        affine = np.asarray(affine.detach().cpu() if hasattr(affine, "detach") else affine, dtype=np.float64)
+    if hasattr(data, "detach"):
+        data = data.detach().cpu().numpy()
+    array = np.asarray(data)
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    elif affine is not None and array.ndim == 3 and array.shape[0] == 1:  # MONAI 2-D: (1, W, H)
+        array = array[0].T
+        affine = None
+    return array, affine
+
+
+def _reorient(
+    image: np.ndarray,
+    label: np.ndarray | None,
+    affine: np.ndarray | None,
+    spacing_mm: Sequence[float] | None,
+    indices: Sequence[int] | None,
+):
+    """Arrays in RAS axis order, their voxel size (mm) and the slice indices mapped accordingly."""
+    if indices is None:
+        if label is not None and np.any(label > 0):
+            indices = np.rint(np.argwhere(label > 0).mean(axis=0)).astype(int)
+        else:
+            indices = (np.asarray(image.shape) - 1) // 2
+    indices = np.asarray(indices, dtype=int)
+    if affine is None:
+        spacing = np.ones(3) if spacing_mm is None else np.asarray(spacing_mm, dtype=np.float64)
+        return image, label, spacing, indices
+    ornt = nib.orientations.io_orientation(affine)
+    norms = np.linalg.norm(affine[:3, :3], axis=0)
+    spacing, mapped = np.empty(3), np.empty(3, dtype=int)
+    for axis, (target, flip) in enumerate(ornt.astype(int)):
+        spacing[target] = norms[axis]
+        mapped[target] = indices[axis] if flip == 1 else image.shape[axis] - 1 - indices[axis]
+    image = nib.orientations.apply_orientation(image, ornt)
+    if label is not None:
+        label = nib.orientations.apply_orientation(label, ornt)
+    return image, label, spacing, mapped
+
+
+def _display(plane: np.ndarray) -> np.ndarray:
+    """A slice with axes (horizontal-in-patient, vertical-in-patient) as a display image:
+    rows run from the high end of the vertical axis, columns from the high end of the horizontal."""
+    return np.ascontiguousarray(plane[::-1, ::-1].T)
+
+
+def _figure_3d(image, label, spacing_mm, affine, hu_window, label_names, indices, alpha) -> Figure:
+    image, label, spacing, (i, j, k) = _reorient(image, label, affine, spacing_mm, indices)
+    sx, sy, sz = spacing
+    views = [  # (title, image plane, label plane, pixel height / width)
+        (f"axial  k={k}", image[:, :, k], None if label is None else label[:, :, k], sy / sx),
+        (f"coronal  j={j}", image[:, j, :], None if label is None else label[:, j, :], sz / sx),
+        (f"sagittal  i={i}", image[i, :, :], None if label is None else label[i, :, :], sz / sy),
+    ]
+    widths = [image.shape[0] * sx, image.shape[0] * sx, image.shape[1] * sy]
+    figure = Figure(figsize=FIGSIZE_3D, dpi=DPI)
+    grid = figure.add_gridspec(1, 3, width_ratios=widths, left=0.01, right=0.99, top=0.92, bottom=0.1, wspace=0.03)
+    values = _label_values(label, label_names)
+    cmap = _label_cmap(values)
+    for column, (name, plane, overlay, aspect) in enumerate(views):
+        axes = figure.add_subplot(grid[0, column])
+        axes.imshow(
+            _display(plane), cmap="gray", vmin=hu_window[0], vmax=hu_window[1], aspect=aspect, interpolation="nearest"
+        )
+        if overlay is not None:
+            _overlay(axes, _display(overlay), values, cmap, alpha, aspect)
+        axes.set_title(name, fontsize=10)
+        axes.set_axis_off()
+    _legend(figure, values, label_names)
+    return figure
+
+
+def _figure_2d(image, label, label_names, alpha) -> Figure:
+    figure = Figure(figsize=FIGSIZE_2D, dpi=DPI)
+    grid = figure.add_gridspec(1, 2, left=0.01, right=0.99, top=0.92, bottom=0.1, wspace=0.03)
+    values = _label_values(label, label_names)
+    cmap = _label_cmap(values)
+    if image.ndim == 2:
+        low, high = (0, 255) if image.dtype == np.uint8 else (float(image.min()), float(image.max()))
+        kwargs = {"cmap": "gray", "vmin": low, "vmax": high}
+    else:
+        kwargs = {}
+        if image.dtype != np.uint8:
+            image = np.clip((image - image.min()) / max(float(np.ptp(image)), 1e-6), 0, 1)
+    for column, name in enumerate(("image", "labels")):
+        axes = figure.add_subplot(grid[0, column])
+        axes.imshow(image, interpolation="nearest", **kwargs)
+        if column == 1 and label is not None:
+            _overlay(axes, label, values, cmap, alpha, 1.0)
+        axes.set_title(name, fontsize=10)
+        axes.set_axis_off()
+    _legend(figure, values, label_names)
+    return figure
+
+
+def _label_values(label: np.ndarray | None, label_names: Mapping[int, str] | None) -> list[int]:
+    present = set() if label is None else {int(v) for v in np.unique(label) if v > 0}
+    named = {int(k) for k in (label_names or {}) if int(k) > 0}
+    return sorted(present | named)
+
+
+def _label_cmap(values: list[int]) -> ListedColormap:
+    return ListedColormap([label_colour(v) for v in values] or [(0, 0, 0)])
+
+
+def _overlay(axes, plane: np.ndarray, values: list[int], cmap: ListedColormap, alpha: float, aspect: float) -> None:
+    """Draw labelled pixels of ``plane`` in their colours; background stays transparent."""
+    if not values:
+        return
+    lookup = np.full(int(max(values, default=0)) + 1, -1, dtype=np.int64)
+    lookup[values] = np.arange(len(values))
+    codes = lookup[np.clip(plane.astype(np.int64), 0, len(lookup) - 1)]
+    codes[plane <= 0] = -1
+    masked = np.ma.masked_less(codes, 0)
+    axes.imshow(
+        masked, cmap=cmap, vmin=-0.5, vmax=len(values) - 0.5, alpha=alpha, aspect=aspect, interpolation="nearest"
+    )
+
+
+def _legend(figure: Figure, values: list[int], label_names: Mapping[int, str] | None) -> None:
+    if not values:
+        return
+    names = {int(k): v for k, v in (label_names or {}).items()}
+    handles = [LegendPatch(color=label_colour(v), label=f"{v} {names.get(v, '')}".strip()) for v in values]
+    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), frameon=False, fontsize=10)
+
+
+def _save_atomically(figure: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(handle)
+    try:
+        figure.savefig(temporary, format="png", dpi=DPI)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
