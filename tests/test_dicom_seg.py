@@ -18,6 +18,8 @@ from monai_attn.errors import InputError
 from monai_attn.inference import resample_to_grid
 from monai_attn.io import load_image
 from monai_attn.io.dicom_seg import ORGAN_CODES, read_dicom_seg, write_dicom_seg
+from monai_attn.synthetic.abdomen_ct import generate_abdomen_ct_case
+from monai_attn.synthetic.dicom_series import write_ct_series as write_phantom_series
 from test_inference import expected_labels, one_thread, phantom_hu, threshold_segmenter  # noqa: F401
 
 REAL_CT_SERIES = Path(pydicom.data.__file__).parent / "test_files" / "dicomdirtests" / "98892001" / "CT5N"
@@ -36,6 +38,8 @@ def write_ct_series(
     samples_per_pixel: int = 1,
 ) -> str:
     """Write ``hu`` (columns, rows, slices) as a CT series, one file per slice, names shuffled.
+
+    Unlike the phantom writer, it can write colour images and several series into one folder.
 
     ``spacing`` is (between columns, between rows, between slices) in mm; the default
     orientation is not axis-aligned with the patient (rows run along -x, columns along +y).
@@ -93,10 +97,11 @@ def assert_nifti_on_series_grid(nifti: Path, folder: Path) -> None:
 
 @pytest.fixture()
 def phantom_series(tmp_path) -> tuple[Path, np.ndarray]:
-    hu = np.round(phantom_hu((48, 40, 16)))
+    """The abdominal CT phantom written as a DICOM series: (folder, HU in load order)."""
+    hu, _, affine = generate_abdomen_ct_case(seed=0, index=1, size=(48, 40, 16))
     folder = tmp_path / "phantom_ct"
-    write_ct_series(folder, hu)
-    return folder, hu
+    write_phantom_series(hu, affine, folder, ["segment-test"], patient_id="phantom")
+    return folder, hu.astype(np.float32)
 
 
 def test_phantom_dicom_series_labels_land_on_its_grid(phantom_series, tmp_path):

@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from monai_attn.cli import main
 from monai_attn.inference.batch import Case, find_cases, select_part
@@ -45,13 +46,15 @@ def test_single_nifti_to_file(tmp_path, model, capsys, caplog):
     before = case.read_bytes()
     out = tmp_path / "out" / "labels.nii.gz"
     with caplog.at_level("INFO"):
-        code, err = run(["-i", case, "-o", out, *model, "--statistics"], capsys)
+        code, err = run(["-i", case, "-o", out, *model, "--statistics", "--preview"], capsys)
     assert code == 0, err
     written = nib.load(str(out))
     np.testing.assert_allclose(written.affine, oblique_affine(), atol=1e-5)
     np.testing.assert_array_equal(np.asarray(written.dataobj), expected_labels(hu))
     stats = json.loads((out.parent / "labels_statistics.json").read_text())
     assert stats["kidney"]["voxels"] == int((expected_labels(hu) == 2).sum())
+    with Image.open(out.parent / "labels_preview.png") as preview:
+        assert preview.size[0] > 2 * preview.size[1]  # axial, coronal and sagittal side by side
     assert case.read_bytes() == before  # the input is never modified
     assert any("case_001: " in r.message and "windows run" in r.message for r in caplog.records)  # timing
 
@@ -179,6 +182,12 @@ def test_output_never_overwrites_input(tmp_path, model, capsys):
     case = write_nifti(tmp_path / "case.nii.gz", phantom_hu((16, 16, 8)), np.eye(4))
     code, err = run(["-i", case, "-o", case, *model], capsys)
     assert code == 1 and "would overwrite the input" in err
+
+
+def test_attention_maps_need_gates(tmp_path, model, capsys):
+    case = write_nifti(tmp_path / "case.nii.gz", phantom_hu((16, 16, 8)), np.eye(4))
+    code, err = run(["-i", case, "-o", tmp_path / "o.nii.gz", "--attention-maps", *model], capsys)
+    assert code == 1 and "--attention-maps needs a network with attention gates" in err
 
 
 def test_no_model_is_a_clear_error(tmp_path, capsys, monkeypatch):

@@ -68,6 +68,8 @@ def run_segment(args: argparse.Namespace) -> int:
         return 0
     progress = sys.stderr.isatty()
     segmenter = _build_segmenter(args, progress)
+    if args.attention_maps and not hasattr(segmenter.network, "forward_with_attention"):
+        raise InputError("--attention-maps needs a network with attention gates (forward_with_attention)")
     logger.info(
         "segmenting %d case(s) on %s (%s), roi %s, overlap %.2f",
         len(cases),

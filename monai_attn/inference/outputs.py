@@ -139,14 +139,15 @@ def _save_probabilities(probs: np.ndarray, reference, path: Path) -> None:
 
 
 def _save_preview(result, path: Path, hu_window: Sequence[float]) -> None:
+    """Axial, coronal and sagittal slices through the organs, shown in RAS with true aspect."""
     from monai_attn.io.preview import save_overlay_png
 
-    spacing = tuple(float(s) for s in np.abs(np.asarray(result.image.pixdim, dtype=float)))
     save_overlay_png(
-        result.image.as_tensor()[0].numpy(),
+        result.image,
         result.labels,
         path,
-        spacing_mm=spacing,
-        hu_window=tuple(hu_window),
+        hu_window=(float(hu_window[0]), float(hu_window[1])),
         label_names=result.label_names,
+        affine=np.asarray(result.image.affine, dtype=np.float64),
+        title=Path(str(result.image.meta.get("filename_or_obj", ""))).name or None,
     )
