@@ -115,7 +115,7 @@ def render_comparison_markdown(rows: Sequence[PairedDifference], name_a: str, na
     ]
     for row in rows:
         digits = 2 if row.metric == "hd95_mm" else 3
-        p = "–" if not math.isfinite(row.p_value) else (f"{row.p_value:.2g}" if row.p_value < 0.001 else f"{row.p_value:.3f}")
+        p = f"{row.p_value:.3g}" if math.isfinite(row.p_value) else "–"
         lines.append(
             f"| {row.class_name} | {_METRIC_TITLES.get(row.metric, row.metric)} | {row.n_pairs} "
             f"| {num(row.mean_a, digits)} | {num(row.mean_b, digits)} | {num(row.mean_diff, digits, True)} "
