@@ -487,6 +487,12 @@ def test_multi_organ_metric_in_an_ignite_evaluator(tmp_path: Path) -> None:
         for label in (1, 2, 3):
             assert result.metrics[label] == direct[label]
     fg_dice = np.mean([np.nanmean([e[label].dice for e in expected]) for label in (1, 2, 3)])
+    # lists of channel-first tensors (decollated batches) give the same numbers
+    single = MultiOrganMetric(names, nsd_tolerance_mm={"1": 1.0, "3": 2.0})
+    outputs = [step(engine, i) for i in range(3)]
+    single([o["pred"][0] for o in outputs], [o["label"][0] for o in outputs])
+    assert [r.metrics for r in single.case_results()] == [r.metrics for r in results]
+    assert [r.case_id for r in single.case_results()] == ["case_0", "case_1", "case_2"]
     assert engine.state.metrics["mean_dice"] == pytest.approx(fg_dice)
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary["foreground_mean"]["dice"] == pytest.approx(fg_dice)

@@ -27,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="score predicted label maps against references (Dice, HD95, NSD) and write reports",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=__doc__.split("\n\n", 1)[1].replace("``", "") if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -67,6 +67,9 @@ def _run_names(pred_dirs: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     gt_dir = Path(args.gt)
+    for folder in (*args.pred, args.gt):
+        if not Path(folder).is_dir():
+            raise NotADirectoryError(f"{folder}: not a folder")
     fallbacks = [Path(args.dataset_json)] if args.dataset_json else [gt_dir / "dataset.json", gt_dir.parent / "dataset.json"]
     if args.dataset_json and not fallbacks[0].is_file():
         raise FileNotFoundError(f"{args.dataset_json}: no such file")

@@ -172,22 +172,22 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         "| class | n | Dice | IoU | precision | recall | HD95 (mm) | NSD | tol. (mm) | vol. diff (mL) | missed | spurious |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
+    def plain(value: float, digits: int) -> str:
+        return f"{value:.{digits}f}" if math.isfinite(value) else "–"
+
     mean, std = summary["mean"], summary["std"]
     for name, label in summary["labels"].items():
         m, s, c = mean[name], std[name], summary["cases_per_class"][name]
         tol = summary["nsd_tolerance_mm"][name]
+        tol_text = f"{tol:g}" if math.isfinite(tol) else "–"
         lines.append(
             f"| {name} ({label}) | {c['n']} | {_mean_sd(m['dice'], s['dice'], 3)} | {_mean_sd(m['iou'], s['iou'], 3)} "
             f"| {_mean_sd(m['precision'], s['precision'], 3)} | {_mean_sd(m['recall'], s['recall'], 3)} "
             f"| {_mean_sd(m['hd95_mm'], s['hd95_mm'], 2)} | {_mean_sd(m['nsd'], s['nsd'], 3)} "
-            f"| {tol:g} | {_mean_sd(m['volume_diff_ml'], s['volume_diff_ml'], 1, signed=True)} "
+            f"| {tol_text} | {_mean_sd(m['volume_diff_ml'], s['volume_diff_ml'], 1, signed=True)} "
             f"| {c['missed']} | {c['spurious']} |"
         )
     fg = summary["foreground_mean"]
-
-    def plain(value: float, digits: int) -> str:
-        return f"{value:.{digits}f}" if math.isfinite(value) else "–"
-
     lines.append(
         f"| **foreground mean** | | {plain(fg['dice'], 3)} | {plain(fg['iou'], 3)} | {plain(fg['precision'], 3)} "
         f"| {plain(fg['recall'], 3)} | {plain(fg['hd95_mm'], 2)} | {plain(fg['nsd'], 3)} | | "
