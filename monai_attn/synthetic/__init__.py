@@ -15,12 +15,18 @@ from monai_attn.synthetic.abdomen_ct import (
     generate_abdomen_ct_case,
     write_abdomen_ct_dataset,
 )
+from monai_attn.synthetic.cells import generate_cells_case, write_cells_dataset
 from monai_attn.synthetic.dicom_series import write_ct_series
+from monai_attn.synthetic.retina import generate_retina_case, write_retina_dataset
 
 __all__ = [
     "Acquisition",
     "case_acquisition",
     "generate_abdomen_ct_case",
+    "generate_cells_case",
+    "generate_retina_case",
     "write_abdomen_ct_dataset",
+    "write_cells_dataset",
     "write_ct_series",
+    "write_retina_dataset",
 ]

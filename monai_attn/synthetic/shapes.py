@@ -6,7 +6,8 @@
 * :class:`Tube`: a chain of tapered capsules along a smooth centre line, for vessels, bowel,
   ducts, the pancreas; it reports the depth of each voxel inside the tube wall and its height
   above the centre line (for air-fluid levels).
-* :class:`SmoothNoise`: a smooth random field (value noise) for tissue texture and lobulation.
+* :class:`SmoothNoise`: a smooth random field (value noise) for tissue texture and lobulation;
+  :func:`smooth_noise_2d` is its image-grid counterpart for the 2-D phantoms.
 """
 
 from __future__ import annotations
@@ -194,3 +195,15 @@ class SmoothNoise:
         x, y, z = patch.coords()
         mask = np.broadcast_to(mask, patch.shape)
         return self(patch.full(x)[mask], patch.full(y)[mask], patch.full(z)[mask])
+
+
+def smooth_noise_2d(rng: np.random.Generator, n: int, scale_px: float) -> np.ndarray:
+    """Unit-variance smooth noise on an n x n grid with features of about ``scale_px`` pixels.
+
+    Random values on a lattice of spacing ``scale_px`` are smoothed and cubically upsampled, so
+    the cost does not grow with the feature size.
+    """
+    coarse = max(4, int(np.ceil(n / scale_px)) + 2)
+    lattice = ndimage.gaussian_filter(rng.standard_normal((coarse, coarse)), 0.8, mode="wrap")
+    field = ndimage.zoom(lattice, n / coarse, order=3, grid_mode=True, mode="grid-wrap")[:n, :n]
+    return ((field - field.mean()) / max(float(field.std()), 1e-12)).astype(np.float32)

@@ -1,0 +1,111 @@
+"""``monai-attn synth <task> -o DIR``: write a phantom data set in the MSD layout.
+
+Tasks: ``abdomen-ct`` (NIfTI CT in HU with spleen/kidney/pancreas labels, optionally DICOM
+series), ``retina`` (RGB fundus PNGs with disc/cup labels and vessel masks) and ``cells``
+(EM PNGs with membrane labels). Case ``i`` depends only on ``--seed`` and ``i``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from monai_attn.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "synth", help="write a synthetic phantom data set (MSD layout)",
+        description="Write a synthetic phantom data set in the Medical Segmentation Decathlon layout "
+                    "(dataset.json, imagesTr/, labelsTr/, imagesTs/). No download needed.")
+    tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
+
+    ct = tasks.add_parser("abdomen-ct", help="abdominal CT (HU) with spleen, kidney and pancreas labels",
+                          description="Abdominal CT phantoms: int16 HU NIfTI images and uint8 labels "
+                                      "(0 background, 1 spleen, 2 kidney, 3 pancreas).")
+    _common(ct)
+    ct.add_argument("--size", type=int, nargs=3, default=(256, 256, 128), metavar=("X", "Y", "Z"),
+                    help="voxels per axis (default: 256 256 128)")
+    ct.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("SX", "SY", "SZ"),
+                    help="fixed voxel size in mm (default: per case, 340-440 mm field of view and a "
+                         "clinical slice interval)")
+    ct.add_argument("--dicom", action="store_true",
+                    help="also write each image as a CT DICOM series in imagesTr_dicom/<case>/")
+    ct.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
+    ct.set_defaults(func=_run_abdomen_ct)
+
+    retina = tasks.add_parser("retina", help="RGB fundus photographs with optic disc/cup labels and vessel masks",
+                              description="Fundus phantoms: RGB PNG images, labels 0 background, 1 disc rim, "
+                                          "2 cup; vessel masks in labelsTr_vessels/.")
+    _common(retina)
+    retina.add_argument("--size", type=int, default=256, help="image width and height in pixels (default: 256)")
+    retina.set_defaults(func=_run_retina)
+
+    cells = tasks.add_parser("cells", help="electron-microscopy cell images with membrane labels",
+                             description="EM phantoms (ISBI 2012 style): grey PNG images, labels 1 membrane, "
+                                         "0 cell interior.")
+    _common(cells)
+    cells.add_argument("--size", type=int, default=512, help="image width and height in pixels (default: 512)")
+    cells.set_defaults(func=_run_cells)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
+    parser.add_argument("--cases", type=int, default=10, help="training cases (default: 10)")
+    parser.add_argument("--test-cases", type=int, default=0, help="test cases in imagesTs/ (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="data-set seed (default: 0)")
+    parser.add_argument("--preview", action="store_true", help="also write previews/<case>.png overlays")
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.cases < 0 or args.test_cases < 0 or args.cases + args.test_cases == 0:
+        raise InputError(f"--cases {args.cases} and --test-cases {args.test_cases}: need at least one case")
+    if args.seed < 0:
+        raise InputError(f"--seed {args.seed}: must be >= 0")
+
+
+def _run_abdomen_ct(args: argparse.Namespace) -> int:
+    from monai_attn.synthetic.abdomen_ct import write_abdomen_ct_dataset
+
+    _check(args)
+    if min(args.size) < 8:
+        raise InputError(f"--size {' '.join(map(str, args.size))}: each axis needs at least 8 voxels")
+    if args.spacing is not None and min(args.spacing) <= 0:
+        raise InputError(f"--spacing {' '.join(map(str, args.spacing))}: must be positive (mm)")
+    if args.workers < 1:
+        raise InputError(f"--workers {args.workers}: must be >= 1")
+    return _report(args, lambda: write_abdomen_ct_dataset(
+        args.output, args.cases, args.seed, test_cases=args.test_cases, size=tuple(args.size),
+        spacing_mm=None if args.spacing is None else tuple(args.spacing), dicom=args.dicom,
+        preview=args.preview, workers=args.workers))
+
+
+def _run_retina(args: argparse.Namespace) -> int:
+    from monai_attn.synthetic.retina import write_retina_dataset
+
+    _check(args)
+    if args.size < 32:
+        raise InputError(f"--size {args.size}: must be at least 32 pixels")
+    return _report(args, lambda: write_retina_dataset(args.output, args.cases, args.seed, test_cases=args.test_cases,
+                                                      size=args.size, preview=args.preview))
+
+
+def _run_cells(args: argparse.Namespace) -> int:
+    from monai_attn.synthetic.cells import write_cells_dataset
+
+    _check(args)
+    if args.size < 32:
+        raise InputError(f"--size {args.size}: must be at least 32 pixels")
+    return _report(args, lambda: write_cells_dataset(args.output, args.cases, args.seed, test_cases=args.test_cases,
+                                                     size=args.size, preview=args.preview))
+
+
+def _report(args: argparse.Namespace, write) -> int:
+    start = time.perf_counter()
+    path = write()
+    total = args.cases + args.test_cases
+    logger.info("%s: %d case(s) in %.1f s -> %s", args.task, total, time.perf_counter() - start, path)
+    return 0

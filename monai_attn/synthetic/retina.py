@@ -1,0 +1,224 @@
+"""Colour fundus photograph phantoms (RGB) with optic disc / cup labels and vessel masks.
+
+A case is drawn on a 2x supersampled grid and averaged down (anti-aliased edges):
+
+* a circular field of view on a dark surround, with vignetting, an illumination gradient and an
+  orange-red background with choroidal texture;
+* a darker macula with a fovea about 2.5 disc diameters temporal to the disc;
+* a bright optic disc (diameter 1/8-1/6 of the field of view, slightly taller than wide) with a
+  paler cup inside (vertical cup/disc ratio 0.3-0.7) whose edge is a soft gradient, as in real
+  photographs, so cup segmentation is not a threshold;
+* a vessel tree (arteries lighter, veins darker and wider) growing from the disc: temporal
+  arcades arching around the macula and nasal branches, tapering and bifurcating.
+
+Labels follow Drishti-GS / REFUGE: 0 background, 1 disc rim (disc minus cup), 2 cup; the vessel
+mask (DRIVE style) is a separate 0/1 image.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from monai_attn.io.preview import save_overlay_png
+from monai_attn.synthetic.msd import case_name, write_dataset_json, write_png
+from monai_attn.synthetic.rng import case_rng
+from monai_attn.synthetic.shapes import smooth_noise_2d
+
+logger = logging.getLogger(__name__)
+
+KIND = "retina"
+DEFAULT_SIZE = 256
+LABELS = {0: "background", 1: "optic disc rim", 2: "optic cup"}
+VESSEL_LABELS = {0: "background", 1: "vessel"}
+SUPERSAMPLE = 2
+
+
+def generate_retina_case(seed: int, index: int, size: int = DEFAULT_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Case ``index`` of data set ``seed``: ``(image, disc_cup, vessels)``.
+
+    ``image`` is uint8 RGB (size, size, 3); ``disc_cup`` uint8 (size, size) with 0 background,
+    1 disc rim, 2 cup; ``vessels`` uint8 (size, size) with 1 on vessels.
+    """
+    if size < 32:
+        raise ValueError(f"retina phantoms need size >= 32, got {size}")
+    rng = case_rng(KIND, seed, index)
+    n = size * SUPERSAMPLE
+    u = rng.uniform
+    radius = u(0.44, 0.48) * n
+    centre = n / 2 + rng.normal(0, 0.01 * n, 2)
+    rows, cols = np.mgrid[0:n, 0:n].astype(np.float32)
+    y, x = (rows - centre[0]) / radius, (cols - centre[1]) / radius  # field-of-view units
+    r2 = x * x + y * y
+    side = rng.choice([-1.0, 1.0])  # disc on the right (+1) or left of the image
+    disc_xy = np.array([side * u(0.3, 0.4), u(-0.06, 0.06)])
+    disc_r = u(1 / 8, 1 / 6)  # in units of the field-of-view radius: diameter 1/8-1/6 of the field
+    macula_xy = disc_xy + np.array([-side * 5 * disc_r * u(0.9, 1.1), u(0.02, 0.1)])
+
+    # background: orange-red fundus with choroidal texture, vignetting and a gradient
+    base = np.array([u(170, 215), u(60, 95), u(20, 45)], dtype=np.float32)
+    texture = smooth_noise_2d(rng, n, n / 40) * 0.06 + smooth_noise_2d(rng, n, n / 12) * 0.05
+    light = (1 - u(0.25, 0.45) * r2) * (1 + u(-0.15, 0.15) * x + u(-0.15, 0.15) * y) * (1 + texture)
+    dm = (x - macula_xy[0]) ** 2 + (y - macula_xy[1]) ** 2
+    light *= 1 - u(0.15, 0.3) * np.exp(-dm / (2 * (1.2 * disc_r) ** 2)) - u(0.05, 0.12) * np.exp(-dm / (2 * (0.25 * disc_r) ** 2))
+    light = np.clip(light, 0.05, None)
+    image = light[..., None] * base
+
+    # optic disc and cup (ellipses with bumpy outlines); the cup edge is a soft gradient
+    angle = np.arctan2(y - disc_xy[1], x - disc_xy[0])
+    stretch = u(1.03, 1.15)
+    dd = np.sqrt(((x - disc_xy[0]) / disc_r) ** 2 + ((y - disc_xy[1]) / (disc_r * stretch)) ** 2)
+    dd = dd / (1 + 0.04 * np.sin(3 * angle + u(0, 6.3)) + 0.03 * np.sin(5 * angle + u(0, 6.3)))
+    cdr = u(0.3, 0.7)
+    cup_xy = disc_xy + np.array([-side * u(0.0, 0.15), u(-0.1, 0.1)]) * disc_r * (1 - cdr)
+    cd = np.sqrt(((x - cup_xy[0]) / (disc_r * cdr * u(0.9, 1.05))) ** 2 + ((y - cup_xy[1]) / (disc_r * stretch * cdr)) ** 2)
+    cd = cd / (1 + 0.05 * np.sin(2 * angle + u(0, 6.3)))
+    disc_colour = np.array([u(235, 255), u(165, 205), u(100, 145)], dtype=np.float32)
+    cup_colour = np.array([u(245, 255), u(215, 240), u(175, 215)], dtype=np.float32)
+    disc_weight = _smoothstep(1.08, 0.92, dd)[..., None]
+    image = image * (1 - disc_weight) + disc_colour * light[..., None] ** 0.3 * disc_weight
+    cup_weight = _smoothstep(1.25, 0.75, cd)[..., None] * u(0.7, 0.95)
+    image = image * (1 - cup_weight) + cup_colour * cup_weight
+
+    # vessels: darken by a smooth profile, veins more and bluer than arteries
+    vessel_depth, vessel_kind = _vessel_tree(rng, n, radius, centre, disc_xy, disc_r, macula_xy, side)
+    profile = np.clip(vessel_depth, 0, 1) ** 0.6
+    artery = np.array([0.62, 0.55, 0.6], dtype=np.float32) * u(0.9, 1.05)
+    vein = np.array([0.45, 0.35, 0.45], dtype=np.float32) * u(0.9, 1.05)
+    tint = np.where((vessel_kind == 1)[..., None], artery, vein)
+    image = image * (1 - profile[..., None] * (1 - tint))
+
+    fov = _smoothstep(1.0, 0.985, np.sqrt(r2))[..., None]
+    image = image * fov + np.float32(u(2, 10)) * (1 - fov)
+    image = _downsample(image)
+    image = ndimage.gaussian_filter(image, (0.6, 0.6, 0))
+    image += rng.normal(0, u(1.5, 4.0), image.shape).astype(np.float32)
+    image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+    disc = _downsample((dd < 1).astype(np.float32)) >= 0.5
+    cup = _downsample((cd < 1).astype(np.float32)) >= 0.5
+    disc_cup = np.where(cup & disc, 2, np.where(disc, 1, 0)).astype(np.uint8)
+    vessels = (_downsample((vessel_depth > 0).astype(np.float32)) >= 0.5).astype(np.uint8)
+    return image, disc_cup, vessels
+
+
+def _smoothstep(edge0: float, edge1: float, value: np.ndarray) -> np.ndarray:
+    """0 at ``edge0``, 1 at ``edge1``, smooth in between (either order of edges)."""
+    t = np.clip((value - edge0) / (edge1 - edge0), 0, 1)
+    return (t * t * (3 - 2 * t)).astype(np.float32)
+
+
+def _downsample(array: np.ndarray) -> np.ndarray:
+    """Average SUPERSAMPLE x SUPERSAMPLE blocks of the first two axes."""
+    s = SUPERSAMPLE
+    shape = (array.shape[0] // s, s, array.shape[1] // s, s, *array.shape[2:])
+    return array.reshape(shape).mean(axis=(1, 3)).astype(np.float32)
+
+
+def _vessel_tree(rng, n, radius, centre, disc_xy, disc_r, macula_xy, side):
+    """Rasterised vessel tree: (depth map, kind map) on the n x n grid.
+
+    ``depth`` is 1 - distance / vessel radius (> 0 inside a vessel); ``kind`` 1 artery, 2 vein.
+    Trees start at the disc: temporal arcades curve around the macula, nasal ones radiate.
+    """
+    depth = np.full((n, n), -1.0, dtype=np.float32)
+    kind = np.zeros((n, n), dtype=np.uint8)
+    width0 = rng.uniform(0.016, 0.022)  # main vein radius in field-of-view units
+    temporal = -side
+    starts = []
+    for vertical in (-1.0, 1.0):
+        for vessel_kind, scale in ((1, 0.75), (2, 1.0)):
+            offset = rng.uniform(-0.25, 0.25) * disc_r
+            # temporal arcade: leaves the disc vertically and bends toward the macula's far side
+            heading = np.arctan2(vertical, temporal * rng.uniform(0.05, 0.35))
+            starts.append((heading, -vertical * temporal * rng.uniform(2.0, 2.8), width0 * scale, vessel_kind, offset))
+            # nasal branch: radiates up/down and nasally, nearly straight
+            heading = np.arctan2(vertical * rng.uniform(0.5, 1.2), -temporal)
+            starts.append((heading, rng.normal(0, 0.3), 0.7 * width0 * scale, vessel_kind, offset))
+    stack = [(disc_xy + (0, off), heading, curvature, width, vk, 0)
+             for heading, curvature, width, vk, off in starts]
+    segments = []
+    while stack:
+        point, heading, curvature, width, vessel_kind, depth_level = stack.pop()
+        step = 0.015
+        point = np.array(point, dtype=np.float64)
+        length = 0.0
+        next_branch = rng.uniform(0.12, 0.25)
+        while width > 0.003 and length < 1.6 and np.hypot(*point) < 1.02:
+            heading += curvature * step + rng.normal(0, 0.05)
+            curvature *= 0.985
+            new = point + step * np.array([np.cos(heading), np.sin(heading)])
+            segments.append((point, new, width, vessel_kind))
+            point, length = new, length + step
+            width *= 0.995
+            child = rng.uniform(0.55, 0.8)
+            if length > next_branch and depth_level < 3 and width * child > 0.005:
+                turn = rng.choice([-1, 1]) * rng.uniform(0.5, 1.2)
+                stack.append((point.copy(), heading + turn, rng.normal(0, 1.5), width * child, vessel_kind, depth_level + 1))
+                width *= max(1 - child ** 3, 0.2) ** (1 / 3)  # Murray's law: parent^3 = child^3 + rest^3
+                next_branch = length + rng.uniform(0.12, 0.3)
+    scale = radius
+    for a, b, width, vessel_kind in segments:
+        pa = centre[::-1] + a * scale  # (col, row) pixel coordinates
+        pb = centre[::-1] + b * scale
+        r = width * scale
+        lo = np.floor(np.minimum(pa, pb) - r - 1).astype(int)
+        hi = np.ceil(np.maximum(pa, pb) + r + 1).astype(int)
+        lo, hi = np.maximum(lo, 0), np.minimum(hi, n)
+        if np.any(hi <= lo):
+            continue
+        cols = np.arange(lo[0], hi[0], dtype=np.float32)[None, :]
+        rows = np.arange(lo[1], hi[1], dtype=np.float32)[:, None]
+        ab = (pb - pa).astype(np.float32)
+        t = np.clip(((cols - pa[0]) * ab[0] + (rows - pa[1]) * ab[1]) / max(float(ab @ ab), 1e-6), 0, 1)
+        dist = np.hypot(cols - pa[0] - t * ab[0], rows - pa[1] - t * ab[1])
+        local = 1 - dist / r
+        view = depth[lo[1]:hi[1], lo[0]:hi[0]]
+        better = local > view
+        view[better] = local[better]
+        kind[lo[1]:hi[1], lo[0]:hi[0]][better] = vessel_kind
+    return depth, kind
+
+
+def write_retina_dataset(out_dir: str | os.PathLike, cases: int, seed: int = 0, *, test_cases: int = 0,
+                         size: int = DEFAULT_SIZE, preview: bool = False) -> Path:
+    """Write an MSD-like fundus data set (PNG) to ``out_dir``; returns the ``dataset.json`` path.
+
+    ``imagesTr/x.png`` RGB, ``labelsTr/x.png`` disc/cup labels, ``labelsTr_vessels/x.png`` vessel
+    masks (entries name it under ``"vessels"``); test cases (indices after the training ones) go
+    to ``imagesTs/`` with labels in ``labelsTs/`` and ``labelsTs_vessels/``.
+    """
+    if cases < 0 or test_cases < 0 or cases + test_cases == 0:
+        raise ValueError(f"need at least one case, got cases={cases}, test_cases={test_cases}")
+    out = Path(out_dir)
+    total = cases + test_cases
+    training, test, test_labels = [], [], []
+    for index in range(total):
+        split = "Ts" if index >= cases else "Tr"
+        name = case_name("retina", index, total)
+        image, disc_cup, vessels = generate_retina_case(seed, index, size)
+        entry = {"image": f"./images{split}/{name}.png", "label": f"./labels{split}/{name}.png",
+                 "vessels": f"./labels{split}_vessels/{name}.png"}
+        write_png(out / entry["image"], image)
+        write_png(out / entry["label"], disc_cup)
+        write_png(out / entry["vessels"], vessels)
+        if preview:
+            save_overlay_png(image, disc_cup + 3 * (vessels > 0) * (disc_cup == 0), out / "previews" / f"{name}.png",
+                             label_names={**LABELS, 3: "vessel"})
+        if split == "Tr":
+            training.append(entry)
+        else:
+            test.append(entry["image"])
+            test_labels.append({"label": entry["label"], "vessels": entry["vessels"]})
+        logger.info("wrote %s", name)
+    return write_dataset_json(
+        out, name="RetinaFundusPhantom",
+        description="Synthetic colour fundus photographs with optic disc/cup labels and vessel masks",
+        modality={0: "fundus red", 1: "fundus green", 2: "fundus blue"}, labels=LABELS,
+        training=training, test=test, tensor_image_size="2D",
+        extra={"vessel_labels": {str(k): v for k, v in VESSEL_LABELS.items()}, "test_labels": test_labels,
+               "synthetic": {"generator": "monai-attn synth retina", "seed": seed, "size": [size, size]}})
