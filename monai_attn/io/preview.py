@@ -69,8 +69,8 @@ def save_overlay_png(
     """Write a PNG preview of ``image`` with ``label`` overlaid; returns the path written.
 
     ``image``: a 3-D volume (X, Y, Z), e.g. in HU, or a 2-D image (rows, cols) or
-    (rows, cols, 3) RGB; a MONAI ``MetaTensor`` or torch tensor with a leading channel axis of
-    size 1 is accepted (its ``affine`` is used). ``label``: integer array on the same grid, or
+    (rows, cols, 3) RGB; channel-first MONAI ``MetaTensor``/torch tensors, (1, X, Y, Z) or
+    (C, W, H) as MONAI loads them, are accepted too (a volume's ``affine`` is used). ``label``: integer array on the same grid, or
     None. 3-D arrays are taken as RAS-ordered (axis 0 toward the patient's right...) unless an
     ``affine`` (voxel to RAS mm) is given, in which case they are reoriented to RAS for display
     and the voxel size is read from it; otherwise ``spacing_mm`` (default 1 mm) sets the aspect.
@@ -96,19 +96,23 @@ def save_overlay_png(
 
 
 def _as_array(data) -> tuple[np.ndarray, np.ndarray | None]:
-    """A NumPy array without a singleton channel axis, and the affine of a MetaTensor (if any)."""
+    """A NumPy array in the layout :func:`save_overlay_png` draws, and the affine of a MetaTensor.
+
+    Torch tensors and MetaTensors are channel-first in MONAI's order: (1, X, Y, Z) volumes lose
+    the channel axis; (C, W, H) 2-D images become (H, W) or (H, W, C) with their pixel-grid
+    affine dropped. NumPy arrays are used as they are.
+    """
+    if not hasattr(data, "detach"):
+        return np.asarray(data), None
     affine = getattr(data, "affine", None)
-    if affine is not None:
-        affine = np.asarray(affine.detach().cpu() if hasattr(affine, "detach") else affine, dtype=np.float64)
-    if hasattr(data, "detach"):
-        data = data.detach().cpu().numpy()
-    array = np.asarray(data)
+    affine = None if affine is None else np.asarray(affine.detach().cpu(), dtype=np.float64)
+    array = data.detach().cpu().numpy()
     if array.ndim == 4 and array.shape[0] == 1:
-        array = array[0]
-    elif affine is not None and array.ndim == 3 and array.shape[0] == 1:  # MONAI 2-D: (1, W, H)
-        array = array[0].T
-        affine = None
-    return array, affine
+        return array[0], affine
+    if array.ndim == 3 and array.shape[0] in (1, 3):
+        array = array.transpose(2, 1, 0)
+        return (array[..., 0] if array.shape[-1] == 1 else array), None
+    raise ValueError(f"expected a channel-first tensor (1, X, Y, Z), (1, W, H) or (3, W, H), got {tuple(array.shape)}")
 
 
 def _reorient(

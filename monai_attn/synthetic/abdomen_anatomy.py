@@ -10,7 +10,8 @@ the upper thorax to the pelvic inlet:
 * skeleton: vertebral bodies (cortical shell 600-900 HU, cancellous 140-280 HU), discs, neural
   arches, spinous and transverse processes, spinal canal; ribs 6-12 with costal cartilage;
   iliac wings; paraspinal, psoas and quadratus lumborum muscles;
-* organs: liver (~60 HU) with gallbladder; spleen (label 1, ~50 HU, concave hilum); kidneys
+* organs: liver (~60 HU) with gallbladder; spleen (label 1, ~50 HU, concave hilum, under the
+  left dome, lateral to the upper pole of the left kidney); kidneys
   (label 2: enhancing cortex, medulla, pelvis; sinus fat unlabelled; hilum facing
   anteromedially, upper poles medial and posterior); pancreas (label 3, ~45 HU, lobulated, fat
   clefts), head in the duodenal C-loop, body anterior to the SMA/aorta, tail at the splenic hilum;
@@ -182,7 +183,7 @@ class AbdomenAnatomy:
                                      rotation(u(-30, 10), 0, u(-20, 20)), Bumps(rng, 3, 0.08))
         # spleen: posterolateral left, long axis along the ribs, concave hilum facing the body axis
         angle = np.deg2rad(u(-150, -135))
-        center = np.array([0.72 * a * np.cos(angle), 0.72 * b_post * np.sin(angle), z0 + u(15, 35)])
+        center = np.array([0.72 * a * np.cos(angle), 0.72 * b_post * np.sin(angle), self.dome_z[1] - u(42, 55)])
         axes = rotation(u(-20, 20), u(-25, -5), np.rad2deg(angle) + 90 + u(-15, 15))
         radii = np.array([u(50, 62), u(24, 30), u(40, 52)])
         self.spleen = Ellipsoid(center, radii, axes, Bumps(rng, 5, 0.1))
@@ -195,14 +196,14 @@ class AbdomenAnatomy:
             # hilum turned anteriorly (about z), upper pole medial (about y) and posterior (about x)
             axes = rotation(u(8, 20), -side * u(8, 18), -side * u(25, 40)) @ base
             center = np.array([xs + side * (u(58, 70) + 0.1 * (a - 130)), ys + u(0, 10), z0 + dz])
-            radii = np.array([u(50, 60), u(27, 32), u(21, 25)])
+            radii = np.array([u(52, 62), u(28, 33), u(21, 25)])
             self.kidneys.append((Ellipsoid(center, radii, axes, Bumps(rng, 4, 0.05)), u(5, 8)))
         # pancreas: uncinate -> head (right, in the C-loop) -> neck (over the SMV) -> body (over the SMA) -> tail
         head = np.array([xs + u(28, 38), self.y_sma + u(2, 10), z0 - u(45, 60)])
         neck = np.array([xs + u(2, 10), self.y_sma + u(14, 20), z0 - u(15, 25)])
         body = np.array([xs - u(22, 32), self.y_sma + u(8, 16), z0 - u(5, 15)])
         inward = self.spleen.axes[:, 1]
-        tail = self.splenic_hilum_point + inward * u(8, 14) + (0, 0, -u(2, 8))
+        tail = self.splenic_hilum_point + inward * u(12, 18) + (0, 0, -u(2, 8))
         self.pancreas_path = np.array([
             head + (u(-6, 2), u(-14, -8), -u(22, 30)),  # uncinate process, behind the SMV
             head,
@@ -396,8 +397,8 @@ class AbdomenAnatomy:
         self._paint_hollow(canvas, root, self.stomach)
         self._paint_solid(canvas, root, self.esophagus, self.hu["muscle"])
         self._paint_liver(canvas, root)
-        self._paint_spleen(canvas, root)
         self._paint_kidneys(canvas, root)
+        self._paint_spleen(canvas, root)
         self._paint_pancreas(canvas, root)
         self._paint_hollow(canvas, root, self.duodenum)
         for tube in self.adrenals:

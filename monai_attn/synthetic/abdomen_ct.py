@@ -96,11 +96,12 @@ def case_acquisition(seed: int, index: int, size: tuple[int, int, int] = DEFAULT
     if len(size) != 3 or min(size) < 2:
         raise ValueError(f"size must be three voxel counts >= 2, got {size}")
     rng = case_rng(KIND + "/acquisition", seed, index)
+    field_of_view, pick = rng.uniform(*FIELD_OF_VIEW_MM), rng.uniform()  # drawn always: same case, same geometry
     if spacing_mm is None:
-        pixel = round(float(rng.uniform(*FIELD_OF_VIEW_MM)) / max(size[:2]), 4)
+        pixel = round(float(field_of_view) / max(size[:2]), 4)
         fitting = [s for s in SLICE_INTERVALS_MM if COVERAGE_MM[0] <= s * size[2] <= COVERAGE_MM[1]]
         if fitting:
-            interval = float(fitting[int(rng.integers(len(fitting)))])
+            interval = float(fitting[int(pick * len(fitting))])
         else:
             interval = min(SLICE_INTERVALS_MM, key=lambda s: min(abs(s * size[2] - c) for c in COVERAGE_MM))
         spacing = np.array([pixel, pixel, interval])
