@@ -11,7 +11,7 @@ the upper thorax to the pelvic inlet:
   arches, spinous and transverse processes, spinal canal; ribs 6-12 with costal cartilage;
   iliac wings; paraspinal, psoas and quadratus lumborum muscles;
 * organs: liver (~60 HU) with gallbladder; spleen (label 1, ~50 HU, concave hilum, under the
-  left dome, lateral to the upper pole of the left kidney); kidneys
+  left dome, lateral to the upper pole of the left kidney, which indents it); kidneys
   (label 2: enhancing cortex, medulla, pelvis; sinus fat unlabelled; hilum facing
   anteromedially, upper poles medial and posterior); pancreas (label 3, ~45 HU, lobulated, fat
   clefts), head in the duodenal C-loop, body anterior to the SMA/aorta, tail at the splenic hilum;
@@ -183,19 +183,21 @@ class AbdomenAnatomy:
                                      rotation(u(-30, 10), 0, u(-20, 20)), Bumps(rng, 3, 0.08))
         # spleen: posterolateral left, long axis along the ribs, concave hilum facing the body axis
         angle = np.deg2rad(u(-150, -135))
-        center = np.array([0.72 * a * np.cos(angle), 0.72 * b_post * np.sin(angle), self.dome_z[1] - u(42, 55)])
+        radii = np.array([u(55, 66), u(24, 30), u(36, 46)])
+        xy = np.array([0.72 * a * np.cos(angle), 0.72 * b_post * np.sin(angle)])
+        under_dome = float(self.diaphragm_z(np.float32(xy[0]), np.float32(xy[1])))  # its top just under the dome
+        center = np.array([*xy, under_dome - 0.8 * radii[2] - u(0, 8)])
         axes = rotation(u(-20, 20), u(-25, -5), np.rad2deg(angle) + 90 + u(-15, 15))
-        radii = np.array([u(50, 62), u(24, 30), u(40, 52)])
         self.spleen = Ellipsoid(center, radii, axes, Bumps(rng, 5, 0.1))
         self.spleen_hilum = Ellipsoid(center + axes @ np.array([0, 1.25 * radii[1], 0]), 0.7 * radii, axes)
         self.splenic_hilum_point = center + axes @ np.array([0, 0.95 * radii[1], -0.1 * radii[2]])
         # kidneys: local axes u = long (superior), v = toward the hilum (medial), w = u x v
         self.kidneys = []
-        for side, dz in ((1, u(-45, -25)), (-1, u(-30, -10))):
+        for side, dz in ((1, u(-45, -25)), (-1, u(-36, -16))):
             base = np.column_stack([(0, 0, 1), (-side, 0, 0), np.cross((0, 0, 1), (-side, 0, 0))]).astype(float)
             # hilum turned anteriorly (about z), upper pole medial (about y) and posterior (about x)
             axes = rotation(u(8, 20), -side * u(8, 18), -side * u(25, 40)) @ base
-            center = np.array([xs + side * (u(58, 70) + 0.1 * (a - 130)), ys + u(0, 10), z0 + dz])
+            center = np.array([xs + side * (u(56, 66) + 0.1 * (a - 130)), ys + u(0, 10), z0 + dz])
             radii = np.array([u(52, 62), u(28, 33), u(21, 25)])
             self.kidneys.append((Ellipsoid(center, radii, axes, Bumps(rng, 4, 0.05)), u(5, 8)))
         # pancreas: uncinate -> head (right, in the C-loop) -> neck (over the SMV) -> body (over the SMA) -> tail
@@ -397,8 +399,8 @@ class AbdomenAnatomy:
         self._paint_hollow(canvas, root, self.stomach)
         self._paint_solid(canvas, root, self.esophagus, self.hu["muscle"])
         self._paint_liver(canvas, root)
-        self._paint_kidneys(canvas, root)
         self._paint_spleen(canvas, root)
+        self._paint_kidneys(canvas, root)
         self._paint_pancreas(canvas, root)
         self._paint_hollow(canvas, root, self.duodenum)
         for tube in self.adrenals:

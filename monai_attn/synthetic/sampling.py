@@ -10,7 +10,6 @@ arrays (e.g. x has shape (n, 1, 1)), so most arithmetic never builds full-volume
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,8 +48,10 @@ class Patch:
         shape: tuple[int, int, int],
         k_offset: float = 0.0,
         root_start: tuple[int, int, int] | None = None,
+        mm_to_index: np.ndarray | None = None,
     ) -> None:
         self.index_to_mm = np.asarray(index_to_mm, dtype=np.float64)
+        self._mm_to_index = np.linalg.inv(self.index_to_mm[:, :3]) if mm_to_index is None else mm_to_index
         self.start = tuple(int(s) for s in start)
         self.shape = tuple(int(s) for s in shape)
         self.k_offset = float(k_offset)
@@ -87,12 +88,13 @@ class Patch:
 
     def window(self, lo_mm: np.ndarray, hi_mm: np.ndarray) -> Patch | None:
         """The sub-patch whose voxels may lie inside the anatomy-frame box [lo_mm, hi_mm], or None."""
-        corners = np.array(list(itertools.product(*zip(lo_mm, hi_mm))), dtype=np.float64)
-        matrix, translation = self.index_to_mm[:, :3], self.index_to_mm[:, 3]
-        index = np.linalg.solve(matrix, (corners - translation).T).T
-        index[:, 2] -= self.k_offset
-        first = np.maximum(np.floor(index.min(axis=0)).astype(int), self.start)
-        stop = np.minimum(np.ceil(index.max(axis=0)).astype(int) + 1, np.add(self.start, self.shape))
+        lo_mm, hi_mm = np.asarray(lo_mm, dtype=np.float64), np.asarray(hi_mm, dtype=np.float64)
+        centre = self._mm_to_index @ (0.5 * (lo_mm + hi_mm) - self.index_to_mm[:, 3])
+        half = np.abs(self._mm_to_index) @ (0.5 * (hi_mm - lo_mm))  # index-space bounding box of the box
+        centre[2] -= self.k_offset
+        first = np.maximum(np.floor(centre - half).astype(int), self.start)
+        stop = np.minimum(np.ceil(centre + half).astype(int) + 1, np.add(self.start, self.shape))
         if np.any(stop <= first):
             return None
-        return Patch(self.index_to_mm, tuple(first), tuple(stop - first), self.k_offset, self.root_start)
+        return Patch(self.index_to_mm, tuple(first), tuple(stop - first), self.k_offset, self.root_start,
+                     self._mm_to_index)
