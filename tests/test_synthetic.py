@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -56,7 +55,7 @@ def test_same_seed_gives_identical_arrays_and_other_seeds_or_cases_differ():
 
 
 def test_every_case_has_all_organs_with_plausible_volumes(abdomen_cases):
-    for image, label, affine in abdomen_cases:
+    for _, label, affine in abdomen_cases:
         volume = {name: float((label == value).sum()) * voxel_ml(affine) for value, name in ORGANS.items()}
         assert set(np.unique(label)) == {0, 1, 2, 3}
         assert 100 <= volume["spleen"] <= 300, volume
@@ -101,8 +100,8 @@ def test_acquisitions_have_consistent_geometry_and_varied_orientation():
 
 def test_anatomy_is_built_in_millimetres(abdomen_cases):
     """The same case on a twice coarser grid (same field of view) has the same organs in mm."""
-    fine_image, fine, fine_affine = abdomen_cases[0]
-    coarse_image, coarse, coarse_affine = generate_abdomen_ct_case(0, 0, (64, 64, 48), (6.0, 6.0, 7.0))
+    _, fine, fine_affine = abdomen_cases[0]
+    _, coarse, coarse_affine = generate_abdomen_ct_case(0, 0, (64, 64, 48), (6.0, 6.0, 7.0))
     for value in ORGANS:
         fine_ml = (fine == value).sum() * voxel_ml(fine_affine)
         coarse_ml = (coarse == value).sum() * voxel_ml(coarse_affine)
@@ -213,7 +212,7 @@ def test_cli_rejects_bad_arguments_with_one_line(tmp_path, capsys):
 @pytest.mark.slow
 def test_default_size_case_is_generated_in_seconds():
     start = time.perf_counter()
-    image, label, affine = generate_abdomen_ct_case(0, 0)
+    image, label, _ = generate_abdomen_ct_case(0, 0)
     assert time.perf_counter() - start < 30
     assert image.shape == (256, 256, 128) and set(np.unique(label)) == {0, 1, 2, 3}
 
@@ -284,7 +283,7 @@ def test_preview_accepts_metatensors(tmp_path):
     image, label, affine = generate_abdomen_ct_case(0, 0, (32, 32, 16))
     volume = MetaTensor(torch.as_tensor(image[None], dtype=torch.float32), affine=torch.as_tensor(affine))
     assert preview.save_overlay_png(volume, MetaTensor(torch.as_tensor(label[None])), tmp_path / "a.png").exists()
-    rgb, disc_cup, _ = generate_retina_case(0, 0, 64)
+    rgb = generate_retina_case(0, 0, 64)[0]
     picture = MetaTensor(torch.as_tensor(rgb.transpose(2, 1, 0).copy()))  # MONAI 2-D layout (C, W, H)
     assert preview.save_overlay_png(picture, None, tmp_path / "b.png").exists()
 

@@ -70,13 +70,15 @@ def save_overlay_png(
 
     ``image``: a 3-D volume (X, Y, Z), e.g. in HU, or a 2-D image (rows, cols) or
     (rows, cols, 3) RGB; channel-first MONAI ``MetaTensor``/torch tensors, (1, X, Y, Z) or
-    (C, W, H) as MONAI loads them, are accepted too (a volume's ``affine`` is used). ``label``: integer array on the same grid, or
-    None. 3-D arrays are taken as RAS-ordered (axis 0 toward the patient's right...) unless an
-    ``affine`` (voxel to RAS mm) is given, in which case they are reoriented to RAS for display
-    and the voxel size is read from it; otherwise ``spacing_mm`` (default 1 mm) sets the aspect.
-    ``hu_window`` (low, high) is the display window for 3-D images. ``slice_indices`` (i, j, k)
-    in the input's voxel indices choose the sagittal, coronal and axial slices; by default they
-    pass through the centroid of the labelled voxels (or the volume centre).
+    (C, W, H) as MONAI loads them, are accepted too (a volume's ``affine`` is used).
+    ``label``: integer array on the same grid, or None. 3-D arrays are taken as RAS-ordered
+    (axis 0 toward the patient's right, 1 anterior, 2 superior) unless an ``affine`` (voxel to
+    RAS mm) is given, in which case they are reoriented to RAS for display and the voxel size is
+    read from it; otherwise ``spacing_mm`` (default 1 mm) sets the aspect. ``hu_window``
+    (low, high) is the display window for 3-D images. ``slice_indices`` (i, j, k) in the input's
+    voxel indices choose the sagittal, coronal and axial slices; by default they pass through
+    the centroid of the labelled voxels (or the volume centre). ``label_names`` maps label
+    values to legend names.
     """
     image, image_affine = _as_array(image)
     label = None if label is None else _as_array(label)[0]

@@ -291,7 +291,8 @@ class AbdomenAnatomy:
             return np.array([np.interp(z, path[::-1, 2], path[::-1, i]) for i in range(3)])
 
         sma_origin = at(aorta, z0 - u(0, 10))
-        sma = [sma_origin, sma_origin + (0, u(12, 18), -5), (sma_origin[0] + u(0, 6), self.y_sma, sma_origin[2] - u(25, 35)),
+        sma = [sma_origin, sma_origin + (0, u(12, 18), -5),
+               (sma_origin[0] + u(0, 6), self.y_sma, sma_origin[2] - u(25, 35)),
                (sma_origin[0] + u(5, 15), self.y_sma + u(5, 15), sma_origin[2] - u(90, 120))]
         celiac_origin = at(aorta, z0 + u(10, 20))
         celiac_end = celiac_origin + (u(-4, 4), u(14, 20), u(2, 6))
@@ -319,7 +320,8 @@ class AbdomenAnatomy:
             # the left renal vein crosses between the aorta and the SMA to reach the IVC
             ivc_point = at(ivc, hilum_point[2] + 5)
             path = [hilum_point + (0, 4, 0), ivc_point] if hilum_point[0] > 0 else \
-                [hilum_point + (0, 4, 0), (float(at(aorta, hilum_point[2])[0]), self.y_sma - 6, ivc_point[2]), ivc_point]
+                [hilum_point + (0, 4, 0), (float(at(aorta, hilum_point[2])[0]), self.y_sma - 6, ivc_point[2]),
+                 ivc_point]
             self.veins.append(Tube(path, u(4, 6)))
         for direction in ((1.0, -0.2), (0.6, 0.6), (-0.2, 0.9)):  # hepatic veins converge on the IVC
             end = ivc[0] + (direction[0] * u(50, 70), direction[1] * u(40, 60), -u(10, 30))
@@ -328,7 +330,10 @@ class AbdomenAnatomy:
         for _ in range(int(self.rng.integers(6, 12))):
             loop = self.small_bowel[int(self.rng.integers(len(self.small_bowel)))][0]
             target = loop.points[int(self.rng.integers(len(loop.points)))]
-            source, radius, group = (sma, u(1.2, 2.0), self.arteries) if u(0, 1) < 0.5 else (smv, u(1.5, 2.5), self.portal_veins)
+            if u(0, 1) < 0.5:
+                source, radius, group = sma, u(1.2, 2.0), self.arteries
+            else:
+                source, radius, group = smv, u(1.5, 2.5), self.portal_veins
             start = np.asarray(source[-2]) + (np.asarray(source[-1]) - np.asarray(source[-2])) * u(0, 1)
             middle = 0.5 * (start + target) + self.rng.normal(0, 10, 3)
             group.append(Tube([start, middle, target], (radius, 0.8 * radius, 0.6 * radius)))
@@ -340,7 +345,8 @@ class AbdomenAnatomy:
             for limb in ((u(-10, -4), u(-12, -6), -u(20, 28)), (u(4, 10), u(-14, -8), -u(18, 24))):
                 self.adrenals.append(Tube([apex, apex + np.asarray(limb)], (u(3, 4), u(2, 3))))
         cardia = self.stomach[0].points[0] + (u(15, 25), 0, u(10, 20))
-        self.esophagus = Tube([(xs[0] - 12, ys[0] + 30, zs[0]), (cardia[0] + 10, ys[-1] + 40, self.dome_z[1] + 10), cardia],
+        self.esophagus = Tube([(xs[0] - 12, ys[0] + 30, zs[0]),
+                               (cardia[0] + 10, ys[-1] + 40, self.dome_z[1] + 10), cardia],
                               u(6, 9))
         self.heart = Ellipsoid((-u(10, 30), self.y_spine + u(95, 110), self.dome_z[1] + u(40, 60)),
                                (u(60, 75), u(45, 55), u(55, 70)), rotation(0, 0, u(-30, -10)))
@@ -446,7 +452,7 @@ class AbdomenAnatomy:
 
         Evaluated only on the thin shell just outside the cavity where ribs can lie.
         """
-        x, y, z = root.coords()
+        z = root.coords()[2]
         ring = np.broadcast_to(wall["cavity_depth"], root.shape) + np.float32(2.0)
         shell = np.abs(ring) < 4.5
         if not shell.any():

@@ -64,7 +64,8 @@ def generate_retina_case(seed: int, index: int, size: int = DEFAULT_SIZE) -> tup
     texture = smooth_noise_2d(rng, n, n / 40) * 0.06 + smooth_noise_2d(rng, n, n / 12) * 0.05
     light = (1 - u(0.25, 0.45) * r2) * (1 + u(-0.15, 0.15) * x + u(-0.15, 0.15) * y) * (1 + texture)
     dm = (x - macula_xy[0]) ** 2 + (y - macula_xy[1]) ** 2
-    light *= 1 - u(0.15, 0.3) * np.exp(-dm / (2 * (1.2 * disc_r) ** 2)) - u(0.05, 0.12) * np.exp(-dm / (2 * (0.25 * disc_r) ** 2))
+    light *= (1 - u(0.15, 0.3) * np.exp(-dm / (2 * (1.2 * disc_r) ** 2))
+              - u(0.05, 0.12) * np.exp(-dm / (2 * (0.25 * disc_r) ** 2)))
     light = np.clip(light, 0.05, None)
     image = light[..., None] * base
 
@@ -75,7 +76,8 @@ def generate_retina_case(seed: int, index: int, size: int = DEFAULT_SIZE) -> tup
     dd = dd / (1 + 0.04 * np.sin(3 * angle + u(0, 6.3)) + 0.03 * np.sin(5 * angle + u(0, 6.3)))
     cdr = u(0.3, 0.7)
     cup_xy = disc_xy + np.array([-side * u(0.0, 0.15), u(-0.1, 0.1)]) * disc_r * (1 - cdr)
-    cd = np.sqrt(((x - cup_xy[0]) / (disc_r * cdr * u(0.9, 1.05))) ** 2 + ((y - cup_xy[1]) / (disc_r * stretch * cdr)) ** 2)
+    cd = np.sqrt(((x - cup_xy[0]) / (disc_r * cdr * u(0.9, 1.05))) ** 2
+                 + ((y - cup_xy[1]) / (disc_r * stretch * cdr)) ** 2)
     cd = cd / (1 + 0.05 * np.sin(2 * angle + u(0, 6.3)))
     disc_colour = np.array([u(235, 255), u(165, 205), u(100, 145)], dtype=np.float32)
     cup_colour = np.array([u(245, 255), u(215, 240), u(175, 215)], dtype=np.float32)
@@ -158,7 +160,8 @@ def _vessel_tree(rng, n, radius, centre, disc_xy, disc_r, macula_xy, side):
             child = rng.uniform(0.55, 0.8)
             if length > next_branch and depth_level < 3 and width * child > 0.005:
                 turn = rng.choice([-1, 1]) * rng.uniform(0.5, 1.2)
-                stack.append((point.copy(), heading + turn, rng.normal(0, 1.5), width * child, vessel_kind, depth_level + 1))
+                stack.append((point.copy(), heading + turn, rng.normal(0, 1.5), width * child, vessel_kind,
+                              depth_level + 1))
                 width *= max(1 - child ** 3, 0.2) ** (1 / 3)  # Murray's law: parent^3 = child^3 + rest^3
                 next_branch = length + rng.uniform(0.12, 0.3)
     scale = radius

@@ -27,11 +27,6 @@ class VoxelGrid:
         """Voxel size along the three array axes (mm)."""
         return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))
 
-    @property
-    def direction(self) -> np.ndarray:
-        """3x3 matrix whose columns are the unit RAS directions of the array axes."""
-        return self.affine[:3, :3] / np.asarray(self.spacing_mm)
-
 
 class Patch:
     """Voxels ``start .. start + shape`` of a grid, with their anatomy-frame coordinates.
@@ -60,10 +55,6 @@ class Patch:
             slice(s - r, s - r + n) for s, r, n in zip(self.start, self.root_start, self.shape)
         )
         self._coords: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
 
     def coords(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Anatomy-frame (x, y, z) in mm, float32, broadcastable to ``shape``."""

@@ -136,7 +136,6 @@ class Tube:
         else:
             self.points = points[0] + (t / chord[-1])[:, None] * (points[1] - points[0])
         self.radii = np.interp(t, chord, radii)
-        self.length_mm = float(chord[-1])
         self.lo = self.points.min(axis=0) - self.radii.max()
         self.hi = self.points.max(axis=0) + self.radii.max()
 
