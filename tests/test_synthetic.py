@@ -17,6 +17,7 @@ from scipy import ndimage
 from monai_attn.cli import main
 from monai_attn.io import preview
 from monai_attn.synthetic import (
+    SpacingRange,
     case_acquisition,
     generate_abdomen_ct_case,
     generate_cells_case,
@@ -96,6 +97,16 @@ def test_acquisitions_have_consistent_geometry_and_varied_orientation():
     fixed = case_acquisition(0, 0, (512, 512, 200), spacing_mm=(0.8, 0.8, 2.5))
     np.testing.assert_allclose(np.linalg.norm(fixed.grid.affine[:3, :3], axis=0), (0.8, 0.8, 2.5))
     assert fixed.orientation == case_acquisition(0, 0).orientation  # geometry draws do not depend on the grid
+
+
+def test_spacing_can_be_drawn_from_a_range():
+    drawn = [case_acquisition(0, index, (512, 512, 200), SpacingRange((0.7, 0.9), (1.5, 5.0))).grid.spacing_mm
+             for index in range(8)]
+    for sx, sy, sz in drawn:
+        assert 0.7 <= sx <= 0.9 and sx == pytest.approx(sy) and 1.5 <= sz <= 5.0
+    assert len({round(s[2], 3) for s in drawn}) > 4
+    with pytest.raises(ValueError):
+        SpacingRange((0.9, 0.7), (1.5, 5.0))
 
 
 def test_anatomy_is_built_in_millimetres(abdomen_cases):
@@ -202,11 +213,27 @@ def test_cli_writes_an_abdomen_ct_dataset(tmp_path):
     np.testing.assert_array_equal(np.asanyarray(image.dataobj), generate_abdomen_ct_case(0, 0, (64, 64, 32))[0])
 
 
+def test_cli_spacing_range_and_parallel_workers(tmp_path):
+    arguments = ["synth", "abdomen-ct", "--cases", "2", "--size", "24", "24", "12", "--spacing", "2", "3", "4", "6"]
+    assert main([*arguments, "-o", str(tmp_path / "serial")]) == 0
+    assert main([*arguments, "-o", str(tmp_path / "parallel"), "--workers", "2"]) == 0
+    meta = json.loads((tmp_path / "serial" / "dataset.json").read_text())
+    assert meta["synthetic"]["spacing_mm"] == {"in_plane_mm": [2.0, 3.0], "slice_mm": [4.0, 6.0]}
+    for entry in meta["training"]:
+        serial, parallel = (nib.load(tmp_path / run / entry["image"]) for run in ("serial", "parallel"))
+        sx, sy, sz = serial.header.get_zooms()
+        assert 2 <= sx <= 3 and 4 <= sz <= 6
+        np.testing.assert_array_equal(np.asanyarray(serial.dataobj), np.asanyarray(parallel.dataobj))
+
+
 def test_cli_rejects_bad_arguments_with_one_line(tmp_path, capsys):
     assert main(["synth", "abdomen-ct", "-o", str(tmp_path), "--cases", "0"]) == 1
     assert main(["synth", "retina", "-o", str(tmp_path), "--size", "8"]) == 1
+    assert main(["synth", "abdomen-ct", "-o", str(tmp_path), "--spacing", "1", "2"]) == 1
     errors = capsys.readouterr().err.strip().splitlines()
     assert errors[0].startswith("error: --cases 0") and errors[1].startswith("error: --size 8")
+    assert errors[2].startswith("error: --spacing 1.0 2.0: give 3")
+    assert not (tmp_path / "dataset.json").exists()
 
 
 @pytest.mark.slow

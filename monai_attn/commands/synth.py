@@ -29,9 +29,9 @@ def add_parser(subparsers) -> None:
     _common(ct)
     ct.add_argument("--size", type=int, nargs=3, default=(256, 256, 128), metavar=("X", "Y", "Z"),
                     help="voxels per axis (default: 256 256 128)")
-    ct.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("SX", "SY", "SZ"),
-                    help="fixed voxel size in mm (default: per case, 340-440 mm field of view and a "
-                         "clinical slice interval)")
+    ct.add_argument("--spacing", type=float, nargs="+", default=None, metavar="MM",
+                    help="voxel size in mm: 'SX SY SZ' fixed, or 'XY_MIN XY_MAX Z_MIN Z_MAX' drawn per case "
+                         "(default: per case, a 340-440 mm field of view and a clinical slice interval)")
     ct.add_argument("--dicom", action="store_true",
                     help="also write each image as a CT DICOM series in imagesTr_dicom/<case>/")
     ct.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
@@ -68,18 +68,27 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _run_abdomen_ct(args: argparse.Namespace) -> int:
-    from monai_attn.synthetic.abdomen_ct import write_abdomen_ct_dataset
+    from monai_attn.synthetic.abdomen_ct import SpacingRange, write_abdomen_ct_dataset
 
     _check(args)
     if min(args.size) < 8:
         raise InputError(f"--size {' '.join(map(str, args.size))}: each axis needs at least 8 voxels")
-    if args.spacing is not None and min(args.spacing) <= 0:
-        raise InputError(f"--spacing {' '.join(map(str, args.spacing))}: must be positive (mm)")
+    spacing = None
+    if args.spacing is not None:
+        text = " ".join(map(str, args.spacing))
+        if len(args.spacing) not in (3, 4) or min(args.spacing) <= 0:
+            raise InputError(f"--spacing {text}: give 3 positive sizes (SX SY SZ) or 4 (XY_MIN XY_MAX Z_MIN Z_MAX), mm")
+        if len(args.spacing) == 3:
+            spacing = tuple(args.spacing)
+        elif args.spacing[0] > args.spacing[1] or args.spacing[2] > args.spacing[3]:
+            raise InputError(f"--spacing {text}: each range must be MIN MAX")
+        else:
+            spacing = SpacingRange(tuple(args.spacing[:2]), tuple(args.spacing[2:]))
     if args.workers < 1:
         raise InputError(f"--workers {args.workers}: must be >= 1")
     return _report(args, lambda: write_abdomen_ct_dataset(
         args.output, args.cases, args.seed, test_cases=args.test_cases, size=tuple(args.size),
-        spacing_mm=None if args.spacing is None else tuple(args.spacing), dicom=args.dicom,
+        spacing_mm=spacing, dicom=args.dicom,
         preview=args.preview, workers=args.workers))
 
 

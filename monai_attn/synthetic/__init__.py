@@ -11,6 +11,7 @@ Every case is a pure function of ``(seed, index)``.
 
 from monai_attn.synthetic.abdomen_ct import (
     Acquisition,
+    SpacingRange,
     case_acquisition,
     generate_abdomen_ct_case,
     write_abdomen_ct_dataset,
@@ -21,6 +22,7 @@ from monai_attn.synthetic.retina import generate_retina_case, write_retina_datas
 
 __all__ = [
     "Acquisition",
+    "SpacingRange",
     "case_acquisition",
     "generate_abdomen_ct_case",
     "generate_cells_case",

@@ -84,27 +84,46 @@ class Acquisition:
         return matrix
 
 
-def case_acquisition(seed: int, index: int, size: tuple[int, int, int] = DEFAULT_SIZE,
-                     spacing_mm: tuple[float, float, float] | None = None) -> Acquisition:
-    """Draw the imaging geometry of case ``index``; ``spacing_mm`` fixes (sx, sy, sz) if given.
+@dataclass(frozen=True)
+class SpacingRange:
+    """Voxel sizes drawn per case: square pixels in ``in_plane_mm`` (low, high) and slice
+    intervals in ``slice_mm`` (low, high), uniformly."""
 
-    Without ``spacing_mm`` the in-plane pixel size is a field of view of 340-440 mm divided by
-    the matrix size (0.66-0.86 mm at 512, 1.3-1.7 mm at 256) and the slice interval is a
-    clinical value giving 180-420 mm of coverage where the slice count allows.
+    in_plane_mm: tuple[float, float]
+    slice_mm: tuple[float, float]
+
+    def __post_init__(self) -> None:
+        for low, high in (self.in_plane_mm, self.slice_mm):
+            if not 0 < low <= high:
+                raise ValueError(f"spacing range needs 0 < low <= high (mm), got {self}")
+
+
+def case_acquisition(seed: int, index: int, size: tuple[int, int, int] = DEFAULT_SIZE,
+                     spacing_mm: tuple[float, float, float] | SpacingRange | None = None) -> Acquisition:
+    """Draw the imaging geometry of case ``index``.
+
+    ``spacing_mm`` fixes the voxel size (sx, sy, sz), or gives a :class:`SpacingRange` to draw
+    it from. Without it the in-plane pixel size is a field of view of 340-440 mm divided by the
+    matrix size (0.66-0.86 mm at 512, 1.3-1.7 mm at 256) and the slice interval a clinical value
+    giving 180-420 mm of coverage where the slice count allows. Orientation, field-of-view centre
+    and table position do not depend on ``size`` or ``spacing_mm``.
     """
     size = tuple(int(n) for n in size)
     if len(size) != 3 or min(size) < 2:
         raise ValueError(f"size must be three voxel counts >= 2, got {size}")
     rng = case_rng(KIND + "/acquisition", seed, index)
-    field_of_view, pick = rng.uniform(*FIELD_OF_VIEW_MM), rng.uniform()  # drawn always: same case, same geometry
+    fraction, pick = rng.uniform(), rng.uniform()  # drawn always: same case, same geometry
     if spacing_mm is None:
-        pixel = round(float(field_of_view) / max(size[:2]), 4)
+        pixel = round(float(np.interp(fraction, (0, 1), FIELD_OF_VIEW_MM)) / max(size[:2]), 4)
         fitting = [s for s in SLICE_INTERVALS_MM if COVERAGE_MM[0] <= s * size[2] <= COVERAGE_MM[1]]
         if fitting:
             interval = float(fitting[int(pick * len(fitting))])
         else:
             interval = min(SLICE_INTERVALS_MM, key=lambda s: min(abs(s * size[2] - c) for c in COVERAGE_MM))
         spacing = np.array([pixel, pixel, interval])
+    elif isinstance(spacing_mm, SpacingRange):
+        pixel = round(float(np.interp(fraction, (0, 1), spacing_mm.in_plane_mm)), 4)
+        spacing = np.array([pixel, pixel, round(float(np.interp(pick, (0, 1), spacing_mm.slice_mm)), 3)])
     else:
         spacing = np.asarray(spacing_mm, dtype=np.float64)
         if spacing.shape != (3,) or np.any(spacing <= 0):
@@ -125,10 +144,11 @@ def case_acquisition(seed: int, index: int, size: tuple[int, int, int] = DEFAULT
 
 
 def generate_abdomen_ct_case(seed: int, index: int, size: tuple[int, int, int] = DEFAULT_SIZE,
-                             spacing_mm: tuple[float, float, float] | None = None
+                             spacing_mm: tuple[float, float, float] | SpacingRange | None = None
                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Case ``index`` of data set ``seed``: ``(image_hu, label, affine)``.
 
+    ``size`` is (X, Y, Z) voxels; ``spacing_mm`` as in :func:`case_acquisition`.
     ``image_hu`` is int16 HU of shape ``size`` (X, Y, Z); ``label`` uint8 on the same grid
     (0 background, 1 spleen, 2 kidney, 3 pancreas); ``affine`` the 4x4 voxel-to-RAS (mm)
     matrix, as stored in NIfTI. Identical arguments give identical arrays.
@@ -198,7 +218,7 @@ def write_abdomen_ct_dataset(
     *,
     test_cases: int = 0,
     size: tuple[int, int, int] = DEFAULT_SIZE,
-    spacing_mm: tuple[float, float, float] | None = None,
+    spacing_mm: tuple[float, float, float] | SpacingRange | None = None,
     dicom: bool = False,
     preview: bool = False,
     workers: int = 1,
@@ -216,8 +236,10 @@ def write_abdomen_ct_dataset(
         raise ValueError(f"need at least one case, got cases={cases}, test_cases={test_cases}")
     out = Path(out_dir)
     total = cases + test_cases
-    jobs = [(out, seed, index, index >= cases, case_name("abdomen", index, total), tuple(size),
-             None if spacing_mm is None else tuple(spacing_mm), dicom, preview) for index in range(total)]
+    if spacing_mm is not None and not isinstance(spacing_mm, SpacingRange):
+        spacing_mm = tuple(float(v) for v in spacing_mm)
+    jobs = [(out, seed, index, index >= cases, case_name("abdomen", index, total), tuple(size), spacing_mm,
+             dicom, preview) for index in range(total)]
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             entries = list(pool.map(_write_case, jobs))
@@ -227,7 +249,7 @@ def write_abdomen_ct_dataset(
     test = [e["image"] for job, e in zip(jobs, entries) if job[3]]
     extra = {
         "synthetic": {"generator": "monai-attn synth abdomen-ct", "seed": seed, "size": list(size),
-                      "spacing_mm": None if spacing_mm is None else list(spacing_mm)},
+                      "spacing_mm": _describe(spacing_mm)},
         "test_labels": [e["label"] for job, e in zip(jobs, entries) if job[3]],
     }
     if dicom:
@@ -239,6 +261,13 @@ def write_abdomen_ct_dataset(
         out, name="AbdomenCTPhantom",
         description="Synthetic contrast-enhanced abdominal CT phantoms (HU) with spleen, kidney and pancreas labels",
         modality={0: "CT"}, labels=LABELS, training=training, test=test, tensor_image_size="3D", extra=extra)
+
+
+def _describe(spacing_mm) -> list[float] | dict[str, list[float]] | None:
+    """``spacing_mm`` as JSON: fixed (sx, sy, sz), a range, or None (automatic)."""
+    if isinstance(spacing_mm, SpacingRange):
+        return {"in_plane_mm": list(spacing_mm.in_plane_mm), "slice_mm": list(spacing_mm.slice_mm)}
+    return None if spacing_mm is None else list(spacing_mm)
 
 
 def _write_case(job) -> dict[str, str]:
