@@ -1,0 +1,609 @@
+"""Whole-scan CT inference: ``monai-attn segment`` against the MONAI stock recipe, speed-ups one at a time.
+
+For phantom CT scans of clinical size (``clinical``: 512x512x200 at 0.8x0.8x2.5 mm) and a
+large one (``large``: 512x512x600 at 0.8x0.8x1.0 mm), generated once into ``--work-dir``
+(``monai_attn.synthetic.generate_abdomen_ct_case``, LPS-oriented like a converted DICOM
+series), the same weights run as
+
+- ``segment`` (a): ``monai-attn segment`` with its defaults (the Segmenter: crop to the body,
+  bf16 autocast where the CPU/GPU has native bf16, overlap 0.25, air windows skipped,
+  post-processing, labels inverted to the input grid, NIfTI written);
+- ``monai`` (b): MONAI's stock recipe: ``LoadImaged -> EnsureChannelFirstd -> Orientationd(RAS)
+  -> Spacingd -> ScaleIntensityRanged``, ``sliding_window_inference`` in fp32 with overlap 0.5
+  and Gaussian blending over the whole resampled volume in memory, argmax, ``Invertd``
+  (nearest) back to the input grid, ``SaveImaged``;
+- ``fp32``, ``no-skip``, ``overlap-0.5`` (c): ``monai-attn segment`` with one speed-up turned
+  off (``--precision fp32``, ``--no-skip-air``, ``--overlap 0.5``).
+
+Every run is a fresh Python process, so its peak resident set size (RSS) is its own; the
+wall time counts from loading the model to the written label file (not the interpreter's
+start-up and imports). Each run is profiled with cProfile to split its time into stages
+(reading, preprocessing/resampling, network, windows + stitching, argmax, post-processing,
+inversion, writing). Dice against the phantom's labels is computed from the written files
+with ``monai_attn.evaluation``. With ``--repeats`` > 1 the order of the runs alternates
+(forward, then backward) and the median time is reported.
+
+Weights: ``bundles/abdomen_ct_attention_unet`` when it has ``models/model.pt``; otherwise
+the bundle's (or a built-in) network definition with fixed-seed random weights, for which
+speed and memory are meaningful but Dice is not (the output says so).
+
+Usage::
+
+    python benchmarks/inference.py                          # clinical (a)+(b), large (a)
+    python benchmarks/inference.py --variants all           # also the (c) variants
+    python benchmarks/inference.py --cases clinical large --large-variants all
+    python benchmarks/inference.py --quick                  # tiny phantom and network: smoke test
+    python benchmarks/inference.py --device cuda
+
+Timings on a shared machine are noisy; compare numbers from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import inspect
+import json
+import math
+import os
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    default_work_dir,
+    format_machine,
+    load_average,
+    machine_description,
+    markdown_table,
+    peak_rss_bytes,
+    print_child_result,
+    run_child,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = REPO / "bundles" / "abdomen_ct_attention_unet"
+LABEL_NAMES = {1: "spleen", 2: "kidney", 3: "pancreas"}
+#: Seed of the phantom data set the benchmark cases are drawn from.
+PHANTOM_SEED = 2024
+#: Seed of the random weights used when no trained weights exist.
+WEIGHT_SEED = 0
+
+
+@dataclass(frozen=True)
+class Case:
+    """A phantom scan: matrix size (voxels) and voxel size (mm)."""
+
+    name: str
+    shape: tuple[int, int, int]
+    spacing_mm: tuple[float, float, float]
+
+
+CASES = {
+    "clinical": Case("clinical", (512, 512, 200), (0.8, 0.8, 2.5)),
+    "large": Case("large", (512, 512, 600), (0.8, 0.8, 1.0)),
+    "tiny": Case("tiny", (64, 64, 24), (6.4, 6.4, 20.0)),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of segmenting a scan: ``monai-attn segment`` with extra options, or the stock recipe."""
+
+    name: str
+    title: str
+    segment_options: tuple[str, ...] | None  # None: the MONAI stock recipe
+
+
+VARIANTS = {
+    "segment": Variant("segment", "(a) monai-attn segment", ()),
+    "monai": Variant("monai", "(b) MONAI stock recipe", None),
+    "fp32": Variant("fp32", "(c) segment --precision fp32", ("--precision", "fp32")),
+    "no-skip": Variant("no-skip", "(c) segment --no-skip-air", ("--no-skip-air",)),
+    "overlap-0.5": Variant("overlap-0.5", "(c) segment --overlap 0.5", ("--overlap", "0.5")),
+}
+
+#: Network and segmenter used when there is no bundle config: the abdominal CT bundle's architecture.
+DEFAULT_CONFIG = {
+    "network_def": {
+        "_target_": "monai_attn.networks.GridAttentionUNet",
+        "spatial_dims": 3,
+        "in_channels": 1,
+        "out_channels": 4,
+        "channels": [16, 32, 64, 128, 256],
+    },
+    "segmenter": {
+        "spacing_mm": [1.5, 1.5, 2.0],
+        "hu_window": [-175, 250],
+        "roi_size": [96, 96, 96],
+        "overlap": 0.25,
+        "label_names": {"1": "spleen", "2": "kidney", "3": "pancreas"},
+    },
+}
+#: A tiny network and coarse grid for ``--quick``.
+QUICK_CONFIG = {
+    "network_def": {**DEFAULT_CONFIG["network_def"], "channels": [4, 8, 16, 32, 64]},
+    "segmenter": {**DEFAULT_CONFIG["segmenter"], "spacing_mm": [8.0, 8.0, 8.0], "roi_size": [32, 32, 32]},
+}
+
+STAGES = ("load model", "read", "preprocess", "network", "windows + stitching", "argmax", "postprocess", "invert", "write")
+
+
+# ---------------------------------------------------------------------------------------- inputs
+
+
+def phantom_paths(case: Case, work_dir: Path) -> tuple[Path, Path]:
+    """Image and label NIfTI of ``case`` in the cache, generated on first use."""
+    from monai_attn.synthetic import case_acquisition, generate_abdomen_ct_case
+    from monai_attn.synthetic.msd import write_nifti
+
+    folder = work_dir / "phantoms"
+    image_path, label_path = folder / "images" / f"{case.name}.nii.gz", folder / "labels" / f"{case.name}.nii.gz"
+    if image_path.is_file() and label_path.is_file():
+        return image_path, label_path
+    # the first case of the data set with LPS axes, the usual layout of scans converted from DICOM
+    index = next(i for i in range(1000) if case_acquisition(PHANTOM_SEED, i, case.shape, case.spacing_mm).orientation == "LPS")
+    start = time.perf_counter()
+    image, label, affine = generate_abdomen_ct_case(PHANTOM_SEED, index, case.shape, case.spacing_mm)
+    for path, array in ((label_path, label), (image_path, image)):  # image last: it marks a complete pair
+        tmp = path.with_name(f".{path.name}")
+        write_nifti(tmp, array, affine)
+        os.replace(tmp, path)
+    print(
+        f"generated phantom {case.name}: {'x'.join(map(str, case.shape))} voxels at "
+        f"{'x'.join(f'{s:g}' for s in case.spacing_mm)} mm (seed {PHANTOM_SEED}, case {index}) "
+        f"in {time.perf_counter() - start:.0f} s",
+        flush=True,
+    )
+    return image_path, label_path
+
+
+@dataclass(frozen=True)
+class Model:
+    """The weights every variant uses, and how ``monai-attn segment`` is told about them."""
+
+    config: str  # JSON config path: network_def + segmenter
+    weights: str
+    segment_options: tuple[str, ...]
+    trained: bool
+    description: str
+
+
+def resolve_model(args: argparse.Namespace, work_dir: Path) -> Model:
+    """``--model/--config``, else the bundle with trained weights, else random weights of its architecture."""
+    if args.model:
+        if not args.config:
+            raise SystemExit("error: --model needs --config (network_def and segmenter settings)")
+        return Model(str(args.config), str(args.model), ("--model", str(args.model), "--config", str(args.config)),
+                     True, f"weights {args.model}")
+    bundle = Path(args.bundle) if args.bundle else BUNDLE
+    bundle_config = bundle / "configs" / "inference.json"
+    bundle_weights = bundle / "models" / "model.pt"
+    if not args.quick and not args.random_weights and bundle_config.is_file() and bundle_weights.is_file():
+        return Model(str(bundle_config), str(bundle_weights), ("--bundle", str(bundle)), True,
+                     f"trained weights of {bundle.relative_to(REPO) if bundle.is_relative_to(REPO) else bundle}")
+    if args.bundle and not args.random_weights:
+        raise SystemExit(f"error: {bundle}: no configs/inference.json with models/model.pt")
+    models = work_dir / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    if args.quick:
+        config = models / "quick_config.json"
+        config.write_text(json.dumps(QUICK_CONFIG, indent=2))
+        source = "a tiny GridAttentionUNet (--quick)"
+    elif bundle_config.is_file():
+        config = bundle_config
+        source = f"the architecture of {bundle_config.relative_to(REPO) if bundle_config.is_relative_to(REPO) else bundle_config}"
+    else:
+        config = models / "default_config.json"
+        config.write_text(json.dumps(DEFAULT_CONFIG, indent=2))
+        source = "the bundle's architecture (GridAttentionUNet 16..256)"
+    weights = models / f"random_seed{WEIGHT_SEED}_{config.stem}.pt"
+    _write_random_weights(config, weights)
+    return Model(str(config), str(weights), ("--model", str(weights), "--config", str(config)), False,
+                 f"random weights (seed {WEIGHT_SEED}) of {source}: Dice is not meaningful")
+
+
+def _write_random_weights(config: Path, weights: Path) -> None:
+    import torch
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser(json.loads(config.read_text()))
+    parser.config.setdefault("bundle_root", str(config.resolve().parent.parent))
+    torch.manual_seed(WEIGHT_SEED)
+    network = parser.get_parsed_content("network_def")
+    torch.save(network.state_dict(), weights)
+
+
+# ---------------------------------------------------------------------------------------- child
+
+
+def monai_stock_recipe(image_path: str, output_dir: str, network: Any, settings: dict[str, Any], device: str) -> None:
+    """MONAI's usual whole-volume inference recipe, as tutorials and bundles write it.
+
+    ``settings``: ``spacing_mm``, ``hu_window``, ``roi_size``, ``sw_batch_size`` of the
+    model (the same as the Segmenter uses); overlap 0.5, Gaussian blending, fp32.
+    """
+    import numpy as np
+    import torch
+    from monai.inferers import sliding_window_inference
+    from monai.transforms import (
+        AsDiscreted,
+        Compose,
+        EnsureChannelFirstd,
+        Invertd,
+        LoadImaged,
+        Orientationd,
+        SaveImaged,
+        ScaleIntensityRanged,
+        Spacingd,
+    )
+
+    low, high = settings["hu_window"]
+    pre = Compose(
+        [
+            LoadImaged("image", image_only=True),
+            EnsureChannelFirstd("image"),
+            Orientationd("image", axcodes="RAS"),
+            Spacingd("image", pixdim=tuple(settings["spacing_mm"]), mode="bilinear"),
+            ScaleIntensityRanged("image", a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True),
+        ]
+    )
+    post = Compose(
+        [
+            AsDiscreted("pred", argmax=True),
+            Invertd("pred", transform=pre, orig_keys="image", nearest_interp=True),
+            SaveImaged("pred", output_dir=output_dir, output_postfix="", separate_folder=False,
+                       output_dtype=np.uint8, resample=False, print_log=False),
+        ]
+    )
+    network = network.eval().to(device)
+    data = pre({"image": image_path})
+    with torch.no_grad():
+        data["pred"] = sliding_window_inference(
+            data["image"][None].to(device), tuple(settings["roi_size"]), settings["sw_batch_size"], network,
+            overlap=0.5, mode="gaussian",
+        )[0].cpu()
+    post(data)
+
+
+def _stage_functions(kind: str, network_class: type | None) -> dict[str, list[Callable]]:
+    """The functions whose cumulative profile time makes up each stage."""
+    from monai.inferers import sliding_window_inference
+
+    from monai_attn.inference.models import load_segmenter_config
+
+    stages: dict[str, list[Callable]] = {s: [] for s in STAGES}
+    stages["load model"] = [load_segmenter_config]
+    stages["network"] = [network_class.forward] if network_class is not None else []
+    stages["windows + stitching"] = [sliding_window_inference]
+    if kind == "segment":
+        from monai_attn.inference import postprocess, resample, segmenter
+        from monai_attn.inference.outputs import write_outputs
+        from monai_attn.io import load_image
+
+        stages.update(
+            {
+                "read": [load_image],
+                "preprocess": [segmenter.Segmenter._to_network_grid],
+                "argmax": [segmenter._reduce_logits],
+                "postprocess": [postprocess.postprocess_labels],
+                "invert": [resample.resample_to_grid],
+                "write": [write_outputs],
+            }
+        )
+    else:
+        from monai import transforms as t
+
+        stages.update(
+            {
+                "read": [t.LoadImaged.__call__],
+                "preprocess": [t.EnsureChannelFirstd.__call__, t.Orientationd.__call__, t.Spacingd.__call__,
+                               t.ScaleIntensityRanged.__call__],
+                "argmax": [t.AsDiscreted.__call__],
+                "invert": [t.Invertd.__call__],
+                "write": [t.SaveImaged.__call__],
+            }
+        )
+    return stages
+
+
+def stage_seconds(profile: pstats.Stats, stages: dict[str, list[Callable]]) -> dict[str, float]:
+    """Seconds per stage from a profile (cumulative times; stitching excludes the network's time)."""
+    cumulative = {key: value[3] for key, value in profile.stats.items()}  # (file, line, name) -> cumtime
+
+    def seconds(fn: Callable) -> float:
+        code = inspect.unwrap(fn).__code__
+        return cumulative.get((code.co_filename, code.co_firstlineno, code.co_name), 0.0)
+
+    times = {stage: sum(seconds(fn) for fn in fns) for stage, fns in stages.items()}
+    times["windows + stitching"] -= times["network"]
+    return times
+
+
+def run_variant(payload: dict[str, Any]) -> dict[str, Any]:
+    """Child process: segment one case one way; time, peak memory, stage profile, windows run."""
+    from pydoc import locate
+
+    import torch
+
+    from monai_attn.inference import Segmenter
+    from monai_attn.inference.models import load_segmenter_config
+
+    if payload.get("threads"):
+        torch.set_num_threads(payload["threads"])
+    config = json.loads(Path(payload["config"]).read_text())
+    target = config.get("network_def", {}).get("_target_") if isinstance(config.get("network_def"), dict) else None
+    network_class = locate(target) if target else None
+    windows = [0]
+
+    def count_windows(module: torch.nn.Module, inputs: tuple) -> None:
+        if network_class is not None and type(module) is network_class:
+            windows[0] += int(inputs[0].shape[0])
+
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(count_windows)
+    rss_before = peak_rss_bytes()
+    device = payload["device"]
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    if payload["segment_options"] is not None:
+        from monai_attn import cli
+
+        code = cli.main(["segment", "-i", payload["image"], "-o", payload["output"], "--device", device,
+                         *payload["model_options"], *payload["segment_options"]])
+        if code != 0:
+            raise SystemExit(f"monai-attn segment exited with {code}")
+    else:
+        network, kwargs = load_segmenter_config(payload["config"], payload["weights"])
+        defaults = {k: p.default for k, p in inspect.signature(Segmenter).parameters.items()}
+        settings = {k: kwargs.get(k, defaults[k]) for k in ("spacing_mm", "hu_window", "roi_size", "sw_batch_size")}
+        monai_stock_recipe(payload["image"], str(Path(payload["output"]).parent), network, settings, device)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    profiler.disable()
+    wall = time.perf_counter() - start
+    hook.remove()
+    stages = stage_seconds(pstats.Stats(profiler), _stage_functions(
+        "segment" if payload["segment_options"] is not None else "monai", network_class))
+    result = {
+        "seconds": wall,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "rss_after_imports_bytes": rss_before,
+        "windows_run": windows[0],
+        "stages": stages,
+    }
+    if device.startswith("cuda"):
+        result["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()
+    return result
+
+
+# ---------------------------------------------------------------------------------------- parent
+
+
+def dice_scores(prediction: Path, reference: Path) -> dict[str, float]:
+    """Dice per organ of a written prediction against the phantom's labels (grids must match)."""
+    from monai_attn.evaluation.cases import evaluate_case_files
+    from monai_attn.evaluation.labels import NsdTolerances
+
+    result = evaluate_case_files(reference.name, prediction, reference, LABEL_NAMES, NsdTolerances())
+    return {LABEL_NAMES[label]: m.dice for label, m in result.metrics.items()}
+
+
+def agreement(prediction: Path, other: Path) -> float:
+    """Mean Dice over organs between two predictions (1.0: identical labels)."""
+    from monai_attn.evaluation import evaluate_label_maps, read_label_map
+
+    a, b = read_label_map(prediction), read_label_map(other)
+    metrics = evaluate_label_maps(a.array, b.array, a.spacing_mm, list(LABEL_NAMES))
+    values = [m.dice for m in metrics.values() if math.isfinite(m.dice)]
+    return float(sum(values) / len(values)) if values else math.nan
+
+
+@dataclass
+class Run:
+    case: str
+    variant: str
+    repeat: int
+    seconds: float
+    peak_rss_bytes: int
+    rss_after_imports_bytes: int
+    windows_run: int
+    stages: dict[str, float]
+    dice: dict[str, float]
+    output: str
+    peak_gpu_bytes: int | None = None
+
+
+def plan_runs(cases: Sequence[str], variants: dict[str, list[str]], repeats: int) -> list[tuple[int, str, str]]:
+    """(repeat, case, variant) in run order: forward on even repeats, backward on odd ones."""
+    forward = [(case, variant) for case in cases for variant in variants[case]]
+    order = []
+    for repeat in range(repeats):
+        for case, variant in forward if repeat % 2 == 0 else reversed(forward):
+            order.append((repeat, case, variant))
+    return order
+
+
+def _gb(n: float | None) -> str:
+    return "–" if n is None else f"{n / 1e9:.2f}"
+
+
+def _num(x: float, digits: int = 3) -> str:
+    return f"{x:.{digits}f}" if math.isfinite(x) else "–"
+
+
+def summarize(runs: list[Run], cases: Sequence[str], variants: dict[str, list[str]]) -> dict[str, Any]:
+    """Median over repeats per (case, variant), with Dice, agreement with (b) and the speed ratio."""
+    rows = {}
+    for case in cases:
+        for variant in variants[case]:
+            mine = [r for r in runs if r.case == case and r.variant == variant]
+            rows[(case, variant)] = {
+                "seconds": statistics.median(r.seconds for r in mine),
+                "peak_rss_bytes": max(r.peak_rss_bytes for r in mine),
+                "rss_after_imports_bytes": max(r.rss_after_imports_bytes for r in mine),
+                "windows_run": mine[0].windows_run,
+                "stages": {s: statistics.median(r.stages[s] for r in mine) for s in STAGES},
+                "dice": mine[0].dice,
+                "output": mine[0].output,
+                "peak_gpu_bytes": max((r.peak_gpu_bytes or 0) for r in mine) if mine[0].peak_gpu_bytes is not None else None,
+            }
+    for (case, variant), row in rows.items():
+        stock = rows.get((case, "monai"))
+        row["speedup_vs_monai"] = stock["seconds"] / row["seconds"] if stock else math.nan
+        row["agreement_with_monai"] = agreement(Path(row["output"]), Path(stock["output"])) if stock else math.nan
+    return rows
+
+
+def render(rows: dict[tuple[str, str], dict[str, Any]], precision: dict[str, str]) -> str:
+    """The results table and the stage table, in Markdown."""
+    table = []
+    for (case, variant), row in rows.items():
+        dice = row["dice"]
+        mean = statistics.fmean(dice.values()) if dice else math.nan
+        table.append([
+            case, VARIANTS[variant].title, precision[variant], row["windows_run"], f"{row['seconds']:.1f}",
+            _gb(row["peak_rss_bytes"]), *(_num(dice[n]) for n in LABEL_NAMES.values()), _num(mean),
+            _num(row["agreement_with_monai"]),
+            f"{row['speedup_vs_monai']:.2f}x" if math.isfinite(row["speedup_vs_monai"]) else "–",
+        ])
+    headers = ["case", "variant", "precision", "windows run", "wall (s)", "peak RSS (GB)",
+               *(f"Dice {n}" for n in LABEL_NAMES.values()), "mean Dice", "agreement with (b)", "(b) / this"]
+    if any(row["peak_gpu_bytes"] is not None for row in rows.values()):
+        headers.insert(6, "peak GPU (GB)")
+        for line, row in zip(table, rows.values()):
+            line.insert(6, _gb(row["peak_gpu_bytes"]))
+    stage_rows = []
+    for (case, variant), row in rows.items():
+        stages = row["stages"]
+        other = row["seconds"] - sum(stages.values())
+        stage_rows.append([case, VARIANTS[variant].title, *(f"{stages[s]:.1f}" for s in STAGES), f"{other:.1f}",
+                           f"{row['seconds']:.1f}"])
+    return (
+        markdown_table(headers, table, "ll" + "l" + "r" * (len(headers) - 3))
+        + "\n\nTime per stage (s), from cProfile cumulative times; 'windows + stitching' is MONAI's "
+        "sliding_window_inference without the network's forward time; 'other' is the rest of the wall time.\n\n"
+        + markdown_table(["case", "variant", *STAGES, "other", "total"], stage_rows, "ll" + "r" * (len(STAGES) + 2))
+    )
+
+
+def targets(rows: dict[tuple[str, str], dict[str, Any]], trained: bool) -> list[str]:
+    """Where the run stands against the issue's targets, and which stage dominates (a)."""
+    lines = []
+    for (case, variant), row in rows.items():
+        if variant == "segment" and (case, "monai") in rows:
+            stock = rows[(case, "monai")]
+            mean = statistics.fmean(row["dice"].values())
+            mean_stock = statistics.fmean(stock["dice"].values())
+            verdict = "met" if row["speedup_vs_monai"] >= 4 else "not met"
+            lines.append(f"{case}: (b)/(a) = {row['speedup_vs_monai']:.2f}x (target >= 4x: {verdict})")
+            if trained:
+                ok = "met" if abs(mean - mean_stock) <= 0.01 else "not met"
+                lines.append(f"{case}: mean Dice (a) {mean:.3f} vs (b) {mean_stock:.3f} (target within 0.01: {ok})")
+            else:
+                lines.append(f"{case}: Dice not meaningful with random weights; label agreement (a) vs (b) "
+                             f"{row['agreement_with_monai']:.3f}")
+        if variant == "segment" and case == "large":
+            ok = "met" if row["peak_rss_bytes"] <= 6e9 else "not met"
+            lines.append(f"large: (a) peak RSS {row['peak_rss_bytes'] / 1e9:.2f} GB (target <= 6 GB: {ok})")
+        if variant == "segment":
+            stages = row["stages"]
+            top = max(stages, key=stages.get)
+            lines.append(f"{case}: (a) spends {100 * stages[top] / row['seconds']:.0f}% of its "
+                         f"{row['seconds']:.1f} s in '{top}'")
+        if variant in ("fp32", "no-skip", "overlap-0.5") and (case, "segment") in rows:
+            gain = row["seconds"] / rows[(case, "segment")]["seconds"]
+            lines.append(f"{case}: turning off one speed-up ({VARIANTS[variant].title[4:]}) costs {gain:.2f}x the time of (a)")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", choices=[c for c in CASES if c != "tiny"], default=["clinical", "large"])
+    parser.add_argument("--variants", nargs="+", choices=[*VARIANTS, "all"], default=["segment", "monai"],
+                        help="variants for the clinical case (default: segment monai)")
+    parser.add_argument("--large-variants", nargs="+", choices=[*VARIANTS, "all"], default=["segment"],
+                        help="variants for the large case (default: segment; the stock recipe takes long there)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per variant; the order alternates")
+    parser.add_argument("--work-dir", type=Path, default=default_work_dir(), help="phantoms, weights and outputs")
+    parser.add_argument("--bundle", help="bundle folder (default: bundles/abdomen_ct_attention_unet when trained)")
+    parser.add_argument("--model", help="weights (state dict) instead of the bundle; needs --config")
+    parser.add_argument("--config", help="JSON config with network_def and segmenter, for --model")
+    parser.add_argument("--random-weights", action="store_true", help="random weights even when the bundle is trained")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--threads", type=int, help="torch CPU threads in each run (default: torch's choice)")
+    parser.add_argument("--json", type=Path, help="also write the results here (default: WORK_DIR/inference.json)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: a tiny phantom and network, every variant")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print_child_result(run_variant(json.loads(args.child)))
+        return
+
+    work_dir = args.work_dir.resolve()
+    cases = ["tiny"] if args.quick else list(dict.fromkeys(args.cases))
+    all_variants = list(VARIANTS)
+    chosen = {
+        "clinical": all_variants if "all" in args.variants else list(dict.fromkeys(args.variants)),
+        "large": all_variants if "all" in args.large_variants else list(dict.fromkeys(args.large_variants)),
+        "tiny": all_variants,
+    }
+    import torch
+
+    from monai_attn.inference.devices import resolve_precision
+
+    machine = machine_description(args.device)
+    print(format_machine(machine), flush=True)
+    model = resolve_model(args, work_dir)
+    print(f"model: {model.description}", flush=True)
+    auto = resolve_precision("auto", torch.device(args.device))
+    precision = {"segment": auto, "monai": "fp32", "fp32": "fp32", "no-skip": auto, "overlap-0.5": auto}
+    inputs = {case: phantom_paths(CASES[case], work_dir) for case in cases}
+
+    runs: list[Run] = []
+    for repeat, case, variant in plan_runs(cases, chosen, args.repeats):
+        image, label = inputs[case]
+        output = work_dir / "outputs" / variant / f"{case}.nii.gz"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "name": f"{case}/{variant}", "image": str(image), "output": str(output), "device": args.device,
+            "threads": args.threads, "config": model.config, "weights": model.weights,
+            "model_options": list(model.segment_options),
+            "segment_options": None if VARIANTS[variant].segment_options is None else list(VARIANTS[variant].segment_options),
+        }
+        load = load_average()[0]
+        result = run_child(__file__, payload)
+        dice = dice_scores(output, label)
+        run = Run(case, variant, repeat, result["seconds"], result["peak_rss_bytes"], result["rss_after_imports_bytes"],
+                  result["windows_run"], result["stages"], dice, str(output), result.get("peak_gpu_bytes"))
+        runs.append(run)
+        print(f"{case:8s} {VARIANTS[variant].title:30s} {run.seconds:7.1f} s  peak RSS {run.peak_rss_bytes / 1e9:5.2f} GB  "
+              f"windows {run.windows_run:4d}  Dice " + " ".join(f"{d:.3f}" for d in dice.values())
+              + f"  (load {load:.1f})", flush=True)
+
+    rows = summarize(runs, cases, chosen)
+    machine["load_average_end"] = [round(x, 2) for x in load_average()]
+    print(f"\nmodel: {model.description}; device {args.device}; {args.repeats} repeat(s); "
+          f"load average at the end {' '.join(f'{x:.2f}' for x in machine['load_average_end'])}\n")
+    print(render(rows, precision))
+    print()
+    for line in targets(rows, model.trained):
+        print(f"- {line}")
+    report = {
+        "machine": machine, "model": asdict(model), "device": args.device, "repeats": args.repeats,
+        "cases": {c: asdict(CASES[c]) for c in cases}, "runs": [asdict(r) for r in runs],
+        "summary": [{"case": c, "variant": v, **row} for (c, v), row in rows.items()],
+    }
+    json_path = args.json or work_dir / ("inference_quick.json" if args.quick else "inference.json")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2, default=float))
+    print(f"\nresults: {json_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Smoke tests: every benchmark script runs in ``--quick`` mode and prints its tables.
+
+They check that the scripts still work against the library, not the numbers (which depend on
+the machine and its load). Each takes tens of seconds (phantoms, a short training, several
+child processes), so they are marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+pytestmark = pytest.mark.slow
+
+
+def run_script(name: str, *args: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), "--quick", *args],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    return completed.stdout
+
+
+def table_rows(output: str, header_start: str) -> list[list[str]]:
+    """Cells of the Markdown table whose header line starts with ``header_start``."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_network_quick() -> None:
+    output = run_script("network.py")
+    rows = table_rows(output, "| model |")
+    assert len(rows) == 6  # three models, fp32 and bf16
+    assert {row[2] for row in rows} == {"fp32", "bf16"}
+
+
+def test_inference_quick(tmp_path: Path) -> None:
+    output = run_script("inference.py", "--work-dir", str(tmp_path))
+    rows = table_rows(output, "| case | variant | precision |")
+    assert [row[1] for row in rows] == [
+        "(a) monai-attn segment",
+        "(b) MONAI stock recipe",
+        "(c) segment --precision fp32",
+        "(c) segment --no-skip-air",
+        "(c) segment --overlap 0.5",
+    ]
+    stock = rows[1]
+    assert stock[2] == "fp32" and stock[-1] == "1.00x" and stock[-2] == "1.000"  # (b) against itself
+    for row in rows:
+        assert int(row[3]) > 0 and float(row[4]) > 0 and float(row[5]) > 0  # windows, seconds, GB
+    stages = table_rows(output, "| case | variant | load model |")
+    assert len(stages) == 5
+    # the stages never add up to more than the wall time they are part of
+    assert all(float(row[-2]) >= -0.5 for row in stages)
+    report = json.loads((tmp_path / "inference_quick.json").read_text())
+    assert {r["variant"] for r in report["runs"]} == {"segment", "monai", "fp32", "no-skip", "overlap-0.5"}
+    # every variant wrote labels on the phantom's grid (evaluate_case_files checks the grid)
+    assert all(set(r["dice"]) == {"spleen", "kidney", "pancreas"} for r in report["runs"])
+    assert "random weights" in output
+
+
+def test_ablation_quick(tmp_path: Path) -> None:
+    output = run_script("ablation.py", "--work-dir", str(tmp_path))
+    rows = table_rows(output, "| network |")
+    assert [row[0] for row in rows] == ["U-Net", "Attention U-Net"]
+    assert float(rows[1][1]) > float(rows[0][1])  # the gates add parameters
+    comparison = table_rows(output, "| class | metric |")
+    assert {row[0] for row in comparison} == {"spleen", "kidney", "pancreas"}
+    assert (tmp_path / "quick" / "report" / "comparison.md").is_file()
