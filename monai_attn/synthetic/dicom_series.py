@@ -75,7 +75,7 @@ def write_ct_series(
         ds.SOPClassUID = CTImageStorage
         ds.SOPInstanceUID = sop_uid
         ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
-        ds.PatientName = patient_name or patient_id
+        ds.PatientName = patient_name or f"Phantom^{patient_id}"  # family^given components
         ds.PatientID = patient_id
         ds.PatientBirthDate = ""
         ds.PatientSex = "O"
