@@ -4,9 +4,10 @@
 bundles' ``inference.json``. For one scan it
 
 1. reads it (:func:`monai_attn.io.load_image`: NIfTI, NRRD/MHA, DICOM series) in HU;
-2. orients it RAS, resamples it to ``spacing_mm`` (bilinear), crops it to the body (HU above
-   ``air_threshold_hu``, plus ``crop_margin_mm``) and scales ``hu_window`` to [0, 1] — the
-   training preprocessing (:func:`monai_attn.transforms.ct_inference_transforms`);
+2. crops it to the body (HU above ``air_threshold_hu``, plus ``crop_margin_mm``), then
+   preprocesses it as in training (:func:`monai_attn.transforms.ct_inference_transforms`):
+   orient RAS, resample to ``spacing_mm`` (bilinear), crop to the body, scale ``hu_window``
+   to [0, 1];
 3. runs the network over Gaussian-blended sliding windows (MONAI), skipping windows that
    cover only air, under bf16/fp16 autocast where that is fast
    (:mod:`monai_attn.inference.sliding_window`);
@@ -42,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.data import MetaTensor
+from monai.transforms import SpatialCrop
 
 from monai_attn.errors import InputError
 from monai_attn.inference.devices import autocast_dtype, resolve_device, resolve_precision
@@ -247,7 +249,7 @@ class Segmenter:
                 device=str(self.device),
                 precision=self.precision,
             )
-        net_image = self._to_network_grid(image)
+        net_image = self._to_network_grid(self._crop_to_body(image, body))
         net_affine = np.asarray(net_image.affine, dtype=float)
         timings["preprocess"] = time.perf_counter() - tick
 
@@ -362,6 +364,23 @@ class Segmenter:
         return result
 
     # ------------------------------------------------------------------ helpers
+    def _crop_to_body(self, image: MetaTensor, body: np.ndarray) -> MetaTensor:
+        """The scan cropped to the body's bounding box plus ``crop_margin_mm``, on its own grid.
+
+        The preprocessing crops to the body too, but only after resampling the whole scan;
+        cropping first spares resampling the air around the patient (memory and time).
+        """
+        spacing = np.linalg.norm(np.asarray(image.affine, dtype=float)[:3, :3], axis=0)
+        start, end = [], []
+        for axis, size in enumerate(body.shape):
+            hits = np.flatnonzero(body.any(axis=tuple(a for a in range(body.ndim) if a != axis)))
+            margin = math.ceil(self.crop_margin_mm / spacing[axis])
+            start.append(max(int(hits[0]) - margin, 0))
+            end.append(min(int(hits[-1]) + 1 + margin, size))
+        if start == [0] * body.ndim and end == list(body.shape):
+            return image
+        return SpatialCrop(roi_start=start, roi_end=end)(image)
+
     def _to_network_grid(self, image: MetaTensor) -> MetaTensor:
         """The training preprocessing (:func:`monai_attn.transforms.ct_inference_transforms`).
 
