@@ -187,6 +187,33 @@ def test_sliding_window_equals_monai_when_no_window_is_skipped():
     assert torch.equal(ours.argmax(1), reference.argmax(1))
 
 
+def test_stitching_falls_back_to_the_cpu_when_the_gpu_runs_out_of_memory(monkeypatch):
+    import monai_attn.inference.sliding_window as sw
+
+    calls = []
+
+    def fake_inferer(inputs, device, **kwargs):
+        calls.append(device)
+        kwargs["predictor"].counts.run += 3  # windows run before running out of memory
+        if device.type != "cpu":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return torch.zeros(1, 4, *inputs.shape[2:])
+
+    monkeypatch.setattr(sw, "sliding_window_inference", fake_inferer)
+    predictor = WindowPredictor(tiny_unet(), num_classes=4)
+    out = sliding_window_predict(
+        torch.zeros(1, 1, 8, 8, 8),
+        predictor,
+        roi_size=(8, 8, 8),
+        overlap=0.25,
+        sw_batch_size=1,
+        sw_device=torch.device("cpu"),
+        device=torch.device("cuda"),
+    )
+    assert [d.type for d in calls] == ["cuda", "cpu"] and out.device.type == "cpu"
+    assert predictor.counts.run == 3  # windows are counted once
+
+
 def test_air_window_test_never_skips_a_window_holding_a_body_voxel():
     body = np.zeros((40, 30, 12), bool)
     body[3:9, 20:26, 2:5] = True  # a small body far from most windows
