@@ -95,21 +95,22 @@ def _run_abdomen_ct(args: argparse.Namespace) -> int:
 def _run_retina(args: argparse.Namespace) -> int:
     from monai_attn.synthetic.retina import write_retina_dataset
 
-    _check(args)
-    if args.size < 32:
-        raise InputError(f"--size {args.size}: must be at least 32 pixels")
-    return _report(args, lambda: write_retina_dataset(args.output, args.cases, args.seed, test_cases=args.test_cases,
-                                                      size=args.size, preview=args.preview))
+    return _run_2d(args, write_retina_dataset)
 
 
 def _run_cells(args: argparse.Namespace) -> int:
     from monai_attn.synthetic.cells import write_cells_dataset
 
+    return _run_2d(args, write_cells_dataset)
+
+
+def _run_2d(args: argparse.Namespace, write_dataset) -> int:
+    """Check the common 2-D options and write the data set with ``write_dataset``."""
     _check(args)
     if args.size < 32:
         raise InputError(f"--size {args.size}: must be at least 32 pixels")
-    return _report(args, lambda: write_cells_dataset(args.output, args.cases, args.seed, test_cases=args.test_cases,
-                                                     size=args.size, preview=args.preview))
+    return _report(args, lambda: write_dataset(args.output, args.cases, args.seed, test_cases=args.test_cases,
+                                               size=args.size, preview=args.preview))
 
 
 def _report(args: argparse.Namespace, write) -> int:

@@ -25,17 +25,9 @@ import numpy as np
 from monai_attn import __version__
 from monai_attn.evaluation.metrics import EMPTY_CLASS_POLICY, METRIC_FIELDS, CaseResult
 
-#: Per-class values averaged in the summaries (voxel counts and the tolerance are not).
-SUMMARY_FIELDS: tuple[str, ...] = (
-    "dice",
-    "iou",
-    "precision",
-    "recall",
-    "volume_ref_ml",
-    "volume_pred_ml",
-    "volume_diff_ml",
-    "hd95_mm",
-    "nsd",
+#: Per-class values averaged in the summaries (voxel counts, the tolerance and the status are not).
+SUMMARY_FIELDS: tuple[str, ...] = tuple(
+    f for f in METRIC_FIELDS if f not in ("nsd_tolerance_mm", "tp_voxels", "fp_voxels", "fn_voxels", "status")
 )
 
 #: Outcome counts per class (``ClassMetrics.status`` values).
