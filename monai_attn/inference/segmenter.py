@@ -49,7 +49,12 @@ from monai_attn.errors import InputError
 from monai_attn.inference.devices import autocast_dtype, resolve_device, resolve_precision
 from monai_attn.inference.postprocess import OrganRule, default_ct_rules, parse_rules, postprocess_labels
 from monai_attn.inference.resample import resample_to_grid
-from monai_attn.inference.sliding_window import AirWindowTest, WindowPredictor, sliding_window_predict
+from monai_attn.inference.sliding_window import (
+    AirWindowTest,
+    WindowCounts,
+    WindowPredictor,
+    sliding_window_predict,
+)
 from monai_attn.io.statistics import organ_statistics
 
 logger = logging.getLogger(__name__)
@@ -254,33 +259,7 @@ class Segmenter:
         timings["preprocess"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        gates = self._count_gates() if attention_maps else 0
-        is_air = (
-            AirWindowTest(body, input_affine, net_affine, net_image.shape[1:], self.roi_size)
-            if self.skip_air_windows
-            else None
-        )
-        predictor = WindowPredictor(
-            self.network,
-            num_classes=self.num_classes,
-            autocast_dtype=autocast_dtype(self.precision),
-            is_air=is_air,
-            mirror_axes=tuple(range(len(self.roi_size))) if self.tta else (),
-            attention_gates=gates,
-        )
-        with torch.inference_mode():
-            outputs = sliding_window_predict(
-                net_image.as_tensor()[None],
-                predictor,
-                roi_size=self.roi_size,
-                overlap=self.overlap,
-                sw_batch_size=self.sw_batch_size,
-                sw_device=self.device,
-                device=self._stitch_device(net_image.shape[1:], gates),
-                accumulate_dtype=torch.float32 if self.precision == "fp32" else torch.float16,
-                progress=self.progress,
-            )
-        logits, alphas = (outputs[0], outputs[1:]) if gates else (outputs, ())
+        logits, alphas, counts = self._predict(net_image, body, input_affine, attention_maps)
         del net_image
         timings["network"] = time.perf_counter() - tick
 
@@ -296,14 +275,9 @@ class Segmenter:
         labels = resample_to_grid(labels_net, net_affine, input_affine, input_shape, mode="nearest")
         probs = None
         if probs_net is not None:
-            probs = np.stack(
-                [
-                    resample_to_grid(p, net_affine, input_affine, input_shape, mode="linear", fill=float(c == 0))
-                    .astype(np.float16)
-                    for c, p in enumerate(probs_net)
-                ],
-                axis=-1,
-            )
+            probs = np.empty((*input_shape, len(probs_net)), dtype=np.float16)
+            for c, p in enumerate(probs_net):  # outside the crop: background for sure
+                probs[..., c] = resample_to_grid(p, net_affine, input_affine, input_shape, "linear", fill=float(c == 0))
         maps = None
         if attention_maps:
             maps = [
@@ -318,8 +292,8 @@ class Segmenter:
             label_names=dict(self.label_names),
             probabilities=probs,
             attention_maps=maps,
-            windows_run=predictor.counts.run,
-            windows_skipped=predictor.counts.skipped,
+            windows_run=counts.run,
+            windows_skipped=counts.skipped,
             timings=timings,
             device=str(self.device),
             precision=self.precision,
@@ -364,6 +338,41 @@ class Segmenter:
         return result
 
     # ------------------------------------------------------------------ helpers
+    def _predict(
+        self, net_image: MetaTensor, body: np.ndarray, input_affine: np.ndarray, attention_maps: bool
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], WindowCounts]:
+        """Blended logits (1, classes, *S) and gate alphas on the network grid, and window counts."""
+        gates = self._count_gates() if attention_maps else 0
+        net_affine = np.asarray(net_image.affine, dtype=float)
+        is_air = (
+            AirWindowTest(body, input_affine, net_affine, net_image.shape[1:], self.roi_size)
+            if self.skip_air_windows
+            else None
+        )
+        predictor = WindowPredictor(
+            self.network,
+            num_classes=self.num_classes,
+            autocast_dtype=autocast_dtype(self.precision),
+            is_air=is_air,
+            mirror_axes=tuple(range(len(self.roi_size))) if self.tta else (),
+            attention_gates=gates,
+        )
+        with torch.inference_mode():
+            outputs = sliding_window_predict(
+                net_image.as_tensor()[None],
+                predictor,
+                roi_size=self.roi_size,
+                overlap=self.overlap,
+                sw_batch_size=self.sw_batch_size,
+                sw_device=self.device,
+                device=self._stitch_device(net_image.shape[1:], gates),
+                accumulate_dtype=torch.float32 if self.precision == "fp32" else torch.float16,
+                progress=self.progress,
+            )
+        if gates:
+            return outputs[0], tuple(outputs[1:]), predictor.counts
+        return outputs, (), predictor.counts
+
     def _crop_to_body(self, image: MetaTensor, body: np.ndarray) -> MetaTensor:
         """The scan cropped to the body's bounding box plus ``crop_margin_mm``, on its own grid.
 
