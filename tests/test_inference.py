@@ -447,3 +447,15 @@ def test_state_dict_without_network_def_is_refused(tmp_path):
     config.write_text(json.dumps({"network_def": {**NETWORK_DEF, "channels": [8, 16, 32]}}))
     with pytest.raises(InputError, match="weights do not fit network_def"):
         Segmenter.from_files(weights, config)
+
+
+def test_labels_from_logits_match_argmax():
+    from monai_attn.inference.segmenter import _reduce_logits
+
+    torch.manual_seed(0)
+    logits = torch.randn(4, 9, 7, 5).half()
+    logits[:, 0, 0, 0] = torch.tensor([0.0, 5.0, 5.0, 1.0])  # a tie: the lower class wins
+    labels, probs = _reduce_logits(logits, probabilities=True)
+    np.testing.assert_array_equal(labels, torch.argmax(logits.float(), 0).numpy())
+    assert labels[0, 0, 0] == 1
+    np.testing.assert_allclose(probs, torch.softmax(logits.float(), 0).numpy(), atol=1e-3)
