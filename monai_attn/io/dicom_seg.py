@@ -14,9 +14,11 @@ frame of the source file ``meta["dicom_files"][k]``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import highdicom as hd
@@ -117,7 +119,28 @@ def write_dicom_seg(
         )
         for number, value in enumerate(present, start=1)
     ]
-    seg = hd.seg.Segmentation(
+    with _quiet_highdicom():
+        seg = _segmentation(sources, frames, descriptions, algorithm_name, algorithm_version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        seg.save_as(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _segmentation(
+    sources: list[pydicom.Dataset],
+    frames: np.ndarray,
+    descriptions: list[hd.seg.SegmentDescription],
+    algorithm_name: str,
+    algorithm_version: str,
+) -> hd.seg.Segmentation:
+    """The SEG instance: binary segments on the source frames, a new series in the source study."""
+    return hd.seg.Segmentation(
         source_images=sources,
         pixel_array=frames,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -133,15 +156,18 @@ def write_dicom_seg(
         content_label="ORGANS",
         content_description="Abdominal organ segmentation",
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+
+
+@contextlib.contextmanager
+def _quiet_highdicom() -> Iterator[None]:
+    """highdicom logs every module it copies at INFO; keep only its warnings while writing."""
+    log = logging.getLogger("highdicom")
+    level = log.level
+    log.setLevel(max(level, logging.WARNING))
     try:
-        seg.save_as(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def read_dicom_seg(
