@@ -1,0 +1,74 @@
+"""Resuming an interrupted training run from its newest epoch checkpoint.
+
+A bundle's ``train.json`` saves ``{network, optimizer, lr_scheduler, trainer, key_metric}``
+every epoch with MONAI's ``CheckpointSaver`` (``save_interval=1``, ``n_saved=2``) and
+loads the newest complete one at start with ``CheckpointLoader`` when it exists: killing the
+process loses at most the epoch in progress. :class:`KeyMetricState` is the ``key_metric``
+entry: without it the resumed run would forget the best validation score so far and
+overwrite the best model with the first validation after the restart.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from monai.handlers import CheckpointSaver
+
+#: Names MONAI's CheckpointSaver gives epoch checkpoints of several objects (no ``file_prefix``).
+_EPOCH_CHECKPOINT = re.compile(r"checkpoint_epoch=(\d+)\.pt")
+
+
+def last_checkpoint(ckpt_dir: str | os.PathLike) -> str | None:
+    """The newest complete epoch checkpoint in ``ckpt_dir`` (highest epoch), or None.
+
+    Files are ``checkpoint_epoch=<N>.pt``; a file cut short by a kill during
+    saving (not a complete zip archive, which is what ``torch.save`` writes) is passed over
+    for the one before it.
+    """
+    folder = Path(ckpt_dir)
+    if not folder.is_dir():
+        return None
+    found = []
+    for path in folder.iterdir():
+        match = _EPOCH_CHECKPOINT.fullmatch(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    for _, path in sorted(found, reverse=True):
+        if zipfile.is_zipfile(path):
+            return str(path)
+    return None
+
+
+class KeyMetricState:
+    """Saves and restores the best validation score of a training run in its checkpoints.
+
+    Holds the best-model ``CheckpointSaver``'s ranking (so that a resumed run replaces
+    ``model.pt`` only with a better model) and the evaluator's ``best_metric`` /
+    ``best_metric_epoch`` (so that the logs go on reporting the true best).
+
+    Args:
+        saver: the evaluator's ``CheckpointSaver`` with ``save_key_metric=True``.
+        evaluator: the validation engine (a MONAI ``Workflow``).
+    """
+
+    def __init__(self, saver: CheckpointSaver, evaluator: Any) -> None:
+        self.saver = saver
+        self.evaluator = evaluator
+
+    def state_dict(self) -> dict[str, Any]:
+        ranking = self.saver._key_metric_checkpoint  # MONAI keeps the ignite Checkpoint private
+        return {
+            "ranking": ranking.state_dict() if ranking is not None else {},
+            "best_metric": float(self.evaluator.state.best_metric),
+            "best_metric_epoch": int(self.evaluator.state.best_metric_epoch),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("ranking"):
+            self.saver.load_state_dict(state["ranking"])
+        self.evaluator.state.best_metric = state["best_metric"]
+        self.evaluator.state.best_metric_epoch = state["best_metric_epoch"]
