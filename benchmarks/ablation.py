@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, default=defaults.iterations, help="training batches per network")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of weights, patches and augmentation")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: steady on a shared machine; 0: torch's choice)")
     parser.add_argument("--work-dir", type=Path, default=default_work_dir() / "ablation",
                         help="phantoms, predictions and reports")
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 + 2 tiny phantoms, 2 iterations")

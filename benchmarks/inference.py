@@ -1,9 +1,9 @@
 """Whole-scan CT inference: ``monai-attn segment`` against the MONAI stock recipe, speed-ups one at a time.
 
 For phantom CT scans of clinical size (``clinical``: 512x512x200 at 0.8x0.8x2.5 mm) and a
-large one (``large``: 512x512x600 at 0.8x0.8x1.0 mm), generated once into ``--work-dir``
-(``monai_attn.synthetic.generate_abdomen_ct_case``, LPS-oriented like a converted DICOM
-series), the same weights run as
+large one (``large``: 512x512x600, the same protocol over 1.5 m), generated once into
+``--work-dir`` (``monai_attn.synthetic.generate_abdomen_ct_case``, LPS-oriented like a
+converted DICOM series), the same weights run as
 
 - ``segment`` (a): ``monai-attn segment`` with its defaults (the Segmenter: crop to the body,
   bf16 autocast where the CPU/GPU has native bf16, overlap 0.25, air windows skipped,
@@ -20,12 +20,14 @@ wall time counts from loading the model to the written label file (not the inter
 start-up and imports). Each run is profiled with cProfile to split its time into stages
 (reading, preprocessing/resampling, network, windows + stitching, argmax, post-processing,
 inversion, writing). Dice against the phantom's labels is computed from the written files
-with ``monai_attn.evaluation``. With ``--repeats`` > 1 the order of the runs alternates
+(read and grid-checked with ``monai_attn.evaluation``). With ``--repeats`` > 1 the order of the runs alternates
 (forward, then backward) and the median time is reported.
 
 Weights: ``bundles/abdomen_ct_attention_unet`` when it has ``models/model.pt``; otherwise
-the bundle's (or a built-in) network definition with fixed-seed random weights, for which
-speed and memory are meaningful but Dice is not (the output says so).
+the bundle's network definition with fixed-seed random weights, for which speed and memory
+are meaningful but Dice is not (the output says so). Each run uses ``--threads`` torch
+threads (default 1: on a shared machine two threads wait on each other whenever another job
+takes a core, which made them 2-5x slower than one here).
 
 Usage::
 
@@ -45,12 +47,14 @@ import cProfile
 import inspect
 import json
 import math
+import multiprocessing
 import os
 import pstats
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +90,7 @@ class Case:
 
 CASES = {
     "clinical": Case("clinical", (512, 512, 200), (0.8, 0.8, 2.5)),
-    "large": Case("large", (512, 512, 600), (0.8, 0.8, 1.0)),
+    "large": Case("large", (512, 512, 600), (0.8, 0.8, 2.5)),
     "tiny": Case("tiny", (64, 64, 24), (6.4, 6.4, 20.0)),
 }
 
@@ -108,27 +112,16 @@ VARIANTS = {
     "overlap-0.5": Variant("overlap-0.5", "(c) segment --overlap 0.5", ("--overlap", "0.5")),
 }
 
-#: Network and segmenter used when there is no bundle config: the abdominal CT bundle's architecture.
-DEFAULT_CONFIG = {
+#: A tiny network on a coarse grid for ``--quick`` (random weights).
+QUICK_CONFIG = {
     "network_def": {
         "_target_": "monai_attn.networks.GridAttentionUNet",
         "spatial_dims": 3,
         "in_channels": 1,
         "out_channels": 4,
-        "channels": [16, 32, 64, 128, 256],
+        "channels": [4, 8, 16, 32, 64],
     },
-    "segmenter": {
-        "spacing_mm": [1.5, 1.5, 2.0],
-        "hu_window": [-175, 250],
-        "roi_size": [96, 96, 96],
-        "overlap": 0.25,
-        "label_names": {"1": "spleen", "2": "kidney", "3": "pancreas"},
-    },
-}
-#: A tiny network and coarse grid for ``--quick``.
-QUICK_CONFIG = {
-    "network_def": {**DEFAULT_CONFIG["network_def"], "channels": [4, 8, 16, 32, 64]},
-    "segmenter": {**DEFAULT_CONFIG["segmenter"], "spacing_mm": [8.0, 8.0, 8.0], "roi_size": [32, 32, 32]},
+    "segmenter": {"spacing_mm": [8.0, 8.0, 8.0], "roi_size": [32, 32, 32], "overlap": 0.25},
 }
 
 STAGES = ("load model", "read", "preprocess", "network", "windows + stitching", "argmax", "postprocess", "invert", "write")
@@ -138,14 +131,22 @@ STAGES = ("load model", "read", "preprocess", "network", "windows + stitching", 
 
 
 def phantom_paths(case: Case, work_dir: Path) -> tuple[Path, Path]:
-    """Image and label NIfTI of ``case`` in the cache, generated on first use."""
+    """Image and label NIfTI of ``case`` in the cache, generated on first use (in a separate
+    process, so that the generator's working memory does not stay with this one)."""
+    folder = work_dir / "phantoms"
+    image_path, label_path = folder / "images" / f"{case.name}.nii.gz", folder / "labels" / f"{case.name}.nii.gz"
+    if not (image_path.is_file() and label_path.is_file()):
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            print(pool.submit(write_phantom, case, image_path, label_path).result(), flush=True)
+    return image_path, label_path
+
+
+def write_phantom(case: Case, image_path: Path, label_path: Path) -> str:
+    """Generate the phantom of ``case`` and write it; returns what was written."""
     from monai_attn.synthetic import case_acquisition, generate_abdomen_ct_case
     from monai_attn.synthetic.msd import write_nifti
 
-    folder = work_dir / "phantoms"
-    image_path, label_path = folder / "images" / f"{case.name}.nii.gz", folder / "labels" / f"{case.name}.nii.gz"
-    if image_path.is_file() and label_path.is_file():
-        return image_path, label_path
     # the first case of the data set with LPS axes, the usual layout of scans converted from DICOM
     index = next(i for i in range(1000) if case_acquisition(PHANTOM_SEED, i, case.shape, case.spacing_mm).orientation == "LPS")
     start = time.perf_counter()
@@ -154,13 +155,11 @@ def phantom_paths(case: Case, work_dir: Path) -> tuple[Path, Path]:
         tmp = path.with_name(f".{path.name}")
         write_nifti(tmp, array, affine)
         os.replace(tmp, path)
-    print(
+    return (
         f"generated phantom {case.name}: {'x'.join(map(str, case.shape))} voxels at "
         f"{'x'.join(f'{s:g}' for s in case.spacing_mm)} mm (seed {PHANTOM_SEED}, case {index}) "
-        f"in {time.perf_counter() - start:.0f} s",
-        flush=True,
+        f"in {time.perf_counter() - start:.0f} s"
     )
-    return image_path, label_path
 
 
 @dataclass(frozen=True)
@@ -186,7 +185,7 @@ def resolve_model(args: argparse.Namespace, work_dir: Path) -> Model:
     bundle_weights = bundle / "models" / "model.pt"
     if not args.quick and not args.random_weights and bundle_config.is_file() and bundle_weights.is_file():
         return Model(str(bundle_config), str(bundle_weights), ("--bundle", str(bundle)), True,
-                     f"trained weights of {bundle.relative_to(REPO) if bundle.is_relative_to(REPO) else bundle}")
+                     f"trained weights of {_short(bundle)}")
     if args.bundle and not args.random_weights:
         raise SystemExit(f"error: {bundle}: no configs/inference.json with models/model.pt")
     models = work_dir / "models"
@@ -197,15 +196,18 @@ def resolve_model(args: argparse.Namespace, work_dir: Path) -> Model:
         source = "a tiny GridAttentionUNet (--quick)"
     elif bundle_config.is_file():
         config = bundle_config
-        source = f"the architecture of {bundle_config.relative_to(REPO) if bundle_config.is_relative_to(REPO) else bundle_config}"
+        source = f"the network of {_short(bundle_config)}"
     else:
-        config = models / "default_config.json"
-        config.write_text(json.dumps(DEFAULT_CONFIG, indent=2))
-        source = "the bundle's architecture (GridAttentionUNet 16..256)"
-    weights = models / f"random_seed{WEIGHT_SEED}_{config.stem}.pt"
+        raise SystemExit(f"error: {bundle_config} not found; pass --model and --config")
+    weights = models / f"random_seed{WEIGHT_SEED}_{'quick' if args.quick else bundle.name}.pt"
     _write_random_weights(config, weights)
     return Model(str(config), str(weights), ("--model", str(weights), "--config", str(config)), False,
                  f"random weights (seed {WEIGHT_SEED}) of {source}: Dice is not meaningful")
+
+
+def _short(path: Path) -> str:
+    """``path`` relative to the repository when inside it."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def _write_random_weights(config: Path, weights: Path) -> None:
@@ -289,8 +291,9 @@ def _stage_functions(kind: str, network_class: type | None) -> dict[str, list[Ca
         stages.update(
             {
                 "read": [load_image],
-                "preprocess": [segmenter.Segmenter._to_network_grid],
-                "argmax": [segmenter._reduce_logits],
+                "preprocess": [_attribute(segmenter.Segmenter, "_crop_to_body"),
+                               _attribute(segmenter.Segmenter, "_to_network_grid")],
+                "argmax": [_attribute(segmenter, "_reduce_logits")],
                 "postprocess": [postprocess.postprocess_labels],
                 "invert": [resample.resample_to_grid],
                 "write": [write_outputs],
@@ -310,6 +313,13 @@ def _stage_functions(kind: str, network_class: type | None) -> dict[str, list[Ca
             }
         )
     return stages
+
+
+def _attribute(owner: Any, name: str) -> Callable:
+    """``owner.name``, with a message saying what to update when the Segmenter was refactored."""
+    if not hasattr(owner, name):
+        raise AttributeError(f"{owner.__name__}.{name} is gone: update the stage map in benchmarks/inference.py")
+    return getattr(owner, name)
 
 
 def stage_seconds(profile: pstats.Stats, stages: dict[str, list[Callable]]) -> dict[str, float]:
@@ -385,23 +395,24 @@ def run_variant(payload: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------- parent
 
 
-def dice_scores(prediction: Path, reference: Path) -> dict[str, float]:
-    """Dice per organ of a written prediction against the phantom's labels (grids must match)."""
-    from monai_attn.evaluation.cases import evaluate_case_files
-    from monai_attn.evaluation.labels import NsdTolerances
+def dice_per_organ(prediction: Path, reference: Path) -> dict[str, float]:
+    """Dice per organ between two label-map files on the same grid (checked, as ``monai-attn evaluate`` does).
 
-    result = evaluate_case_files(reference.name, prediction, reference, LABEL_NAMES, NsdTolerances())
-    return {LABEL_NAMES[label]: m.dice for label, m in result.metrics.items()}
+    Only Dice: the surface metrics of ``monai_attn.evaluation`` take minutes on the noisy label
+    maps random weights produce.
+    """
+    import numpy as np
 
+    from monai_attn.evaluation.cases import check_same_grid, read_label_map
 
-def agreement(prediction: Path, other: Path) -> float:
-    """Mean Dice over organs between two predictions (1.0: identical labels)."""
-    from monai_attn.evaluation import evaluate_label_maps, read_label_map
-
-    a, b = read_label_map(prediction), read_label_map(other)
-    metrics = evaluate_label_maps(a.array, b.array, a.spacing_mm, list(LABEL_NAMES))
-    values = [m.dice for m in metrics.values() if math.isfinite(m.dice)]
-    return float(sum(values) / len(values)) if values else math.nan
+    pred, ref = read_label_map(prediction), read_label_map(reference)
+    check_same_grid(pred, ref, prediction, reference)
+    scores = {}
+    for label, name in LABEL_NAMES.items():
+        p, r = pred.array == label, ref.array == label
+        total = int(np.count_nonzero(p)) + int(np.count_nonzero(r))
+        scores[name] = 2 * int(np.count_nonzero(p & r)) / total if total else math.nan
+    return scores
 
 
 @dataclass
@@ -456,7 +467,11 @@ def summarize(runs: list[Run], cases: Sequence[str], variants: dict[str, list[st
     for (case, variant), row in rows.items():
         stock = rows.get((case, "monai"))
         row["speedup_vs_monai"] = stock["seconds"] / row["seconds"] if stock else math.nan
-        row["agreement_with_monai"] = agreement(Path(row["output"]), Path(stock["output"])) if stock else math.nan
+        if stock:
+            agreement = [d for d in dice_per_organ(Path(row["output"]), Path(stock["output"])).values() if math.isfinite(d)]
+            row["agreement_with_monai"] = statistics.fmean(agreement) if agreement else math.nan
+        else:
+            row["agreement_with_monai"] = math.nan
     return rows
 
 
@@ -536,7 +551,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", help="JSON config with network_def and segmenter, for --model")
     parser.add_argument("--random-weights", action="store_true", help="random weights even when the bundle is trained")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--threads", type=int, help="torch CPU threads in each run (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads in each run (default 1: steady on a shared machine; 0: torch's choice)")
     parser.add_argument("--json", type=Path, help="also write the results here (default: WORK_DIR/inference.json)")
     parser.add_argument("--quick", action="store_true", help="smoke test: a tiny phantom and network, every variant")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -557,6 +573,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from monai_attn.inference.devices import resolve_precision
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     machine = machine_description(args.device)
     print(format_machine(machine), flush=True)
     model = resolve_model(args, work_dir)
@@ -578,7 +596,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         load = load_average()[0]
         result = run_child(__file__, payload)
-        dice = dice_scores(output, label)
+        dice = dice_per_organ(output, label)
         run = Run(case, variant, repeat, result["seconds"], result["peak_rss_bytes"], result["rss_after_imports_bytes"],
                   result["windows_run"], result["stages"], dice, str(output), result.get("peak_gpu_bytes"))
         runs.append(run)
