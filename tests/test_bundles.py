@@ -257,7 +257,7 @@ def test_train_run_writes_best_model_and_epoch_checkpoint(name, trained):
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     checkpoint = torch.load(models / "checkpoint_epoch=1.pt", map_location="cpu", weights_only=True)
     assert set(checkpoint) == {"network", "optimizer", "lr_scheduler", "trainer", "key_metric"}
-    assert checkpoint["trainer"]["epoch"] == 1 and checkpoint["trainer"]["iteration"] == 2
+    assert checkpoint["trainer"]["iteration"] == 2 and checkpoint["trainer"]["epoch_length"] == 2
     assert checkpoint["key_metric"]["best_metric_epoch"] == 1
     assert any((trained[name] / "runs").iterdir()), "TensorBoard events"
 
