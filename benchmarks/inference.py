@@ -13,7 +13,9 @@ converted DICOM series), the same weights run as
   and Gaussian blending over the whole resampled volume in memory, argmax, ``Invertd``
   (nearest) back to the input grid, ``SaveImaged``;
 - ``fp32``, ``no-skip``, ``overlap-0.5`` (c): ``monai-attn segment`` with one speed-up turned
-  off (``--precision fp32``, ``--no-skip-air``, ``--overlap 0.5``).
+  off (``--precision fp32``, ``--no-skip-air``, ``--overlap 0.5``);
+- ``no-postprocess`` (d): ``monai-attn segment --no-postprocess``, the raw argmax like (b),
+  to separate the post-processing's effect on Dice from the rest of the pipeline's.
 
 Every run is a fresh Python process, so its peak resident set size (RSS) is its own; the
 wall time counts from loading the model to the written label file (not the interpreter's
@@ -31,9 +33,9 @@ takes a core, which made them 2-5x slower than one here).
 
 Usage::
 
-    python benchmarks/inference.py                          # clinical (a)+(b), large (a)
-    python benchmarks/inference.py --variants all           # also the (c) variants
-    python benchmarks/inference.py --cases clinical large --large-variants all
+    python benchmarks/inference.py                          # clinical: every variant; large: (a)
+    python benchmarks/inference.py --large-variants segment monai   # the stock recipe on the large scan too
+    python benchmarks/inference.py --cases clinical --variants segment monai
     python benchmarks/inference.py --quick                  # tiny phantom and network: smoke test
     python benchmarks/inference.py --device cuda
 
@@ -110,6 +112,7 @@ VARIANTS = {
     "fp32": Variant("fp32", "(c) segment --precision fp32", ("--precision", "fp32")),
     "no-skip": Variant("no-skip", "(c) segment --no-skip-air", ("--no-skip-air",)),
     "overlap-0.5": Variant("overlap-0.5", "(c) segment --overlap 0.5", ("--overlap", "0.5")),
+    "no-postprocess": Variant("no-postprocess", "(d) segment --no-postprocess", ("--no-postprocess",)),
 }
 
 #: A tiny network on a coarse grid for ``--quick`` (random weights).
@@ -531,7 +534,11 @@ def targets(rows: dict[tuple[str, str], dict[str, Any]], trained: bool) -> list[
             top = max(stages, key=stages.get)
             lines.append(f"{case}: (a) spends {100 * stages[top] / row['seconds']:.0f}% of its "
                          f"{row['seconds']:.1f} s in '{top}'")
-        if variant in ("fp32", "no-skip", "overlap-0.5") and (case, "segment") in rows:
+        if variant == "no-postprocess" and trained and (case, "monai") in rows:
+            mean = statistics.fmean(row["dice"].values())
+            mean_stock = statistics.fmean(rows[(case, "monai")]["dice"].values())
+            lines.append(f"{case}: without post-processing, mean Dice (d) {mean:.3f} vs (b) {mean_stock:.3f}")
+        if VARIANTS[variant].title.startswith("(c)") and (case, "segment") in rows:
             gain = row["seconds"] / rows[(case, "segment")]["seconds"]
             lines.append(f"{case}: turning off one speed-up ({VARIANTS[variant].title[4:]}) costs {gain:.2f}x the time of (a)")
     return lines
@@ -540,8 +547,8 @@ def targets(rows: dict[tuple[str, str], dict[str, Any]], trained: bool) -> list[
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", choices=[c for c in CASES if c != "tiny"], default=["clinical", "large"])
-    parser.add_argument("--variants", nargs="+", choices=[*VARIANTS, "all"], default=["segment", "monai"],
-                        help="variants for the clinical case (default: segment monai)")
+    parser.add_argument("--variants", nargs="+", choices=[*VARIANTS, "all"], default=["all"],
+                        help="variants for the clinical case (default: all)")
     parser.add_argument("--large-variants", nargs="+", choices=[*VARIANTS, "all"], default=["segment"],
                         help="variants for the large case (default: segment; the stock recipe takes long there)")
     parser.add_argument("--repeats", type=int, default=1, help="runs per variant; the order alternates")
@@ -580,7 +587,7 @@ def main(argv: list[str] | None = None) -> None:
     model = resolve_model(args, work_dir)
     print(f"model: {model.description}", flush=True)
     auto = resolve_precision("auto", torch.device(args.device))
-    precision = {"segment": auto, "monai": "fp32", "fp32": "fp32", "no-skip": auto, "overlap-0.5": auto}
+    precision = {name: "fp32" if name in ("monai", "fp32") else auto for name in VARIANTS}
     inputs = {case: phantom_paths(CASES[case], work_dir) for case in cases}
 
     runs: list[Run] = []

@@ -56,17 +56,18 @@ def test_inference_quick(tmp_path: Path) -> None:
         "(c) segment --precision fp32",
         "(c) segment --no-skip-air",
         "(c) segment --overlap 0.5",
+        "(d) segment --no-postprocess",
     ]
     stock = rows[1]
     assert stock[2] == "fp32" and stock[-1] == "1.00x" and stock[-2] == "1.000"  # (b) against itself
     for row in rows:
         assert int(row[3]) > 0 and float(row[4]) > 0 and float(row[5]) > 0  # windows, seconds, GB
     stages = table_rows(output, "| case | variant | load model |")
-    assert len(stages) == 5
+    assert len(stages) == 6
     # the stages never add up to more than the wall time they are part of
     assert all(float(row[-2]) >= -0.5 for row in stages)
     report = json.loads((tmp_path / "inference_quick.json").read_text())
-    assert {r["variant"] for r in report["runs"]} == {"segment", "monai", "fp32", "no-skip", "overlap-0.5"}
+    assert {r["variant"] for r in report["runs"]} == {"segment", "monai", "fp32", "no-skip", "overlap-0.5", "no-postprocess"}
     # every variant wrote labels on the phantom's grid (evaluate_case_files checks the grid)
     assert all(set(r["dice"]) == {"spleen", "kidney", "pancreas"} for r in report["runs"])
     assert "random weights" in output
@@ -80,3 +81,11 @@ def test_ablation_quick(tmp_path: Path) -> None:
     comparison = table_rows(output, "| class | metric |")
     assert {row[0] for row in comparison} == {"spleen", "kidney", "pancreas"}
     assert (tmp_path / "quick" / "report" / "comparison.md").is_file()
+
+
+def test_evaluation_quick(tmp_path: Path) -> None:
+    output = run_script("evaluation.py", "--work-dir", str(tmp_path))
+    rows = table_rows(output, "| step |")
+    assert len(rows) == 3
+    assert all(0 <= float(row[1]) <= float(row[2]) for row in rows)  # min <= median
+    assert (tmp_path / "evaluation" / "report_0" / "summary.json").is_file()
