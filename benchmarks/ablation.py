@@ -23,7 +23,7 @@ Usage::
 
     python benchmarks/ablation.py               # 10 + 6 cases, 300 iterations each (about 10 min, 1 thread)
     python benchmarks/ablation.py --quick       # 2 + 2 tiny cases, 2 iterations: smoke test
-    python benchmarks/ablation.py --iterations 1000 --train-cases 20 --test-cases 10
+    python benchmarks/ablation.py --seeds 0 1 2  # three trainings of each network, pooled
 
 The phantoms are small and the training short, so the Dice values say how the two networks
 compare under one tight budget, not what either reaches on real CT.
@@ -150,40 +150,57 @@ def segment_test_cases(network, dataset: dict[str, Any], folder: Path, out_dir: 
     return seconds
 
 
-def run(settings: Settings, work_dir: Path, device: str) -> dict[str, Any]:
-    """Train and test both networks; returns everything the tables need."""
+def run(settings: Settings, seeds: list[int], work_dir: Path, device: str) -> dict[str, Any]:
+    """Train and test both networks once per seed; returns everything the tables need.
+
+    Results of all seeds are pooled: a test case segmented by the networks of seed s is the
+    pair ``<case>/seed<s>`` in the paired comparison.
+    """
     from monai_attn.evaluation import evaluate_folders, paired_differences, summarize, write_comparison, write_report
 
     data_dir = work_dir / "data"
     dataset = make_dataset(settings, data_dir)
+    results: dict[bool, list] = {False: [], True: []}
+    runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    params = {}
+    for seed in seeds:
+        seeded = replace(settings, seed=seed)
+        for attention in (False, True):
+            name = NAMES[attention]
+            network = build_network(seeded, attention)
+            params[attention] = sum(p.numel() for p in network.parameters())
+            load = load_average()[0]
+            training = train(network, dataset, data_dir, seeded, device)
+            pred_dir = work_dir / f"seed{seed}" / ("pred_attention" if attention else "pred_unet")
+            pred_dir.mkdir(parents=True, exist_ok=True)
+            seconds = segment_test_cases(network, dataset, data_dir, pred_dir, seeded, device)
+            evaluation = evaluate_folders(pred_dir, data_dir / "labelsTs", LABEL_NAMES)
+            if evaluation.failures:
+                raise RuntimeError(f"{name}: evaluation failed for {evaluation.failures}")
+            results[attention] += [replace(r, case_id=f"{r.case_id}/seed{seed}") for r in evaluation.results]
+            dice = summarize(evaluation.results, LABEL_NAMES)["foreground_mean"]["dice"]
+            runs[attention].append({"seed": seed, **training, "seconds_per_case": statistics.fmean(seconds),
+                                    "mean_dice": dice, "load_average": load})
+            print(f"seed {seed}, {name}: {params[attention] / 1e6:.3f} M parameters, trained "
+                  f"{training['train_seconds']:.0f} s (final loss {training['final_loss']:.3f}), "
+                  f"{statistics.fmean(seconds):.1f} s per test case, mean Dice {dice:.3f}", flush=True)
     rows = {}
-    results = {}
-    for attention in (False, True):
-        name = NAMES[attention]
-        network = build_network(settings, attention)
-        params = sum(p.numel() for p in network.parameters())
-        load = load_average()[0]
-        training = train(network, dataset, data_dir, settings, device)
-        pred_dir = work_dir / ("pred_attention" if attention else "pred_unet")
-        pred_dir.mkdir(parents=True, exist_ok=True)
-        seconds = segment_test_cases(network, dataset, data_dir, pred_dir, settings, device)
-        evaluation = evaluate_folders(pred_dir, data_dir / "labelsTs", LABEL_NAMES)
-        if evaluation.failures:
-            raise RuntimeError(f"{name}: evaluation failed for {evaluation.failures}")
-        write_report(evaluation.results, work_dir / "report" / pred_dir.name, LABEL_NAMES)
-        results[attention] = evaluation.results
-        summary = summarize(evaluation.results, LABEL_NAMES)
-        rows[name] = {"params": params, **training, "seconds_per_case": statistics.fmean(seconds),
-                      "mean": summary["mean"], "std": summary["std"], "load_average": load}
-        print(f"{name}: {params / 1e6:.3f} M parameters, trained {training['train_seconds']:.0f} s "
-              f"(final loss {training['final_loss']:.3f}), {statistics.fmean(seconds):.1f} s per test case", flush=True)
+    for attention, name in NAMES.items():
+        write_report(results[attention], work_dir / "report" / ("attention" if attention else "unet"), LABEL_NAMES)
+        summary = summarize(results[attention], LABEL_NAMES)
+        rows[name] = {
+            "params": params[attention],
+            **{key: statistics.fmean(r[key] for r in runs[attention])
+               for key in ("train_seconds", "final_loss", "seconds_per_case")},
+            "mean": summary["mean"], "std": summary["std"], "runs": runs[attention],
+        }
     comparison = paired_differences(results[False], results[True], LABEL_NAMES)
     markdown = write_comparison(comparison, work_dir / "report", NAMES[False], NAMES[True])
     return {"rows": rows, "comparison": [asdict(c) for c in comparison], "comparison_markdown": markdown}
 
 
 def render(rows: dict[str, dict[str, Any]]) -> str:
-    """The paper-style table: parameters, times and Dice (mean ± sd over test cases) per organ."""
+    """The paper-style table (Dice mean ± sd over test cases and seeds), then mean Dice per seed."""
 
     def dice(row: dict[str, Any], organ: str) -> str:
         mean, sd = row["mean"][organ]["dice"], row["std"][organ]["dice"]
@@ -198,7 +215,11 @@ def render(rows: dict[str, dict[str, Any]]) -> str:
                       f"{statistics.fmean(finite):.3f}" if finite else "–"])
     headers = ["network", "params (M)", "training (s)", "final loss", "inference (s/case)",
                *(f"Dice {o}" for o in LABEL_NAMES.values()), "mean Dice"]
-    return markdown_table(headers, table)
+    names = list(rows)
+    seeds = [r["seed"] for r in rows[names[0]]["runs"]]
+    per_seed = [[seed, *(f"{rows[n]['runs'][i]['mean_dice']:.3f}" for n in names)] for i, seed in enumerate(seeds)]
+    return (markdown_table(headers, table) + "\n\nMean Dice over organs and test cases, per training seed:\n\n"
+            + markdown_table(["seed", *names], per_seed))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -207,7 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-cases", type=int, default=defaults.train_cases)
     parser.add_argument("--test-cases", type=int, default=defaults.test_cases)
     parser.add_argument("--iterations", type=int, default=defaults.iterations, help="training batches per network")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of weights, patches and augmentation")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[defaults.seed],
+                        help="training seeds (weights, patches, augmentation); both networks train once per seed")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: steady on a shared machine; 0: torch's choice)")
@@ -224,23 +246,24 @@ def main(argv: list[str] | None = None) -> None:
         work_dir = args.work_dir.resolve() / "quick"
     else:
         settings = replace(defaults, train_cases=args.train_cases, test_cases=args.test_cases,
-                           iterations=args.iterations, seed=args.seed)
+                           iterations=args.iterations)
         work_dir = args.work_dir.resolve()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but CUDA is not available")
 
     machine = machine_description(args.device)
     print(format_machine(machine), flush=True)
-    print(f"settings: {json.dumps(asdict(settings))}", flush=True)
+    print(f"settings: {json.dumps({k: v for k, v in asdict(settings).items() if k != 'seed'})}; "
+          f"seeds {' '.join(map(str, args.seeds))}", flush=True)
     start = time.perf_counter()
-    outcome = run(settings, work_dir, args.device)
+    outcome = run(settings, args.seeds, work_dir, args.device)
     machine["load_average_end"] = [round(x, 2) for x in load_average()]
     print(f"\ntotal {time.perf_counter() - start:.0f} s; load average at the end "
           f"{' '.join(f'{x:.2f}' for x in machine['load_average_end'])}\n")
     print(render(outcome["rows"]))
     print()
     print(outcome["comparison_markdown"])
-    report = {"machine": machine, "settings": asdict(settings), "device": args.device, **outcome}
+    report = {"machine": machine, "settings": asdict(settings), "seeds": args.seeds, "device": args.device, **outcome}
     (work_dir / "ablation.json").write_text(json.dumps(report, indent=2, default=float))
     print(f"results: {work_dir / 'ablation.json'}; reports: {work_dir / 'report'}")
 
