@@ -2,8 +2,8 @@
 
 Benchmarks that report peak memory run each measured variant in a fresh Python process
 (:func:`run_child`), so that one variant's peak resident set size (RSS) does not hide
-another's: the child measures its own high-water mark with ``getrusage(RUSAGE_SELF)`` and
-prints one ``RESULT {json}`` line, which the parent parses.
+another's: the child measures its own high-water mark (:func:`peak_rss_bytes`) and prints
+one ``RESULT {json}`` line, which the parent parses.
 """
 
 from __future__ import annotations
@@ -81,9 +81,29 @@ def format_machine(info: dict[str, Any]) -> str:
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident set size so far, in bytes (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
+    """This process's peak resident set size so far, in bytes.
+
+    On Linux this is ``VmHWM`` of /proc/self/status: the high-water mark of this process's own
+    memory. ``getrusage().ru_maxrss`` is not used there because a child started by fork + exec
+    inherits the RSS of the parent at the fork as its starting maximum. Elsewhere it is
+    ``ru_maxrss`` (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def rss_bytes() -> int:
+    """This process's resident set size now, in bytes."""
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
 
 
 def run_child(script: str | os.PathLike, payload: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:

@@ -69,6 +69,7 @@ from _common import (
     markdown_table,
     peak_rss_bytes,
     print_child_result,
+    rss_bytes,
     run_child,
 )
 
@@ -359,7 +360,7 @@ def run_variant(payload: dict[str, Any]) -> dict[str, Any]:
             windows[0] += int(inputs[0].shape[0])
 
     hook = torch.nn.modules.module.register_module_forward_pre_hook(count_windows)
-    rss_before = peak_rss_bytes()
+    rss_before = rss_bytes()
     device = payload["device"]
     profiler = cProfile.Profile()
     start = time.perf_counter()
@@ -521,8 +522,9 @@ def targets(rows: dict[tuple[str, str], dict[str, Any]], trained: bool) -> list[
             verdict = "met" if row["speedup_vs_monai"] >= 4 else "not met"
             lines.append(f"{case}: (b)/(a) = {row['speedup_vs_monai']:.2f}x (target >= 4x: {verdict})")
             if trained:
-                ok = "met" if abs(mean - mean_stock) <= 0.01 else "not met"
-                lines.append(f"{case}: mean Dice (a) {mean:.3f} vs (b) {mean_stock:.3f} (target within 0.01: {ok})")
+                ok = "met" if mean >= mean_stock - 0.01 else "not met"
+                lines.append(f"{case}: mean Dice (a) {mean:.3f} vs (b) {mean_stock:.3f}, difference {mean - mean_stock:+.3f} "
+                             f"(target: no more than 0.01 below (b): {ok})")
             else:
                 lines.append(f"{case}: Dice not meaningful with random weights; label agreement (a) vs (b) "
                              f"{row['agreement_with_monai']:.3f}")
@@ -537,7 +539,8 @@ def targets(rows: dict[tuple[str, str], dict[str, Any]], trained: bool) -> list[
         if variant == "no-postprocess" and trained and (case, "monai") in rows:
             mean = statistics.fmean(row["dice"].values())
             mean_stock = statistics.fmean(rows[(case, "monai")]["dice"].values())
-            lines.append(f"{case}: without post-processing, mean Dice (d) {mean:.3f} vs (b) {mean_stock:.3f}")
+            lines.append(f"{case}: without post-processing, mean Dice (d) {mean:.3f} vs (b) {mean_stock:.3f}, "
+                         f"difference {mean - mean_stock:+.3f}")
         if VARIANTS[variant].title.startswith("(c)") and (case, "segment") in rows:
             gain = row["seconds"] / rows[(case, "segment")]["seconds"]
             lines.append(f"{case}: turning off one speed-up ({VARIANTS[variant].title[4:]}) costs {gain:.2f}x the time of (a)")
