@@ -336,6 +336,44 @@ def test_postprocess_keeps_largest_components_and_fills_holes():
     np.testing.assert_array_equal(untouched, labels)
 
 
+def test_paired_rule_keeps_one_component_per_side_and_drops_midline_crossers():
+    labels = np.zeros((40, 30, 10), np.uint8)
+    labels[4:12, 10:18, 2:8] = 2  # left kidney (axis 0 below the midline at 19.5)
+    labels[28:36, 10:18, 2:8] = 2  # right kidney
+    labels[12:30, 20:29, 2:9] = 2  # a bigger blob across the midline (the heart)
+    labels[2:5, 2:5, 2:4] = 2  # a small island on the left
+    out = postprocess_labels(labels.copy(), {2: OrganRule(keep_components=1, paired=True)})
+    assert (out[4:12, 10:18, 2:8] == 2).all() and (out[28:36, 10:18, 2:8] == 2).all()
+    assert (out == 2).sum() == 2 * 8 * 8 * 6
+    # the largest-two rule keeps the heart: the reason for the paired rule
+    largest = postprocess_labels(labels.copy(), {2: OrganRule(keep_components=2)})
+    assert (largest[12:30, 20:29, 2:9] == 2).all()
+    # a midline moved past the right kidney: no kidney crosses it, the left side keeps one
+    shifted = postprocess_labels(labels.copy(), {2: OrganRule(keep_components=1, paired=True)}, midline=37.5)
+    assert (shifted == 2).sum() == 18 * 9 * 7
+
+
+def test_segmenter_drops_a_kidney_false_positive_that_crosses_the_body_midline(tmp_path):
+    """End to end on a permuted, flipped grid: left-right is the array's axis 1 here."""
+    shape = (64, 56, 24)
+    grid = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
+    hu = np.full(shape, -1000.0, np.float32)
+    hu[grid[0] ** 2 / 0.8 + grid[1] ** 2 / 0.8 < 1] = 0.0
+    kidneys = np.zeros(shape, bool)
+    for side in (-0.5, 0.5):
+        kidneys |= ((grid[0] + 0.3) / 0.2) ** 2 + ((grid[1] - side) / 0.15) ** 2 + (grid[2] / 0.6) ** 2 < 1
+    heart = ((grid[0] - 0.35) / 0.3) ** 2 + ((grid[1] - 0.05) / 0.35) ** 2 + (grid[2] / 0.8) ** 2 < 1
+    hu[kidneys | heart] = OBJECT_HU[2]
+    path = write_nifti(tmp_path / "case.nii.gz", hu, oblique_affine())
+    options = dict(spacing_mm=(1.5, 1.5, 2.0), roi_size=(32, 32, 32), precision="fp32", device="cpu")
+    labels = Segmenter(ThresholdNet(), **options).segment(path).labels
+    raw = Segmenter(ThresholdNet(), postprocess=False, **options).segment(path).labels
+    assert (raw[heart] == 2).mean() > 0.7 and (raw[kidneys] == 2).mean() > 0.7  # edges blend to label 1
+    assert not (labels[heart] == 2).any()
+    away = ~ndimage.binary_dilation(heart, iterations=2)  # edge voxels may blend into the body
+    np.testing.assert_array_equal((labels == 2)[away], (raw == 2)[away])
+
+
 # --- optional outputs ---------------------------------------------------------------------
 
 

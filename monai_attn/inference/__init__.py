@@ -3,7 +3,7 @@
 - :class:`Segmenter` / :class:`SegmentationResult`: scan in, labels on the scan's grid out
   (used by ``monai-attn segment`` and the bundles' ``inference.json``).
 - :mod:`~monai_attn.inference.sliding_window`: the window predictor and MONAI's inferer.
-- :mod:`~monai_attn.inference.postprocess`: largest components and hole filling per organ.
+- :mod:`~monai_attn.inference.postprocess`: largest components (kidneys: one per side) and hole filling per organ.
 - :mod:`~monai_attn.inference.resample`: arrays from one voxel grid onto another.
 - :mod:`~monai_attn.inference.outputs`: writing labels, probabilities, previews, statistics.
 """

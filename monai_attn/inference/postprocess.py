@@ -1,11 +1,15 @@
 """Per-organ clean-up of a label map: keep the largest connected component(s), fill holes.
 
-An abdominal organ is one connected object (the kidneys two), so small islands elsewhere
-are false positives, and a cavity inside an organ is a false negative. Each rule works on
-the organ's bounding box only, so the cost follows the organ's size, not the scan's.
+An abdominal organ is one connected object, so small islands elsewhere are false positives,
+and a cavity inside an organ is a false negative. The kidneys are a pair: one object on
+each side of the body's midline, neither crossing it. Keeping "the two largest objects"
+is not enough for them: a large false positive such as the heart (its wall enhances like
+renal cortex) outranks a kidney, whereas it straddles the midline and is dropped by the
+paired rule. Each rule works on the organ's bounding box only, so the cost follows the
+organ's size, not the scan's.
 
 Configuration: a mapping ``label value -> OrganRule``; ``default_ct_rules()`` gives the
-rules for the abdominal CT scheme (1 spleen, 2 kidney (two components), 3 pancreas).
+rules for the abdominal CT scheme (1 spleen, 2 kidney (paired), 3 pancreas).
 """
 
 from __future__ import annotations
@@ -25,17 +29,25 @@ class OrganRule:
     """What to clean for one label.
 
     Attributes:
-        keep_components: keep this many largest connected components (0 or None: keep all).
+        keep_components: keep this many largest connected components (0 or None: keep all);
+            for a paired organ, this many on each side of the midline.
         fill_holes: fill background cavities enclosed by the organ (other organs are kept).
+        paired: a left/right pair (kidneys): components that cross the body's midline are
+            dropped, and ``keep_components`` applies to each side separately.
     """
 
     keep_components: int | None = 1
     fill_holes: bool = True
+    paired: bool = False
 
 
 def default_ct_rules() -> dict[int, OrganRule]:
-    """Rules for the abdominal CT scheme: spleen and pancreas one object, kidneys two."""
-    return {1: OrganRule(keep_components=1), 2: OrganRule(keep_components=2), 3: OrganRule(keep_components=1)}
+    """Rules for the abdominal CT scheme: spleen and pancreas one object, kidneys a pair."""
+    return {
+        1: OrganRule(keep_components=1),
+        2: OrganRule(keep_components=1, paired=True),
+        3: OrganRule(keep_components=1),
+    }
 
 
 def parse_rules(config: Mapping[int | str, OrganRule | Mapping] | None) -> dict[int, OrganRule]:
@@ -48,20 +60,30 @@ def parse_rules(config: Mapping[int | str, OrganRule | Mapping] | None) -> dict[
     return rules
 
 
-def postprocess_labels(labels: np.ndarray, rules: Mapping[int, OrganRule]) -> np.ndarray:
+def postprocess_labels(
+    labels: np.ndarray, rules: Mapping[int, OrganRule], midline: float | None = None
+) -> np.ndarray:
     """Apply each organ's rule to an integer label map, in place; returns ``labels``.
 
     Args:
-        labels: (X, Y, Z) (or 2-D) integer label map; modified in place.
+        labels: (X, Y, Z) (or 2-D) integer label map on a RAS-oriented grid (axis 0 runs
+            left-right); modified in place.
         rules: label value -> :class:`OrganRule`; labels without a rule are left alone.
+        midline: the body's mid-sagittal plane as a (fractional) index along axis 0, for
+            paired rules; None: the grid's centre (right for a grid cropped to the body).
     """
+    if midline is None:
+        midline = (labels.shape[0] - 1) / 2
     for label, rule in sorted(rules.items()):
         box = _bounding_box(labels == label)
         if box is None:
             continue
         view = labels[box]
         mask = view == label
-        if rule.keep_components:
+        if rule.paired:
+            view[mask & ~keep_one_per_side(mask, rule.keep_components, midline - box[0].start)] = 0
+            mask = view == label
+        elif rule.keep_components:
             view[mask & ~keep_largest_components(mask, rule.keep_components)] = 0
             mask = view == label
         if rule.fill_holes:
@@ -77,6 +99,28 @@ def keep_largest_components(mask: np.ndarray, count: int) -> np.ndarray:
     sizes = np.bincount(components.ravel(), minlength=n + 1)
     sizes[0] = 0
     keep = np.argsort(-sizes, kind="stable")[:count]
+    return np.isin(components, keep)
+
+
+def keep_one_per_side(mask: np.ndarray, count: int | None, midline: float) -> np.ndarray:
+    """The ``count`` largest components wholly left of ``midline`` and those wholly right of it.
+
+    Args:
+        mask: boolean mask, axis 0 left-right.
+        count: components kept per side (0 or None: all that do not cross the midline).
+        midline: index along axis 0 (fractional: between voxels) that no kept component crosses.
+    """
+    components, n = ndimage.label(mask, structure=_FULL_CONNECTIVITY[mask.ndim])
+    sizes = np.bincount(components.ravel(), minlength=n + 1)
+    keep = []
+    for below in (True, False):
+        side = [
+            index
+            for index, box in enumerate(ndimage.find_objects(components), start=1)
+            if (box[0].stop - 1 < midline if below else box[0].start > midline)
+        ]
+        side.sort(key=lambda index: -sizes[index])
+        keep += side[:count] if count else side
     return np.isin(components, keep)
 
 

@@ -118,7 +118,8 @@ class Segmenter:
         air_threshold_hu: HU above which a voxel counts as body (air is -1000, lung about -800,
             fat about -100).
         crop_margin_mm: margin (mm) kept around the body's bounding box when cropping.
-        postprocess: True for the CT rules (largest component; kidney two; fill holes),
+        postprocess: True for the CT rules (largest component; kidneys one per side of the
+            body's midline; fill holes),
             False/None for none, or a mapping label -> :class:`OrganRule` / its kwargs.
         label_names: label value -> organ name (background 0 excluded).
         num_classes: network output channels; default ``network.out_channels`` or
@@ -268,7 +269,8 @@ class Segmenter:
         del logits
         timings["labels"] = time.perf_counter() - tick
         tick = time.perf_counter()
-        postprocess_labels(labels_net, self.postprocess_rules)
+        midline = _body_midline(body, input_affine, net_affine)
+        postprocess_labels(labels_net, self.postprocess_rules, midline=midline)
         timings["postprocess"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
@@ -473,3 +475,17 @@ def _background_probabilities(shape: Sequence[int], classes: int) -> np.ndarray:
     probs = np.zeros((*shape, classes), dtype=np.float16)
     probs[..., 0] = 1
     return probs
+
+
+def _body_midline(body: np.ndarray, input_affine: np.ndarray, net_affine: np.ndarray) -> float:
+    """The body's centroid as a (fractional) index along the network grid's left-right axis.
+
+    ``body``: (X, Y, Z) mask on the input grid (``input_affine``); the network grid
+    (``net_affine``) is RAS-oriented, so its axis 0 runs left-right.
+    """
+    centroid = []
+    for axis, size in enumerate(body.shape):
+        profile = body.sum(axis=tuple(a for a in range(body.ndim) if a != axis))
+        centroid.append(float(np.average(np.arange(size), weights=profile)))
+    world = input_affine @ np.array([*centroid, 1.0])
+    return float((np.linalg.inv(net_affine) @ world)[0])
