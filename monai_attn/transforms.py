@@ -31,8 +31,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from monai.transforms import (
+    ClassesToIndicesd,
     Compose,
     CropForegroundd,
+    DeleteItemsd,
     LoadImaged,
     NormalizeIntensityd,
     Orientationd,
@@ -100,6 +102,40 @@ def _modes(label_key: str | None, image_mode: str, label_mode: str = "nearest") 
 
 
 # --- abdominal CT ------------------------------------------------------------------------
+
+
+def _class_balanced_crops(
+    keys: Sequence[str],
+    patch_size: Sequence[int],
+    ratios: list[float] | None,
+    num_classes: int,
+    num_samples: int,
+    image_key: str | None = None,
+) -> list[Transform]:
+    """Pad to ``patch_size``, then draw ``num_samples`` patches centred on classes in ``ratios``.
+
+    The voxel indices of each class are computed once, by a deterministic step that a
+    ``CacheDataset`` caches, instead of on every draw (about 0.3 s per 3-D CT volume and
+    epoch); they are dropped after the crop. With ``image_key``, background centres are
+    drawn only where the (scaled) image is above 0, i.e. inside the body.
+    """
+    _, label_key = _split_keys(keys)
+    indices_key = f"{label_key}_cls_indices"
+    return [
+        SpatialPadd(keys, spatial_size=patch_size),
+        ClassesToIndicesd(label_key, num_classes=num_classes, image_key=image_key, image_threshold=0.0),
+        RandCropByLabelClassesd(
+            keys,
+            label_key=label_key,
+            spatial_size=patch_size,
+            ratios=ratios,
+            num_classes=num_classes,
+            num_samples=num_samples,
+            indices_key=indices_key,
+            warn=False,
+        ),
+        DeleteItemsd(indices_key),
+    ]
 
 
 def _ct_preprocess(
@@ -182,18 +218,7 @@ def ct_train_transforms(
     return Compose(
         _ct_preprocess(keys, spacing_mm, hu_window, body_threshold_hu, body_margin_mm, label_mapping, load=True)
         + [
-            SpatialPadd(keys, spatial_size=patch_size),
-            RandCropByLabelClassesd(
-                keys,
-                label_key=label_key,
-                spatial_size=patch_size,
-                ratios=list(class_ratios),
-                num_classes=len(class_ratios),
-                num_samples=num_samples,
-                image_key=image_key,
-                image_threshold=0.0,
-                warn=False,
-            ),
+            *_class_balanced_crops(keys, patch_size, list(class_ratios), len(class_ratios), num_samples, image_key),
             RandFlipd(keys, prob=flip_prob, spatial_axis=0),
             RandFlipd(keys, prob=flip_prob, spatial_axis=1),
             RandFlipd(keys, prob=flip_prob, spatial_axis=2),
@@ -334,15 +359,8 @@ def retina_train_transforms(
     return Compose(
         _retina_preprocess(keys, image_size, intensity_range, label_mapping)
         + [
-            SpatialPadd(keys, spatial_size=patch_size),
-            RandCropByLabelClassesd(
-                keys,
-                label_key=label_key,
-                spatial_size=patch_size,
-                ratios=None if class_ratios is None else list(class_ratios),
-                num_classes=num_classes,
-                num_samples=num_samples,
-                warn=False,
+            *_class_balanced_crops(
+                keys, patch_size, None if class_ratios is None else list(class_ratios), num_classes, num_samples
             ),
             RandFlipd(keys, prob=flip_prob, spatial_axis=0),
             RandFlipd(keys, prob=flip_prob, spatial_axis=1),

@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from monai.data import MetaTensor
-from monai.transforms import Invertd
+from monai.transforms import Invertd, Randomizable
 from monai.utils import set_determinism
 from PIL import Image
 
@@ -107,6 +107,18 @@ def test_ct_train_patches_oversample_small_organ(phantom_ct):
     with_pancreas = sum(bool((p["label"] == 3).any()) for p in patches)
     assert with_pancreas >= 3  # half the centres are on the pancreas (a few flips may move none out)
     assert all(float(p["label"].max()) <= 3 for p in patches)
+
+
+def test_ct_train_class_indices_are_cached_and_dropped_after_the_crop(phantom_ct):
+    """The class indices are computed before the first random step, so CacheDataset keeps them."""
+    image_path, label_path, _, _ = phantom_ct
+    train = ct_train_transforms(patch_size=(16, 16, 8), num_samples=2, label_mapping=None)
+    first_random = train.get_index_of_first(lambda t: isinstance(t, Randomizable))
+    cached = train({"image": str(image_path), "label": str(label_path)}, end=first_random)
+    label = np.asarray(cached["label"][0])
+    np.testing.assert_array_equal(np.sort(cached["label_cls_indices"][3]), np.flatnonzero(label.ravel() == 3))
+    patches = train(cached, start=first_random)
+    assert all(set(p) >= {"image", "label"} and "label_cls_indices" not in p for p in patches)
 
 
 def test_ct_train_remaps_labels_from_descriptor(tmp_path):

@@ -37,19 +37,19 @@ def add_parser(subparsers) -> None:
     ct.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
     ct.set_defaults(func=_run_abdomen_ct)
 
-    retina = tasks.add_parser("retina", help="RGB fundus photographs with optic disc/cup labels and vessel masks",
-                              description="Fundus phantoms: RGB PNG images, labels 0 background, 1 disc rim, "
-                                          "2 cup; vessel masks in labelsTr_vessels/.")
-    _common(retina)
-    retina.add_argument("--size", type=int, default=256, help="image width and height in pixels (default: 256)")
-    retina.set_defaults(func=_run_retina)
-
-    cells = tasks.add_parser("cells", help="electron-microscopy cell images with membrane labels",
-                             description="EM phantoms (ISBI 2012 style): grey PNG images, labels 1 membrane, "
-                                         "0 cell interior.")
-    _common(cells)
-    cells.add_argument("--size", type=int, default=512, help="image width and height in pixels (default: 512)")
-    cells.set_defaults(func=_run_cells)
+    two_d = (
+        ("retina", "RGB fundus photographs with optic disc/cup labels and vessel masks",
+         "Fundus phantoms: RGB PNG images, labels 0 background, 1 disc rim, 2 cup; vessel masks in "
+         "labelsTr_vessels/.", 256, _run_retina),
+        ("cells", "electron-microscopy cell images with membrane labels",
+         "EM phantoms (ISBI 2012 style): grey PNG images, labels 1 membrane, 0 cell interior.", 512, _run_cells),
+    )
+    for name, help_text, description, size, run in two_d:
+        task = tasks.add_parser(name, help=help_text, description=description)
+        _common(task)
+        task.add_argument("--size", type=int, default=size,
+                          help=f"image width and height in pixels (default: {size})")
+        task.set_defaults(func=run)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

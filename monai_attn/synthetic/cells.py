@@ -11,7 +11,6 @@ noise. Labels: 1 membrane, 0 cell interior.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -20,11 +19,9 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from monai_attn.io.preview import save_overlay_png
-from monai_attn.synthetic.msd import case_name, write_dataset_json, write_png
+from monai_attn.synthetic.msd import write_cases, write_dataset_json, write_png
 from monai_attn.synthetic.rng import case_rng
 from monai_attn.synthetic.shapes import smooth_noise_2d
-
-logger = logging.getLogger(__name__)
 
 KIND = "cells"
 DEFAULT_SIZE = 512
@@ -117,26 +114,18 @@ def write_cells_dataset(out_dir: str | os.PathLike, cases: int, seed: int = 0, *
 
     Test cases (indices after the training ones) go to ``imagesTs/``, their labels to ``labelsTs/``.
     """
-    if cases < 0 or test_cases < 0 or cases + test_cases == 0:
-        raise ValueError(f"need at least one case, got cases={cases}, test_cases={test_cases}")
     out = Path(out_dir)
-    total = cases + test_cases
-    training, test, test_labels = [], [], []
-    for index in range(total):
-        split = "Ts" if index >= cases else "Tr"
-        name = case_name("cells", index, total)
+
+    def write_case(index: int, name: str, split: str) -> tuple[dict[str, str], str]:
         image, label = generate_cells_case(seed, index, size)
         entry = {"image": f"./images{split}/{name}.png", "label": f"./labels{split}/{name}.png"}
         write_png(out / entry["image"], image)
         write_png(out / entry["label"], label)
         if preview:
             save_overlay_png(image, label, out / "previews" / f"{name}.png", label_names=LABELS)
-        if split == "Tr":
-            training.append(entry)
-        else:
-            test.append(entry["image"])
-            test_labels.append(entry["label"])
-        logger.info("wrote %s", name)
+        return entry, entry["label"]
+
+    training, test, test_labels = write_cases(cases, test_cases, KIND, write_case)
     return write_dataset_json(
         out, name="EMCellsPhantom",
         description="Synthetic electron-microscopy sections of neural tissue with membrane labels",

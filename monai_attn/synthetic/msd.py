@@ -10,9 +10,10 @@ Phantom writers add their own keys (e.g. DICOM copies, vessel masks, held-out la
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ import numpy as np
 from PIL import Image
 
 from monai_attn import __version__
+
+logger = logging.getLogger(__name__)
 
 
 def case_name(prefix: str, index: int, total: int) -> str:
@@ -39,6 +42,32 @@ def write_nifti(path: str | os.PathLike, array: np.ndarray, affine: np.ndarray) 
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(image, path)
     return path
+
+
+def write_cases(
+    cases: int, test_cases: int, prefix: str, write_case: Callable[[int, str, str], tuple[dict[str, str], Any]]
+) -> tuple[list[dict[str, str]], list[str], list[Any]]:
+    """Write cases one by one; returns the ``training`` entries, ``test`` images and their labels.
+
+    ``write_case(index, name, split)`` writes case ``index`` (``split`` "Tr" for the first
+    ``cases`` indices, "Ts" after them) and returns its entry (``{"image": ..., ...}``) and
+    what the test-label list records for it.
+    """
+    if cases < 0 or test_cases < 0 or cases + test_cases == 0:
+        raise ValueError(f"need at least one case, got cases={cases}, test_cases={test_cases}")
+    total = cases + test_cases
+    training, test, test_labels = [], [], []
+    for index in range(total):
+        split = "Ts" if index >= cases else "Tr"
+        name = case_name(prefix, index, total)
+        entry, test_label = write_case(index, name, split)
+        if split == "Tr":
+            training.append(entry)
+        else:
+            test.append(entry["image"])
+            test_labels.append(test_label)
+        logger.info("wrote %s", name)
+    return training, test, test_labels
 
 
 def write_png(path: str | os.PathLike, array: np.ndarray) -> Path:

@@ -17,7 +17,6 @@ mask (DRIVE style) is a separate 0/1 image.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -25,11 +24,9 @@ import numpy as np
 from scipy import ndimage
 
 from monai_attn.io.preview import save_overlay_png
-from monai_attn.synthetic.msd import case_name, write_dataset_json, write_png
+from monai_attn.synthetic.msd import write_cases, write_dataset_json, write_png
 from monai_attn.synthetic.rng import case_rng
 from monai_attn.synthetic.shapes import smooth_noise_2d
-
-logger = logging.getLogger(__name__)
 
 KIND = "retina"
 DEFAULT_SIZE = 256
@@ -195,14 +192,9 @@ def write_retina_dataset(out_dir: str | os.PathLike, cases: int, seed: int = 0, 
     masks (entries name it under ``"vessels"``); test cases (indices after the training ones) go
     to ``imagesTs/`` with labels in ``labelsTs/`` and ``labelsTs_vessels/``.
     """
-    if cases < 0 or test_cases < 0 or cases + test_cases == 0:
-        raise ValueError(f"need at least one case, got cases={cases}, test_cases={test_cases}")
     out = Path(out_dir)
-    total = cases + test_cases
-    training, test, test_labels = [], [], []
-    for index in range(total):
-        split = "Ts" if index >= cases else "Tr"
-        name = case_name("retina", index, total)
+
+    def write_case(index: int, name: str, split: str) -> tuple[dict[str, str], dict[str, str]]:
         image, disc_cup, vessels = generate_retina_case(seed, index, size)
         entry = {"image": f"./images{split}/{name}.png", "label": f"./labels{split}/{name}.png",
                  "vessels": f"./labels{split}_vessels/{name}.png"}
@@ -212,12 +204,9 @@ def write_retina_dataset(out_dir: str | os.PathLike, cases: int, seed: int = 0, 
         if preview:
             save_overlay_png(image, disc_cup + 3 * (vessels > 0) * (disc_cup == 0), out / "previews" / f"{name}.png",
                              label_names={**LABELS, 3: "vessel"})
-        if split == "Tr":
-            training.append(entry)
-        else:
-            test.append(entry["image"])
-            test_labels.append({"label": entry["label"], "vessels": entry["vessels"]})
-        logger.info("wrote %s", name)
+        return entry, {"label": entry["label"], "vessels": entry["vessels"]}
+
+    training, test, test_labels = write_cases(cases, test_cases, KIND, write_case)
     return write_dataset_json(
         out, name="RetinaFundusPhantom",
         description="Synthetic colour fundus photographs with optic disc/cup labels and vessel masks",
