@@ -14,11 +14,10 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from monai_attn.evaluation.cases import EvaluationRun, evaluate_folders
-from monai_attn.evaluation.compare import paired_differences, write_comparison
-from monai_attn.evaluation.labels import parse_tolerances, resolve_label_names
-from monai_attn.evaluation.report import plot_boxplot, write_report
+if TYPE_CHECKING:
+    from monai_attn.evaluation.cases import EvaluationRun
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +65,13 @@ def _run_names(pred_dirs: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here, not at module level: scipy.stats and matplotlib add a second to every
+    # command's start-up, --help included
+    from monai_attn.evaluation.cases import evaluate_folders
+    from monai_attn.evaluation.compare import paired_differences, write_comparison
+    from monai_attn.evaluation.labels import parse_tolerances, resolve_label_names
+    from monai_attn.evaluation.report import plot_boxplot, write_report
+
     gt_dir = Path(args.gt)
     for folder in (*args.pred, args.gt):
         if not Path(folder).is_dir():
