@@ -336,6 +336,19 @@ def test_postprocess_keeps_largest_components_and_fills_holes():
     np.testing.assert_array_equal(untouched, labels)
 
 
+def test_min_fraction_keeps_every_large_piece_of_a_split_organ():
+    labels = np.zeros((30, 30, 10), np.uint8)
+    labels[2:12, 2:12, 2:8] = 3  # 600 voxels
+    labels[16:26, 2:8, 2:8] = 3  # 360 voxels: the other half of a pancreas split in two
+    labels[20:23, 20:23, 2:4] = 3  # 18 voxels: 3% of the largest, an island
+    pieces = postprocess_labels(labels.copy(), {3: OrganRule(keep_components=None, min_fraction=0.2)})
+    assert (pieces == 3).sum() == 600 + 360
+    largest = postprocess_labels(labels.copy(), {3: OrganRule(keep_components=1, min_fraction=0.2)})
+    assert (largest == 3).sum() == 600
+    everything = postprocess_labels(labels.copy(), {3: OrganRule(keep_components=None, min_fraction=0.0)})
+    np.testing.assert_array_equal(everything, labels)
+
+
 def test_paired_rule_keeps_one_component_per_side_and_drops_midline_crossers():
     labels = np.zeros((40, 30, 10), np.uint8)
     labels[4:12, 10:18, 2:8] = 2  # left kidney (axis 0 below the midline at 19.5)

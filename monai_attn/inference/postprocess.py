@@ -32,12 +32,16 @@ class OrganRule:
         keep_components: keep this many largest connected components (0 or None: keep all);
             for a paired organ, this many on each side of the midline.
         fill_holes: fill background cavities enclosed by the organ (other organs are kept).
+        min_fraction: also drop components smaller than this fraction of the largest one (0:
+            off). For an organ the network tends to split (the thin pancreas), keeping every
+            large piece beats keeping only the largest.
         paired: a left/right pair (kidneys): components that cross the body's midline are
             dropped, and ``keep_components`` applies to each side separately.
     """
 
     keep_components: int | None = 1
     fill_holes: bool = True
+    min_fraction: float = 0.0
     paired: bool = False
 
 
@@ -83,22 +87,27 @@ def postprocess_labels(
         if rule.paired:
             view[mask & ~keep_one_per_side(mask, rule.keep_components, midline - box[0].start)] = 0
             mask = view == label
-        elif rule.keep_components:
-            view[mask & ~keep_largest_components(mask, rule.keep_components)] = 0
+        elif rule.keep_components or rule.min_fraction:
+            view[mask & ~keep_largest_components(mask, rule.keep_components, rule.min_fraction)] = 0
             mask = view == label
         if rule.fill_holes:
             view[ndimage.binary_fill_holes(mask) & (view == 0)] = label
     return labels
 
 
-def keep_largest_components(mask: np.ndarray, count: int) -> np.ndarray:
-    """The ``count`` largest 26-connected components of a boolean mask (ties: lower label)."""
+def keep_largest_components(mask: np.ndarray, count: int | None, min_fraction: float = 0.0) -> np.ndarray:
+    """The ``count`` largest 26-connected components of a boolean mask (ties: lower label).
+
+    ``count`` 0 or None: all components; those smaller than ``min_fraction`` times the
+    largest are dropped in either case.
+    """
     components, n = ndimage.label(mask, structure=_FULL_CONNECTIVITY[mask.ndim])
-    if n <= count:
+    if n <= (count or n) and min_fraction <= 0:
         return mask.copy()
     sizes = np.bincount(components.ravel(), minlength=n + 1)
     sizes[0] = 0
-    keep = np.argsort(-sizes, kind="stable")[:count]
+    keep = np.argsort(-sizes, kind="stable")[: count or n]
+    keep = keep[sizes[keep] >= max(min_fraction * sizes.max(), 1)]
     return np.isin(components, keep)
 
 
