@@ -120,10 +120,13 @@ def _class_balanced_crops(
     drawn only where the (scaled) image is above 0, i.e. inside the body.
     """
     _, label_key = _split_keys(keys)
-    indices_key = f"{label_key}_cls_indices"
+    postfix = "_cls_indices"
+    indices_key = f"{label_key}{postfix}"
     return [
         SpatialPadd(keys, spatial_size=patch_size),
-        ClassesToIndicesd(label_key, num_classes=num_classes, image_key=image_key, image_threshold=0.0),
+        ClassesToIndicesd(
+            label_key, indices_postfix=postfix, num_classes=num_classes, image_key=image_key, image_threshold=0.0
+        ),
         RandCropByLabelClassesd(
             keys,
             label_key=label_key,

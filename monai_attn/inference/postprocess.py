@@ -36,7 +36,7 @@ class OrganRule:
             off). For an organ the network tends to split (the thin pancreas), keeping every
             large piece beats keeping only the largest.
         paired: a left/right pair (kidneys): components that cross the body's midline are
-            dropped, and ``keep_components`` applies to each side separately.
+            dropped, and ``keep_components`` and ``min_fraction`` apply to each side separately.
     """
 
     keep_components: int | None = 1
@@ -91,7 +91,8 @@ def postprocess_labels(
         view = labels[box]
         mask = view == label
         if rule.paired:
-            view[mask & ~keep_one_per_side(mask, rule.keep_components, midline - box[0].start)] = 0
+            keep = keep_largest_per_side(mask, rule.keep_components, midline - box[0].start, rule.min_fraction)
+            view[mask & ~keep] = 0
             mask = view == label
         elif rule.keep_components or rule.min_fraction:
             view[mask & ~keep_largest_components(mask, rule.keep_components, rule.min_fraction)] = 0
@@ -117,26 +118,24 @@ def keep_largest_components(mask: np.ndarray, count: int | None, min_fraction: f
     return np.isin(components, keep)
 
 
-def keep_one_per_side(mask: np.ndarray, count: int | None, midline: float) -> np.ndarray:
-    """The ``count`` largest components wholly left of ``midline`` and those wholly right of it.
+def keep_largest_per_side(mask: np.ndarray, count: int | None, midline: float, min_fraction: float = 0.0) -> np.ndarray:
+    """:func:`keep_largest_components` applied to each side of ``midline`` separately.
+
+    Components that cross ``midline`` are dropped first.
 
     Args:
         mask: boolean mask, axis 0 left-right.
         count: components kept per side (0 or None: all that do not cross the midline).
         midline: index along axis 0 (fractional: between voxels) that no kept component crosses.
+        min_fraction: per side, drop components smaller than this fraction of that side's largest.
     """
-    components, n = ndimage.label(mask, structure=_FULL_CONNECTIVITY[mask.ndim])
-    sizes = np.bincount(components.ravel(), minlength=n + 1)
-    keep = []
-    for below in (True, False):
-        side = [
-            index
-            for index, box in enumerate(ndimage.find_objects(components), start=1)
-            if (box[0].stop - 1 < midline if below else box[0].start > midline)
-        ]
-        side.sort(key=lambda index: -sizes[index])
-        keep += side[:count] if count else side
-    return np.isin(components, keep)
+    components, _ = ndimage.label(mask, structure=_FULL_CONNECTIVITY[mask.ndim])
+    boxes = ndimage.find_objects(components)
+    left = [index for index, box in enumerate(boxes, start=1) if box[0].stop - 1 < midline]
+    right = [index for index, box in enumerate(boxes, start=1) if box[0].start > midline]
+    return keep_largest_components(np.isin(components, left), count, min_fraction) | keep_largest_components(
+        np.isin(components, right), count, min_fraction
+    )
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:

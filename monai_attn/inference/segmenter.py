@@ -269,7 +269,8 @@ class Segmenter:
         del logits
         timings["labels"] = time.perf_counter() - tick
         tick = time.perf_counter()
-        midline = _body_midline(body, input_affine, net_affine)
+        paired = any(rule.paired for rule in self.postprocess_rules.values())
+        midline = _body_midline(body, input_affine, net_affine) if paired else None
         postprocess_labels(labels_net, self.postprocess_rules, midline=midline)
         timings["postprocess"] = time.perf_counter() - tick
 
