@@ -10,6 +10,9 @@ Layouts read by :func:`load_datalist` (all give MONAI data lists of
   (name -> value) and ``file_ending``; ``imagesTr/{case}_0000{ending}`` (one file per channel;
   several channels give a list of paths, which MONAI loads as channels), ``labelsTr/{case}{ending}``,
   ``imagesTs/``.
+- ``"masks"`` (through a descriptor): one binary mask file per structure, e.g.
+  TotalSegmentator's ``{case}/ct.nii.gz`` + ``{case}/segmentations/spleen.nii.gz``; the label
+  entry is the list of a case's mask files, combined after loading by :class:`MasksToLabels`.
 - ``"folders"``: image/label files found by name patterns relative to the dataset folder,
   ``{case}`` standing for the case id and the file extension left out, e.g. the default
   ``images/{case}`` + ``labels/{case}``, BTCV's ``Training/img/img{case}`` +
@@ -82,13 +85,18 @@ class RemapLabels(Transform):
         mapping: source value -> target value (integers), or the name of a descriptor in
             ``datasets/`` whose ``remap`` to use (e.g. ``"btcv"``).
         default: target for values missing from ``mapping``; ``None`` makes them an error
-            (:class:`InputError`), which catches a remap written for another dataset.
+            (:class:`InputError`), which catches a remap written for another dataset. A
+            descriptor's ``remap_default`` is used when ``default`` is None (TotalSegmentator's
+            117 classes: the four we keep are listed, every other class becomes background).
 
     Works on numpy arrays and torch tensors (MetaTensor meta is kept); the dtype is kept.
     """
 
     def __init__(self, mapping: Mapping[int, int] | str, default: int | None = None) -> None:
-        mapping = remap_for(mapping) if isinstance(mapping, str) else mapping
+        if isinstance(mapping, str):
+            descriptor = get_descriptor(mapping)
+            mapping = descriptor["remap"]
+            default = descriptor.get("remap_default") if default is None else default
         self.mapping = {int(k): int(v) for k, v in mapping.items()}
         self.default = default
 
@@ -131,6 +139,56 @@ class RemapLabelsd(MapTransform):
         return d
 
 
+class MasksToLabels(Transform):
+    """Combine per-structure binary masks, stacked as channels, into one label map.
+
+    Data sets such as TotalSegmentator store one mask file per structure
+    (``segmentations/spleen.nii.gz``, ...); loading the list of files stacks them as channels
+    ``(C, *spatial)``. Channel ``c`` becomes value ``values[c]`` wherever it is non-zero (a
+    later channel wins where masks overlap), giving ``(1, *spatial)`` in the data set's own
+    label ids, which :class:`RemapLabels` then maps into our scheme. A single-channel input is
+    taken to be a label map already and passes unchanged.
+    """
+
+    def __init__(self, values: Sequence[int]) -> None:
+        self.values = [int(v) for v in values]
+
+    def __call__(self, masks: torch.Tensor) -> torch.Tensor:
+        if masks.shape[0] == 1:
+            return masks
+        if masks.shape[0] != len(self.values):
+            raise InputError(f"{masks.shape[0]} mask channels for {len(self.values)} structures {self.values}")
+        label = torch.zeros_like(masks[:1])
+        for channel, value in enumerate(self.values):
+            label[0][masks[channel] > 0] = value
+        return label
+
+
+class MasksToLabelsd(MapTransform):
+    """Dictionary form of :class:`MasksToLabels`."""
+
+    def __init__(self, keys: KeysCollection, values: Sequence[int], allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.combine = MasksToLabels(values)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.combine(d[key])
+        return d
+
+
+def label_transforms(label_key: str, mapping: Mapping[int, int] | str) -> list[Transform]:
+    """Steps that bring loaded labels into our scheme: combine per-structure masks when the
+    descriptor ``mapping`` names one with the ``masks`` layout, then remap."""
+    steps: list[Transform] = []
+    if isinstance(mapping, str):
+        descriptor = get_descriptor(mapping)
+        if descriptor["layout"] == "masks":
+            steps.append(MasksToLabelsd(label_key, list(descriptor["labels"])))
+    return steps + [RemapLabelsd(label_key, mapping)]
+
+
 # --- descriptors ------------------------------------------------------------------------
 
 
@@ -158,9 +216,12 @@ def get_descriptor(name: str) -> dict[str, Any]:
     scheme = LABEL_SCHEMES.get(descriptor["scheme"])
     if scheme is None:
         raise InputError(f"unknown label scheme '{descriptor['scheme']}'", path=path)
-    if set(descriptor["remap"]) != set(descriptor["labels"]):
+    default = descriptor.get("remap_default")
+    if default is None and set(descriptor["remap"]) != set(descriptor["labels"]):
         raise InputError("remap must list every source label exactly once", path=path)
-    if not set(descriptor["remap"].values()) <= set(scheme):
+    if default is not None and not set(descriptor["remap"]) <= set(descriptor["labels"]):
+        raise InputError("remap lists labels that are not in 'labels'", path=path)
+    if not set(descriptor["remap"].values()) | ({default} - {None}) <= set(scheme):
         raise InputError(f"remap targets leave the '{descriptor['scheme']}' scheme {scheme}", path=path)
     return descriptor
 
@@ -184,12 +245,13 @@ def _strip_suffix(name: str) -> str | None:
 def _find_by_pattern(root: Path, pattern: str) -> dict[str, Path]:
     """Image files under ``root`` whose relative path without extension matches ``pattern``.
 
-    ``{case}`` in the pattern matches one path component (no ``/``) and names the case.
+    ``{case}`` in the pattern matches one path component (no ``/``) and names the case; ``*``
+    matches any part of one component (AbdomenCT-1K's ``AbdomenCT-1K-ImagePart*/{case}_0000``).
     """
     if pattern.count("{case}") != 1:
         raise ValueError(f"pattern must contain '{{case}}' once: {pattern!r}")
-    head, tail = pattern.split("{case}")
-    regex = re.compile(re.escape(head) + r"(?P<case>[^/]+?)" + re.escape(tail) + r"\Z")
+    head, tail = (re.escape(part).replace(r"\*", "[^/]*") for part in pattern.split("{case}"))
+    regex = re.compile(head + r"(?P<case>[^/]+?)" + tail + r"\Z")
     found: dict[str, Path] = {}
     for path in sorted(root.rglob("*")):
         stem = _strip_suffix(path.name)
@@ -226,7 +288,7 @@ def _read_msd(root: Path) -> dict[str, Any]:
     meta = _read_json(root / "dataset.json")
     training = [
         {"image": root / item["image"], "label": root / item["label"], "case_id": _case_id(Path(item["image"]))}
-        for item in meta.get("training", [])
+        for item in meta.get("training", []) + meta.get("validation", [])  # AMOS adds a labelled "validation"
     ]
     test = [{"image": root / (item["image"] if isinstance(item, Mapping) else item)} for item in meta.get("test", [])]
     for item in test:
@@ -278,6 +340,34 @@ def _read_folders(root: Path, image_pattern: str, label_pattern: str, test_patte
     return {"training": training, "test": test, "labels": {}}
 
 
+def _read_masks(root: Path, image_pattern: str, mask_pattern: str, structures: Mapping[int, str]) -> dict[str, Any]:
+    """Cases with one mask file per structure (TotalSegmentator: ``{case}/segmentations/{structure}``).
+
+    Each training item's ``label`` is the list of the case's mask files in the order of
+    ``structures`` (label id -> file name stem); :class:`MasksToLabels` combines them after
+    loading. Cases whose masks are all missing are test cases; a partial set is an error.
+    """
+    if "{structure}" not in mask_pattern:
+        raise ValueError(f"mask pattern must contain '{{structure}}': {mask_pattern!r}")
+    images = _find_by_pattern(root, image_pattern)
+    training, test = [], []
+    for case, image in sorted(images.items()):
+        masks = []
+        for name in structures.values():
+            stem = root / mask_pattern.format(case=case, structure=name)
+            found = [stem.with_name(stem.name + suffix) for suffix in IMAGE_SUFFIXES
+                     if stem.with_name(stem.name + suffix).is_file()]
+            masks.append(found[0] if found else None)
+        if all(m is None for m in masks):
+            test.append({"image": image, "case_id": case})
+        elif any(m is None for m in masks):
+            absent = [n for n, m in zip(structures.values(), masks) if m is None]
+            raise InputError(f"case '{case}' lacks the masks of {', '.join(absent)}", path=root)
+        else:
+            training.append({"image": image, "label": masks, "case_id": case})
+    return {"training": training, "test": test, "labels": dict(structures)}
+
+
 def detect_layout(dataset_dir: str | os.PathLike) -> str:
     """``"msd"``, ``"nnunet"`` or ``"folders"``, from ``dataset.json`` or an ``images/`` folder."""
     root = Path(dataset_dir)
@@ -309,9 +399,11 @@ def load_datalist(
 
     Args:
         dataset_dir: the dataset's root folder.
-        layout: ``"msd"``, ``"nnunet"``, ``"folders"`` or ``"auto"`` (:func:`detect_layout`).
+        layout: ``"msd"``, ``"nnunet"``, ``"folders"`` or ``"auto"`` (:func:`detect_layout`);
+            ``"masks"`` comes only from a descriptor, which names the structures.
         descriptor: name of a descriptor in ``datasets/``; its ``layout`` and name patterns
-            are used (and its ``labels`` when the dataset has none), e.g. ``"btcv"``.
+            are used (and its ``labels`` when the dataset has none), e.g. ``"btcv"``; its
+            ``case_pattern`` (a regular expression on the case id) keeps only matching cases.
         image_pattern, label_pattern, test_pattern: name patterns for ``"folders"`` (see module doc).
 
     Returns:
@@ -338,12 +430,19 @@ def load_datalist(
         result = _read_nnunet(root)
     elif layout == "folders":
         result = _read_folders(root, image_pattern, label_pattern, test_pattern)
+    elif layout == "masks" and info is not None:
+        result = _read_masks(root, image_pattern, info["mask_pattern"], info["labels"])
     else:
-        raise InputError(f"unknown layout '{layout}'; expected msd, nnunet, folders or auto", path=root)
+        raise InputError(f"unknown layout '{layout}'; expected msd, nnunet, folders, auto, or masks with a "
+                         "descriptor", path=root)
     if info is not None and not result["labels"]:
         result["labels"] = dict(info["labels"])
+    if info is not None and info.get("case_pattern"):  # e.g. AMOS: the CT cases only (ids below 500)
+        keep = re.compile(info["case_pattern"])
+        for split in ("training", "test"):
+            result[split] = [item for item in result[split] if keep.fullmatch(item["case_id"])]
     for item in result["training"] + result["test"]:
-        for key in ("image", "label"):
+        for key in ("image", "label"):  # a list: several channels (nnU-Net) or masks (TotalSegmentator)
             if key in item:
                 item[key] = [str(p) for p in item[key]] if isinstance(item[key], list) else str(item[key])
     result["training"].sort(key=lambda item: item["case_id"])

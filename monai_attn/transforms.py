@@ -39,12 +39,12 @@ from monai.transforms import (
     NormalizeIntensityd,
     Orientationd,
     Rand2DElasticd,
+    Rand3DElasticd,
     RandAdjustContrastd,
     RandAffined,
     RandCropByLabelClassesd,
     RandFlipd,
     RandGaussianNoised,
-    RandGaussianSmoothd,
     RandRotate90d,
     RandRotated,
     RandScaleIntensityd,
@@ -57,7 +57,8 @@ from monai.transforms import (
 )
 from monai.transforms.transform import Transform
 
-from monai_attn.datasets import RemapLabelsd
+from monai_attn.augmentation import ct_intensity_randomisation
+from monai_attn.datasets import label_transforms
 from monai_attn.io.readers import Expect, MedicalImageReader
 
 LabelMapping = Mapping[int, int] | str | None
@@ -93,7 +94,7 @@ def _load(keys: Sequence[str], expect: Expect, label_key: str | None, label_mapp
         LoadImaged(keys, reader=MedicalImageReader(expect=expect), ensure_channel_first=True, image_only=True)
     ]
     if label_key is not None and label_mapping is not None:
-        steps.append(RemapLabelsd(label_key, label_mapping))
+        steps += label_transforms(label_key, label_mapping)
     return steps
 
 
@@ -180,12 +181,11 @@ def ct_train_transforms(
     label_mapping: LabelMapping = None,
     flip_prob: float = 0.2,
     rotate90_prob: float = 0.2,
-    affine_prob: float = 0.2,
+    affine_prob: float = 0.3,
     rotate_deg: float = 15.0,
-    zoom_range: tuple[float, float] = (0.9, 1.1),
-    intensity_prob: float = 0.2,
-    noise_std: float = 0.01,
-    smooth_sigma_voxels: tuple[float, float] = (0.5, 1.0),
+    zoom_range: tuple[float, float] = (0.85, 1.2),
+    elastic_prob: float = 0.1,
+    intensity_prob: float = 0.25,
 ) -> Compose:
     """Abdominal CT training pipeline: preprocessing, class-balanced patches, augmentation.
 
@@ -204,9 +204,13 @@ def ct_train_transforms(
         flip_prob: probability of a flip, per axis.
         rotate90_prob: probability of a 90-degree rotation in the axial plane.
         affine_prob: probability of a small rotation (up to ``rotate_deg`` degrees about each
-            axis) combined with zoom (factor within ``zoom_range``), one resampling.
-        intensity_prob: probability of each intensity augmentation (scale +-10%, shift +-0.1,
-            Gaussian noise of ``noise_std``, Gaussian smoothing of ``smooth_sigma_voxels``).
+            axis) combined with zoom (factor within ``zoom_range``: organ size and habitus), one
+            resampling.
+        elastic_prob: probability of a smooth elastic deformation (``Rand3DElasticd``).
+        intensity_prob: probability of each step of the intensity domain randomisation
+            (:func:`monai_attn.augmentation.ct_intensity_randomisation`: per-organ HU offsets,
+            window shift and scale, gamma, bias field, blur or sharpening, simulated low
+            resolution, noise).
 
     Example::
 
@@ -234,16 +238,15 @@ def ct_train_transforms(
                 mode=_modes(label_key, "bilinear"),
                 padding_mode="border",
             ),
-            RandScaleIntensityd(image_key, factors=0.1, prob=intensity_prob),
-            RandShiftIntensityd(image_key, offsets=0.1, prob=intensity_prob),
-            RandGaussianNoised(image_key, prob=intensity_prob, std=noise_std),
-            RandGaussianSmoothd(
-                image_key,
-                sigma_x=smooth_sigma_voxels,
-                sigma_y=smooth_sigma_voxels,
-                sigma_z=smooth_sigma_voxels,
-                prob=intensity_prob,
+            Rand3DElasticd(
+                keys,
+                sigma_range=(5, 8),
+                magnitude_range=(100, 200),
+                prob=elastic_prob,
+                mode=_modes(label_key, "bilinear"),
+                padding_mode="border",
             ),
+            *ct_intensity_randomisation(image_key, label_key, hu_window, prob=intensity_prob),
         ]
     )
 

@@ -25,8 +25,18 @@ from monai_attn.synthetic import (
     write_abdomen_ct_dataset,
     write_ct_series,
 )
+from monai_attn.synthetic.abdomen_anatomy import AbdomenAnatomy
 from monai_attn.synthetic.abdomen_ct import SLICE_INTERVALS_MM
+from monai_attn.synthetic.contrast import (
+    ENHANCED_HU,
+    ENHANCEMENT_FACTOR,
+    PHASES,
+    UNENHANCED_HU,
+    draw_phase,
+    draw_tissue_hu,
+)
 from monai_attn.synthetic.msd import write_nifti
+from monai_attn.synthetic.rng import case_rng
 
 ORGANS = {1: "spleen", 2: "kidney", 3: "pancreas"}
 #: A 3 mm grid covering the whole abdomen: organ volumes are measurable but cheap.
@@ -66,17 +76,40 @@ def test_every_case_has_all_organs_with_plausible_volumes(abdomen_cases):
         assert count >= 2 and np.sort(np.bincount(kidneys.ravel())[1:])[-2] * voxel_ml(affine) > 60  # both kidneys
 
 
-def test_organ_hu_and_air_are_in_their_intended_ranges(abdomen_cases):
-    ranges = {"spleen": (40, 65), "kidney": (100, 190), "pancreas": (32, 60)}  # interior (eroded) means
-    for image, label, _ in abdomen_cases:
-        for value, name in ORGANS.items():
-            core = ndimage.binary_erosion(label == value)
-            low, high = ranges[name]
-            assert low <= image[core].mean() <= high, (name, image[core].mean())
-        assert 15 <= image[label == 3].mean() <= 60  # partial volume with fat lowers the whole-label mean
-        corners = image[[0, 0, -1, -1], [0, -1, 0, -1], :]
-        assert np.median(corners) < -950  # air outside the body
+def test_organ_hu_follow_the_contrast_phase_and_air_and_bone_are_present(abdomen_cases):
+    phases = [AbdomenAnatomy(case_rng("abdomen-ct/anatomy", 0, index)).phase for index in range(3)]
+    assert phases == ["non_contrast", "arterial", "delayed"]  # the fixture covers unenhanced and enhanced kidneys
+    for (image, label, _), phase in zip(abdomen_cases, phases):
+        core = {name: image[ndimage.binary_erosion(label == value)].mean() for value, name in ORGANS.items()}
+        if phase == "non_contrast":  # kidneys as grey as soft tissue: nothing to key on but shape
+            assert 15 <= core["kidney"] <= 50 and 30 <= core["spleen"] <= 60, core
+        else:
+            assert core["kidney"] >= 90 and core["spleen"] >= 60, core
+        assert 15 <= core["pancreas"] <= 160, core
+        assert np.mean(image < -950) > 0.1  # air outside the body (the table's foam core is -950..-800)
         assert image.max() > 400  # bone
+
+
+def test_contrast_phases_follow_published_ranges():
+    rng = np.random.default_rng(0)
+    drawn = {phase: [draw_tissue_hu(rng, phase) for _ in range(200)] for phase in PHASES}
+    for phase, samples in drawn.items():
+        for name, (low, high) in UNENHANCED_HU.items():
+            values = np.array([s[name] for s in samples])
+            enhanced_high = ENHANCED_HU.get(phase, {}).get(name, (low, high))[1]
+            top = high + ENHANCEMENT_FACTOR[1] * max(0.0, enhanced_high - (low + high) / 2)
+            assert low <= values.min() and values.max() <= top, (phase, name)
+    mean = {phase: {k: np.mean([s[k] for s in v]) for k in ("cortex", "medulla", "artery")} for phase, v in drawn.items()}
+    assert mean["non_contrast"]["cortex"] < 40 and abs(mean["non_contrast"]["cortex"] - mean["non_contrast"]["medulla"]) < 5
+    assert mean["arterial"]["cortex"] - mean["arterial"]["medulla"] > 60  # corticomedullary
+    assert abs(mean["portal_venous"]["cortex"] - mean["portal_venous"]["medulla"]) < 20  # nephrographic
+    assert mean["arterial"]["artery"] > mean["portal_venous"]["artery"] > mean["delayed"]["artery"] > 80
+    counts = {p: 0 for p in PHASES}
+    for _ in range(400):
+        counts[draw_phase(rng)] += 1
+    assert all(abs(counts[p] / 400 - f) < 0.07 for p, f in PHASES.items()), counts
+    with pytest.raises(ValueError, match="unknown contrast phase"):
+        draw_tissue_hu(rng, "venous")
 
 
 def test_acquisitions_have_consistent_geometry_and_varied_orientation():

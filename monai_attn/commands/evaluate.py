@@ -47,6 +47,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--dataset-json", metavar="PATH", help="MSD/nnU-Net dataset.json giving the label names")
     parser.add_argument(
+        "--gt-mapping", metavar="DESCRIPTOR",
+        help="remap the references with a data set descriptor from datasets/ (e.g. totalsegmentator, btcv); "
+        "the classes then default to the descriptor's label scheme",
+    )
+    parser.add_argument(
         "--nsd-tolerance-mm", metavar="SPEC",
         help="normalised surface Dice tolerance in mm: one number for all classes and/or NAME=MM "
         "(e.g. spleen=1,kidney=1,pancreas=2); default 2",
@@ -67,6 +72,7 @@ def _run_names(pred_dirs: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     # imported here, not at module level: scipy.stats and matplotlib add a second to every
     # command's start-up, --help included
+    from monai_attn.datasets import LABEL_SCHEMES, get_descriptor
     from monai_attn.evaluation.cases import evaluate_folders
     from monai_attn.evaluation.compare import paired_differences, write_comparison
     from monai_attn.evaluation.labels import parse_tolerances, resolve_label_names
@@ -79,7 +85,11 @@ def run(args: argparse.Namespace) -> int:
     fallbacks = [Path(args.dataset_json)] if args.dataset_json else [gt_dir / "dataset.json", gt_dir.parent / "dataset.json"]
     if args.dataset_json and not fallbacks[0].is_file():
         raise FileNotFoundError(f"{args.dataset_json}: no such file")
-    label_names = resolve_label_names(args.labels, fallbacks)
+    if args.gt_mapping and not args.labels and not args.dataset_json:
+        descriptor = get_descriptor(args.gt_mapping)
+        label_names = {k: v for k, v in LABEL_SCHEMES[descriptor["scheme"]].items() if k != 0}
+    else:
+        label_names = resolve_label_names(args.labels, fallbacks)
     tolerances = parse_tolerances(args.nsd_tolerance_mm, label_names or {})
     workers = max(1, args.workers)
     out_dir = Path(args.output)
@@ -87,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     runs: dict[str, EvaluationRun] = {}
     for name, pred_dir in zip(names, args.pred):
         logger.info("evaluating %s against %s", pred_dir, gt_dir)
-        runs[name] = evaluate_folders(pred_dir, gt_dir, label_names, tolerances, workers=workers)
+        runs[name] = evaluate_folders(pred_dir, gt_dir, label_names, tolerances, workers=workers,
+                                      gt_mapping=args.gt_mapping)
 
     all_names = dict(sorted({k: v for r in runs.values() for k, v in r.label_names.items()}.items()))
     compare = len(runs) > 1

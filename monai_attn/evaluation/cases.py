@@ -18,13 +18,14 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from monai_attn.datasets import RemapLabels
 from monai_attn.errors import InputError
 from monai_attn.evaluation.labels import NsdTolerances
 from monai_attn.evaluation.metrics import CaseResult, class_metrics, evaluate_label_maps
@@ -225,17 +226,22 @@ def evaluate_case_files(
     ref_path: Path,
     label_names: Mapping[int, str] | None,
     tolerances: NsdTolerances,
+    gt_mapping: Mapping[int, int] | str | None = None,
 ) -> CaseResult:
     """Read one prediction/reference pair, check their grids and compute all metrics.
 
     The prediction may be a DICOM SEG (``.dcm``), see :func:`read_dicom_seg_on_grid`.
     ``label_names=None`` evaluates every non-zero value present in either file.
+    ``gt_mapping`` remaps the reference first (a dict or a ``datasets/`` descriptor name, e.g.
+    ``"totalsegmentator"`` for a TotalSegmentator multi-label map).
     """
     labels = sorted(label_names) if label_names else None
     start = time.perf_counter()
     if ref_path.name.lower().endswith(".dcm"):
         raise InputError("DICOM references are not supported; convert the reference to NIfTI", ref_path)
     ref = read_label_map(ref_path)
+    if gt_mapping is not None:
+        ref = replace(ref, array=RemapLabels(gt_mapping)(ref.array))
     if pred_path.name.lower().endswith(".dcm"):
         pred = read_dicom_seg_on_grid(pred_path, ref, label_names)
     else:
@@ -257,10 +263,11 @@ def evaluate_case_files(
 
 
 def _evaluate_or_fail(
-    cid: str, pred_path: Path, ref_path: Path, label_names: Mapping[int, str] | None, tolerances: NsdTolerances
+    cid: str, pred_path: Path, ref_path: Path, label_names: Mapping[int, str] | None, tolerances: NsdTolerances,
+    gt_mapping: Mapping[int, int] | str | None = None,
 ) -> CaseResult | CaseFailure:
     try:
-        return evaluate_case_files(cid, pred_path, ref_path, label_names, tolerances)
+        return evaluate_case_files(cid, pred_path, ref_path, label_names, tolerances, gt_mapping)
     except (InputError, OSError, ValueError) as exc:
         return CaseFailure(cid, str(exc))
 
@@ -271,6 +278,7 @@ def evaluate_folders(
     label_names: Mapping[int, str] | None = None,
     tolerances: NsdTolerances | None = None,
     workers: int = 1,
+    gt_mapping: Mapping[int, int] | str | None = None,
 ) -> EvaluationRun:
     """Evaluate every reference case in ``gt_dir`` against its prediction in ``pred_dir``.
 
@@ -281,6 +289,8 @@ def evaluate_folders(
             values found in the files and names them ``label_<value>``.
         tolerances: NSD tolerances in mm (default: ``DEFAULT_NSD_TOLERANCE_MM`` for all).
         workers: cases evaluated in parallel processes (1: in this process).
+        gt_mapping: remap of the reference labels into the prediction's scheme (see
+            :func:`evaluate_case_files`).
 
     Returns:
         An :class:`EvaluationRun`; results and failures sorted by case id.
@@ -292,7 +302,8 @@ def evaluate_folders(
     predictions = list_cases(pred_dir)
     failures = [CaseFailure(cid, f"missing prediction (no {cid}.* in {pred_dir})") for cid in references if cid not in predictions]
     names = dict(label_names) if label_names else None
-    jobs = [(cid, predictions[cid], references[cid], names, tolerances) for cid in references if cid in predictions]
+    jobs = [(cid, predictions[cid], references[cid], names, tolerances, gt_mapping)
+            for cid in references if cid in predictions]
     outcomes: list[CaseResult | CaseFailure]
     if workers > 1 and len(jobs) > 1:
         # forkserver: workers are forked from a clean server process that has imported the

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from monai_attn.synthetic.contrast import draw_phase, draw_tissue_hu
 from monai_attn.synthetic.sampling import Patch
 from monai_attn.synthetic.shapes import Bumps, Canvas, Ellipsoid, SmoothNoise, Tube, rotation, sub_view
 
@@ -47,7 +48,7 @@ class AbdomenAnatomy:
         u = rng.uniform
         # body outline: inner surface of the abdominal wall (lateral, anterior, posterior half-axes)
         self.cavity = np.array([u(118, 145), u(82, 105), u(72, 88)])
-        self.fat_mm = u(8, 34)
+        self.fat_mm = u(5, 55)  # thin to obese
         self.fat_shape = u(-0.3, 0.4, size=2)  # anterior and lateral excess of subcutaneous fat
         self.muscle_mm = u(9, 14)
         self.outline_power = (u(2.0, 2.6), u(2.6, 3.4))  # superellipse exponents anterior, posterior
@@ -64,17 +65,16 @@ class AbdomenAnatomy:
         self.aorta_r = u(9, 12.5)
         self.aorta_y = self.y_spine + 16 + self.aorta_r + u(1, 4)
         self.y_sma = self.aorta_y + self.aorta_r + u(9, 14)
-        # tissue HU; the contrast phase (arterial .. portal venous) varies per case
-        arterial = u(0, 1)
-        self.hu = {
-            "fat": u(-110, -90), "visceral_fat": u(-100, -80), "muscle": u(40, 55), "skin": u(10, 40),
-            "lung": u(-880, -820), "liver": u(55, 70), "spleen": u(45, 58), "pancreas": u(40, 52),
-            "cortex": u(140, 190), "medulla": u(55, 90) + 60 * (1 - arterial), "urine": u(0, 20),
-            "artery": 150 + 80 * arterial + u(-15, 15), "vein": 160 - 60 * arterial + u(-15, 15),
-            "portal": 120 + 40 * (1 - arterial) + u(-10, 10), "heart": u(100, 220),
-            "bowel_wall": u(35, 60), "fluid": u(0, 25), "bile": u(0, 20), "cartilage": u(110, 200),
-            "disc": u(70, 100), "csf": u(5, 25), "stool": u(-150, 20),
-        }
+        # tissue HU of this patient's contrast phase (non-contrast .. delayed), see synthetic.contrast
+        self.phase = draw_phase(rng)
+        self.hu = draw_tissue_hu(rng, self.phase)
+        # texture amplitudes (HU): mottled ("arciform") spleen in the arterial phase
+        self.texture_hu = {"liver": u(3, 8), "spleen": u(15, 30) if self.phase == "arterial" else u(3, 8),
+                           "pancreas": u(4, 9)}
+        self.oral_contrast_hu = u(150, 450) if u(0, 1) < 0.3 else None  # positive oral contrast in the bowel
+        self.arms = u(0, 1) < 0.35  # arms down beside the body instead of above the head
+        back_mm = self.cavity[2] + self.muscle_mm + 34.0 + self.fat_mm * (1 - self.fat_shape[0])
+        self.table_y = -back_mm - u(2, 12)  # top of the patient table, under the back
         self._build_spine_levels()
         self._build_organs()
         self._build_gut()
@@ -231,8 +231,8 @@ class AbdomenAnatomy:
         pylorus = np.array([xs + u(15, 30), head[1] + u(35, 45), head[2] + u(55, 70)])
         path = [fundus, fundus + (u(-10, 5), u(25, 35), -u(35, 50)), (-0.35 * a, 0.55 * b_ant, z0 - u(0, 15)),
                 (-0.05 * a, 0.65 * b_ant, z0 - u(10, 25)), pylorus]
-        self.stomach = (Tube(path, [u(32, 42), u(30, 40), u(25, 32), u(16, 22), 10]), u(4, 6), u(-25, 25),
-                        self.hu["fluid"])
+        food = u(-20, 60) if u(0, 1) < 0.4 else self.hu["fluid"]  # fasting fluid or a recent meal
+        self.stomach = (Tube(path, [u(32, 42), u(30, 40), u(25, 32), u(16, 22), 10]), u(4, 6), u(-25, 25), food)
         # duodenum: bulb -> descending (lateral to the head) -> horizontal (between SMA and aorta) -> ascending
         descending_x = head[0] + u(22, 28)
         path = [pylorus, pylorus + (u(12, 18), u(-18, -12), u(0, 5)),
@@ -262,7 +262,10 @@ class AbdomenAnatomy:
                 step = points[-1] + 25 * heading / np.linalg.norm(heading)
                 points.append(np.clip(step, (-0.6 * a, -0.1 * b_ant, z0 - 260), (0.6 * a, 0.8 * b_ant, z0 - 55)))
             level = u(-12, 30) if u(0, 1) < 0.35 else np.inf
-            self.small_bowel.append((Tube(points, u(9, 15)), u(1.5, 3.0), level, u(0, 40)))
+            content = u(0, 40)
+            if self.oral_contrast_hu is not None and u(0, 1) < 0.6:
+                content = self.oral_contrast_hu * u(0.5, 1.0)
+            self.small_bowel.append((Tube(points, u(9, 15)), u(1.5, 3.0), level, content))
 
     def _build_vessels(self) -> None:
         u = self.rng.uniform
@@ -314,6 +317,20 @@ class AbdomenAnatomy:
                          Tube(hepatic_a, u(2.2, 3.2))]
         self.veins = [Tube(ivc, ivc_r), *iliac_v]
         self.portal_veins = [Tube(smv, u(5, 7)), Tube(portal, u(6.5, 8.5)), Tube(splenic_v, u(3.5, 5))]
+        # intrahepatic portal branches fan out from the porta hepatis into the right and left lobes
+        for lobe in self.liver[:2]:
+            for _ in range(int(self.rng.integers(2, 4))):
+                end = lobe.center + lobe.axes @ (lobe.radii * self.rng.uniform(-0.6, 0.6, 3))
+                middle = 0.5 * (porta + end) + self.rng.normal(0, 6, 3)
+                self.portal_veins.append(Tube([porta, middle, end], (u(4, 6), u(2.5, 4), 1.2)))
+        # splenic artery and vein branches entering at the hilum (painted as part of the spleen)
+        spleen = self.spleen
+        self.splenic_branches = []
+        for sign_long in (-1, 1):
+            for sign_z in (-1, 1):
+                end = spleen.center + spleen.axes @ (spleen.radii * (sign_long * u(0.35, 0.7), -u(0.1, 0.4),
+                                                                     sign_z * u(0.2, 0.5)))
+                self.splenic_branches.append(Tube([hilum, end], (u(2.5, 3.5), 1.0)))
         for kidney, _ in self.kidneys:
             hilum_point = kidney.center + kidney.axes @ np.array([0, 1.05 * kidney.radii[1], 0])
             self.arteries.append(Tube([at(aorta, z0 - u(5, 20)), hilum_point + (0, -4, 0)], u(2.5, 3.5)))
@@ -374,6 +391,16 @@ class AbdomenAnatomy:
         self.iliac_wings = [Ellipsoid((side * u(85, 100), self.y_spine - u(0, 15), z_iliac - u(50, 65)),
                                       (u(6, 9), u(55, 70), u(55, 70)), rotation(0, side * u(5, 15), side * u(35, 50)))
                             for side in (1, -1)]
+        # arms down beside the body (used when self.arms) and the patient table
+        self.arm_tubes = []
+        for side in (1, -1):
+            radius = u(38, 55)
+            x = side * (self.cavity[0] + self.muscle_mm + self.fat_mm * (1 + self.fat_shape[1]) + radius + u(8, 30))
+            y = u(-30, 20)
+            self.arm_tubes.append((Tube([(x, y, z0 + 250), (x + side * u(0, 15), y + u(0, 25), z0 - 250)], radius,
+                                        step_mm=50.0), u(6, 15), u(10, 14)))
+        self.table_half_width = u(200, 240)
+        self.table_hu = (u(150, 450), u(-950, -800))  # shell, foam core
         self.bladder = Ellipsoid((0, self.cavity[1] * 0.5, z0 - 5.5 * self.lumbar_height - u(70, 90)),
                                  (u(35, 50), u(30, 40), u(30, 45)), None, Bumps(self.rng, 3, 0.08))
 
@@ -410,7 +437,7 @@ class AbdomenAnatomy:
         self._paint_pancreas(canvas, root)
         self._paint_hollow(canvas, root, self.duodenum)
         for tube in self.adrenals:
-            self._paint_solid(canvas, root, tube, self.hu["muscle"])
+            self._paint_solid(canvas, root, tube, self.hu["adrenal"])
         for tube in (*self.paraspinals, *self.psoas, *self.quadratus):
             self._paint_solid(canvas, root, tube, self.hu["muscle"])
         self._paint_ribs(canvas, root, wall)
@@ -429,6 +456,10 @@ class AbdomenAnatomy:
         wall = self.outline(x, y, z)
         depth, cavity = wall["depth"], wall["cavity_depth"]
         hu = self.hu
+        self._paint_table(canvas, root, x, y)
+        if self.arms:
+            for arm in self.arm_tubes:
+                self._paint_arm(canvas, root, arm)
         canvas.fill(root, depth > 0, hu["skin"])
         canvas.fill(root, depth > 2.0, hu["fat"])
         canvas.fill(root, depth > wall["fat"], hu["muscle"])
@@ -446,6 +477,27 @@ class AbdomenAnatomy:
             hx, hy, hz = heart.coords()
             canvas.fill(heart, self.heart.inside(heart) & (hz > self.diaphragm_z(hx, hy) + 4), hu["heart"])
         return wall
+
+    def _paint_table(self, canvas: Canvas, root: Patch, x: np.ndarray, y: np.ndarray) -> None:
+        """Patient table: a gently curved carbon-fibre shell (thin bright skins, foam core) under the back."""
+        top = np.float32(self.table_y) + np.float32(4e-4) * x * x
+        below = top - y  # mm under the table's top surface
+        across = np.abs(x) < np.float32(self.table_half_width)
+        canvas.fill(root, across & (below > 0) & (below < 40), self.table_hu[1])
+        canvas.fill(root, across & (((below > 0) & (below < 2.5)) | ((below > 37.5) & (below < 40))), self.table_hu[0])
+
+    def _paint_arm(self, canvas: Canvas, root: Patch, arm: tuple[Tube, float, float]) -> None:
+        """An arm beside the body: skin and fat, muscle, humerus (cortex and marrow)."""
+        tube, fat_mm, bone_mm = arm
+        patch = root.window(tube.lo, tube.hi)
+        if patch is None:
+            return
+        depth, _ = tube.evaluate(patch)
+        radius = np.float32(tube.radii.max())
+        canvas.fill(patch, depth > 0, self.hu["fat"])
+        canvas.fill(patch, depth > fat_mm, self.hu["muscle"])
+        canvas.fill(patch, depth > radius - bone_mm, self.bone_hu[0])
+        canvas.fill(patch, depth > radius - 0.6 * bone_mm, self.bone_hu[1])
 
     def _paint_ribs(self, canvas: Canvas, root: Patch, wall: dict[str, np.ndarray]) -> None:
         """Ribs 6-12 (from their vertebra, sloping down anteriorly) and costal cartilage.
@@ -487,7 +539,7 @@ class AbdomenAnatomy:
             if sub is not None:
                 sub_view(mask, patch, sub)[...] |= lobe.inside(sub)
         mask = self._clip_to_cavity(patch, mask, 2.0)
-        canvas.fill(patch, mask, self.hu["liver"] + 4 * texture.on(patch, mask))
+        canvas.fill(patch, mask, self.hu["liver"] + self.texture_hu["liver"] * texture.on(patch, mask))
         sub = patch.window(self.gallbladder.lo, self.gallbladder.hi)
         if sub is not None:
             canvas.fill(sub, self.gallbladder.inside(sub) & sub_view(mask, patch, sub), self.hu["bile"])
@@ -497,7 +549,11 @@ class AbdomenAnatomy:
         if patch is None:
             return
         mask = self._clip_to_cavity(patch, self.spleen.inside(patch) & ~self.spleen_hilum.inside(patch), 3.0)
-        canvas.fill(patch, mask, self.hu["spleen"] + 4 * self.textures["spleen"].on(patch, mask), SPLEEN)
+        texture = self.texture_hu["spleen"] * self.textures["spleen"].on(patch, mask)
+        canvas.fill(patch, mask, self.hu["spleen"] + texture, SPLEEN)
+        for tube in self.splenic_branches:  # intrasplenic vessels belong to the organ
+            depth, _ = tube.evaluate(patch)
+            canvas.fill(patch, mask & (depth > 0), self.hu["portal"], SPLEEN)
 
     def _paint_kidneys(self, canvas: Canvas, root: Patch) -> None:
         """Cortex, medullary pyramids, pelvis (label 2); sinus fat and hilum notch (label 0)."""
@@ -529,7 +585,7 @@ class AbdomenAnatomy:
         near = depth > -2.5 * self.pancreas_lobulation_mm
         depth[near] += self.pancreas_lobulation_mm * lobules.on(patch, near)
         gland = near & (depth > 0)
-        values = self.hu["pancreas"] + 6 * texture.on(patch, gland)
+        values = self.hu["pancreas"] + self.texture_hu["pancreas"] * texture.on(patch, gland)
         clefts = lobules.on(patch, gland) < -1.8 + 3.0 * self.pancreas_fat
         canvas.fill(patch, gland, np.where(clefts, self.hu["visceral_fat"] + 40, values), PANCREAS)
 

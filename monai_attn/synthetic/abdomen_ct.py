@@ -6,9 +6,9 @@ size, slice interval, orientation (LPS-, RAS-, feet-first-like or slightly obliq
 table position, noise level and resolution. Rendering is CT-like:
 
 * partial volume: thick slices are supersampled (3 sub-slices averaged; labels by majority);
-* resolution: a Gaussian point-spread function (about 0.7 mm in-plane);
+* resolution: a Gaussian point-spread function (sigma 0.5-1.4 mm in-plane: sharp to soft kernels);
 * noise: Gaussian, correlated by the same PSF, scaled to the case's standard deviation
-  (10-20 HU); air reads about -1000 HU; values are stored as int16 HU clipped to [-1024, 3071].
+  (8-35 HU, log-uniform: standard to low dose); air reads about -1000 HU; values are stored as int16 HU clipped to [-1024, 3071].
 
 Volumes are rendered in slabs of slices (with a halo for the blur), so memory stays bounded
 (a 512x512x600 case needs the int16 and uint8 outputs plus slab-sized float32 work arrays)
@@ -52,6 +52,11 @@ SLICE_INTERVALS_MM = (0.625, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 5.0)
 FIELD_OF_VIEW_MM = (340.0, 440.0)
 #: Preferred craniocaudal coverage (mm) when choosing the slice interval.
 COVERAGE_MM = (180.0, 420.0)
+#: Noise standard deviation (HU), drawn log-uniformly: standard dose with a smooth kernel (~8 HU)
+#: to low dose or a large patient (~35 HU).
+NOISE_HU = (8.0, 35.0)
+#: In-plane point-spread sigma (mm): sharp (bone-like) to soft reconstruction kernels.
+PSF_MM = (0.5, 1.4)
 
 _ORIENTATIONS = {  # RAS directions of the array axes
     "LPS": np.diag([-1.0, -1.0, 1.0]),
@@ -139,8 +144,8 @@ def case_acquisition(seed: int, index: int, size: tuple[int, int, int] = DEFAULT
     affine[:3, :3] = direction * spacing
     affine[:3, 3] = fov_center + table_offset - affine[:3, :3] @ ((np.asarray(size) - 1) / 2.0)
     affine[:3, 3] = affine[:3, 3].round(3)
-    return Acquisition(VoxelGrid(size, affine), table_offset, str(choice), float(rng.uniform(10, 20)),
-                       float(rng.uniform(0.6, 0.8)))
+    noise_hu = float(np.exp(rng.uniform(*np.log(NOISE_HU))))
+    return Acquisition(VoxelGrid(size, affine), table_offset, str(choice), noise_hu, float(rng.uniform(*PSF_MM)))
 
 
 def generate_abdomen_ct_case(seed: int, index: int, size: tuple[int, int, int] = DEFAULT_SIZE,
