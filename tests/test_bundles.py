@@ -287,6 +287,27 @@ def test_train_resumes_from_the_last_checkpoint(datasets, tmp_path):
     assert last_checkpoint(tmp_path / "models").endswith("checkpoint_epoch=2.pt")
 
 
+def test_ct_training_starts_from_initial_weights_unless_resuming(datasets, trained, tmp_path):
+    """Fine-tuning: ``--initial_weights model.pt`` loads the network only; a run folder's own
+    epoch checkpoint takes precedence when resuming."""
+    name = "abdomen_ct_attention_unet"
+    weights = trained[name] / "models" / "model.pt"
+    start = torch.load(weights, map_location="cpu", weights_only=True)
+    flow = workflow(name, ("train.json",), tmp_path, datasets[name], initial_weights=str(weights))
+    flow.initialize()
+    network = flow.parser.get_parsed_content("network_def")
+    at_start = {}
+    flow.parser.get_parsed_content("train#trainer").add_event_handler(
+        Events.EPOCH_STARTED, lambda e: at_start.update({k: v.clone() for k, v in network.state_dict().items()}))
+    flow.run()
+    assert all(torch.equal(at_start[k], v) for k, v in start.items())
+    assert (tmp_path / "models" / "checkpoint_epoch=1.pt").is_file()
+    resumed = workflow(name, ("train.json",), tmp_path, datasets[name], initial_weights=str(weights), epochs=2)
+    resumed.initialize()
+    assert resumed.parser.get_parsed_content("train#initial_weights_loader") is None
+    assert resumed.parser.get_parsed_content("train#checkpoint_loader") is not None
+
+
 def test_training_is_reproducible(datasets, tmp_path):
     name = "cells_attention_unet"
     for run in ("a", "b"):

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
+import yaml
 from monai.data import MetaTensor
+from monai.transforms import Compose, LoadImaged
 from PIL import Image
 
 from monai_attn.datasets import (
@@ -17,6 +22,7 @@ from monai_attn.datasets import (
     detect_layout,
     disc_cup_label,
     get_descriptor,
+    label_transforms,
     list_descriptors,
     load_datalist,
     remap_for,
@@ -24,6 +30,7 @@ from monai_attn.datasets import (
     split_tiff_stack,
 )
 from monai_attn.errors import InputError
+from monai_attn.io.readers import MedicalImageReader
 
 
 def touch(path):
@@ -171,10 +178,15 @@ def test_folds_are_disjoint_cover_all_and_deterministic():
         ("btcv", list(range(14)), [0, 1, 2, 2, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0]),
         ("drive", [0, 255], [0, 1]),
         ("isbi2012_em", [0, 255], [1, 0]),
+        ("totalsegmentator", [0, 1, 2, 3, 5, 7, 117], [0, 1, 2, 2, 0, 3, 0]),
+        ("abdomenct1k", [0, 1, 2, 3, 4], [0, 0, 2, 1, 3]),
+        ("amos22", list(range(16)), [0, 1, 2, 2, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0]),
+        ("word", list(range(17)), [0, 0, 1, 2, 2, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0]),
+        ("flare22", list(range(14)), [0, 0, 2, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 2]),
     ],
 )
 def test_descriptor_remaps(name, source, expected):
-    remap = RemapLabels(remap_for(name))
+    remap = RemapLabels(name)
     label = np.array(source, dtype=np.uint8).reshape(1, -1)
     np.testing.assert_array_equal(remap(label), np.array(expected).reshape(1, -1))
 
@@ -190,6 +202,11 @@ def test_every_descriptor_is_complete():
         "drishti_gs",
         "drive",
         "isbi2012_em",
+        "totalsegmentator",
+        "abdomenct1k",
+        "amos22",
+        "word",
+        "flare22",
     } <= set(names)
     for name in names:
         descriptor = get_descriptor(name)
@@ -229,3 +246,87 @@ def test_preparation_helpers(tmp_path):
     label = disc_cup_label(disc, cup)
     assert label[2, 2] == 0 and label[3, 3] == 1 and label[4, 4] == 2 and label[0, 0] == 0
     assert (label == 2).sum() == 4 and (label == 1).sum() == 36 - 1 - 4
+
+
+REAL_CT = Path(__file__).resolve().parents[2] / "shared" / "real-ct"
+
+
+def _totalsegmentator_case(root, case="s0011"):
+    """The real CT arranged as the TotalSegmentator data set stores it: ct.nii.gz + one mask per class."""
+    reference = nib.load(REAL_CT / "example_seg.nii.gz")
+    labels = np.asarray(reference.dataobj)
+    (root / case / "segmentations").mkdir(parents=True)
+    shutil.copy(REAL_CT / "example_ct_sm.nii.gz", root / case / "ct.nii.gz")
+    for value, name in {1: "spleen", 2: "kidney_right", 3: "kidney_left", 5: "liver", 7: "pancreas"}.items():
+        nib.save(nib.Nifti1Image((labels == value).astype(np.uint8), reference.affine),
+                 root / case / "segmentations" / f"{name}.nii.gz")
+    return labels
+
+
+@pytest.mark.skipif(not REAL_CT.is_dir(), reason="needs ../shared/real-ct")
+def test_totalsegmentator_layout_combines_masks_into_our_scheme(tmp_path):
+    labels = _totalsegmentator_case(tmp_path)
+    (tmp_path / "s0012").mkdir()
+    shutil.copy(REAL_CT / "example_ct_sm.nii.gz", tmp_path / "s0012" / "ct.nii.gz")  # no masks: a test case
+    datalist = load_datalist(tmp_path, descriptor="totalsegmentator")
+    assert [item["case_id"] for item in datalist["training"]] == ["s0011"]
+    assert [item["case_id"] for item in datalist["test"]] == ["s0012"]
+    assert [Path(p).name for p in datalist["training"][0]["label"]] == [
+        "spleen.nii.gz", "kidney_right.nii.gz", "kidney_left.nii.gz", "pancreas.nii.gz"]
+    loaded = Compose([LoadImaged("label", reader=MedicalImageReader(), ensure_channel_first=True, image_only=True),
+                      *label_transforms("label", "totalsegmentator")])(datalist["training"][0])["label"]
+    expected = np.select([labels == 1, np.isin(labels, [2, 3]), labels == 7], [1, 2, 3], 0)  # README's mapping
+    np.testing.assert_array_equal(np.asarray(loaded[0]), expected)
+    # TotalSegmentator's own multi-label output (117 classes) remaps with the same descriptor
+    np.testing.assert_array_equal(RemapLabels("totalsegmentator")(labels), expected)
+    (tmp_path / "s0011" / "segmentations" / "pancreas.nii.gz").unlink()
+    with pytest.raises(InputError, match="case 's0011' lacks the masks of pancreas"):
+        load_datalist(tmp_path, descriptor="totalsegmentator")
+
+
+def test_abdomenct1k_flare22_word_and_amos_layouts(tmp_path):
+    ct1k = tmp_path / "ct1k"
+    for part, case in (("1", "Case_00001"), ("2", "Case_00401"), ("3", "Case_00801")):
+        touch(ct1k / f"AbdomenCT-1K-ImagePart{part}" / f"{case}_0000.nii.gz")
+    touch(ct1k / "Mask" / "Case_00001.nii.gz")
+    touch(ct1k / "Mask" / "Case_00401.nii.gz")
+    listed = load_datalist(ct1k, descriptor="abdomenct1k")
+    assert [i["case_id"] for i in listed["training"]] == ["Case_00001", "Case_00401"]
+    assert [i["case_id"] for i in listed["test"]] == ["Case_00801"]
+    assert listed["training"][1]["image"].endswith("AbdomenCT-1K-ImagePart2/Case_00401_0000.nii.gz")
+
+    flare = tmp_path / "flare"
+    touch(flare / "images" / "FLARE22_Tr_0001_0000.nii.gz")
+    touch(flare / "labels" / "FLARE22_Tr_0001.nii.gz")
+    assert [i["case_id"] for i in load_datalist(flare, descriptor="flare22")["training"]] == ["FLARE22_Tr_0001"]
+
+    word = tmp_path / "word"
+    for split, case in (("Tr", "word_0002"), ("Val", "word_0001")):
+        touch(word / f"images{split}" / f"{case}.nii.gz")
+        touch(word / f"labels{split}" / f"{case}.nii.gz")
+    assert [i["case_id"] for i in load_datalist(word, descriptor="word")["training"]] == ["word_0001", "word_0002"]
+
+    amos = tmp_path / "amos22"
+    entries = {"training": [], "validation": []}
+    for split, folder, case in (("training", "Tr", "amos_0001"), ("training", "Tr", "amos_0540"),
+                                ("validation", "Va", "amos_0008")):
+        touch(amos / f"images{folder}" / f"{case}.nii.gz")
+        touch(amos / f"labels{folder}" / f"{case}.nii.gz")
+        entries[split].append({"image": f"./images{folder}/{case}.nii.gz", "label": f"./labels{folder}/{case}.nii.gz"})
+    (amos / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "spleen"}, **entries}))
+    # CT only (ids below 500); the labelled validation split counts as training data
+    assert [i["case_id"] for i in load_datalist(amos, descriptor="amos22")["training"]] == ["amos_0001", "amos_0008"]
+
+
+def test_remap_default_is_validated(tmp_path, monkeypatch):
+    monkeypatch.setattr("monai_attn.datasets.DATASETS_DIR", tmp_path)
+    base = {"name": "x", "title": "x", "modality": "CT", "scheme": "abdomen_ct", "layout": "msd",
+            "citation": "x", "source": {"url": "https://x", "licence": "x"}, "labels": {0: "bg", 5: "spleen"}}
+    (tmp_path / "x.yaml").write_text(yaml.safe_dump({**base, "remap": {5: 1}}))
+    with pytest.raises(InputError, match="every source label"):
+        get_descriptor("x")
+    (tmp_path / "x.yaml").write_text(yaml.safe_dump({**base, "remap": {5: 1}, "remap_default": 0}))
+    np.testing.assert_array_equal(RemapLabels("x")(np.array([0, 5, 9])), [0, 1, 0])
+    (tmp_path / "x.yaml").write_text(yaml.safe_dump({**base, "remap": {5: 1}, "remap_default": 7}))
+    with pytest.raises(InputError, match="leave the 'abdomen_ct' scheme"):
+        get_descriptor("x")

@@ -513,3 +513,35 @@ def test_large_case_takes_seconds() -> None:
     metrics = evaluate_label_maps(pred, ref, (0.8, 0.8, 2.5), [1, 2, 3], 2.0)
     assert time.perf_counter() - start < 20
     assert all(m.status == "ok" and m.hd95_mm == pytest.approx(2.5, abs=0.3) for m in metrics.values())
+
+
+REAL_CT = Path(__file__).resolve().parents[2] / "shared" / "real-ct"
+
+
+@pytest.mark.skipif(not REAL_CT.is_dir(), reason="needs ../shared/real-ct")
+def test_gt_mapping_scores_against_a_totalsegmentator_reference(tmp_path: Path) -> None:
+    """The real case's TotalSegmentator labels (117 classes) are remapped by the descriptor before scoring."""
+    import nibabel as nib
+
+    reference = nib.load(REAL_CT / "example_seg.nii.gz")
+    labels = np.asarray(reference.dataobj)
+    ours = np.select([labels == 1, np.isin(labels, [2, 3]), labels == 7], [1, 2, 3], 0).astype(np.uint8)
+    ours[ours == 3] = 0  # a prediction that misses the pancreas
+    ours[tuple(np.argwhere(labels == 5)[:50].T)] = 1  # and calls 50 liver voxels spleen
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "gt" / "case.nii.gz").write_bytes((REAL_CT / "example_seg.nii.gz").read_bytes())
+    nib.save(nib.Nifti1Image(ours, reference.affine), tmp_path / "pred" / "case.nii.gz")
+    out = tmp_path / "report"
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "-o", str(out),
+                 "--gt-mapping", "totalsegmentator", "--workers", "1"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["labels"] == {"spleen": 1, "kidney": 2, "pancreas": 3}
+    spleen = labels == 1
+    added = (ours == 1) & ~spleen
+    expected = 2 * spleen.sum() / (2 * spleen.sum() + added.sum())
+    assert summary["mean"]["spleen"]["dice"] == pytest.approx(expected) and expected < 1
+    assert summary["mean"]["kidney"]["dice"] == pytest.approx(1.0)
+    assert summary["mean"]["pancreas"]["dice"] == 0.0
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "-o", str(out),
+                 "--gt-mapping", "no_such_set"]) != 0

@@ -1,0 +1,63 @@
+"""Domain randomisation of CT training patches: per-organ offsets and the intensity chain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+from monai.transforms import Compose
+
+from monai_attn.augmentation import RandLabelIntensityShiftd, ct_intensity_randomisation
+
+
+def _patch() -> dict[str, torch.Tensor]:
+    label = torch.zeros((1, 24, 24, 16))
+    label[0, 2:10, 2:10, 2:8] = 1
+    label[0, 12:20, 4:12, 4:10] = 2
+    label[0, 14:22, 14:22, 8:14] = 3
+    image = torch.linspace(0, 1, label.numel()).reshape(label.shape)
+    return {"image": MetaTensor(image), "label": MetaTensor(label)}
+
+
+def test_label_shift_moves_each_organ_by_its_own_constant_and_nothing_else():
+    data = _patch()
+    shift = RandLabelIntensityShiftd("image", "label", offsets=0.2, prob=1.0, label_prob=1.0)
+    shift.set_random_state(3)
+    out = shift(data)
+    delta = (out["image"] - data["image"]).as_tensor()
+    label = data["label"].as_tensor()
+    assert torch.equal(out["label"].as_tensor(), label)
+    assert torch.all(delta[label == 0] == 0)
+    offsets = []
+    for value in (1, 2, 3):
+        inside = delta[label == value]
+        assert torch.allclose(inside, inside[0].expand_as(inside), atol=1e-6)  # one offset per organ
+        assert 0 < abs(float(inside[0])) <= 0.2
+        offsets.append(float(inside[0]))
+    assert len(set(np.round(offsets, 6))) == 3  # drawn independently
+
+
+def test_label_shift_respects_its_probabilities_and_arguments():
+    data = _patch()
+    unchanged = RandLabelIntensityShiftd("image", "label", offsets=0.2, prob=0.0)(data)
+    assert torch.equal(unchanged["image"].as_tensor(), data["image"].as_tensor())
+    none_selected = RandLabelIntensityShiftd("image", "label", offsets=0.2, prob=1.0, label_prob=0.0)(data)
+    assert torch.equal(none_selected["image"].as_tensor(), data["image"].as_tensor())
+    with pytest.raises(ValueError, match="offsets >= 0"):
+        RandLabelIntensityShiftd("image", "label", offsets=-1.0)
+
+
+def test_intensity_randomisation_changes_the_image_only_and_scales_with_the_window():
+    chain = Compose(ct_intensity_randomisation("image", "label", (-175.0, 250.0), prob=1.0))
+    chain.set_random_state(0)
+    data = _patch()
+    out = chain(data)
+    assert out["image"].shape == data["image"].shape and out["image"].dtype == torch.float32
+    assert torch.equal(out["label"].as_tensor(), data["label"].as_tensor())
+    assert not torch.allclose(out["image"].as_tensor(), data["image"].as_tensor())
+    shift = chain.transforms[0]
+    assert isinstance(shift, RandLabelIntensityShiftd)
+    assert shift.offsets == pytest.approx(45.0 / 425.0)  # 45 HU in a 425 HU window
+    with pytest.raises(ValueError, match="low < high"):
+        ct_intensity_randomisation("image", "label", (250.0, -175.0))
