@@ -57,7 +57,7 @@ from monai.transforms import (
 )
 from monai.transforms.transform import Transform
 
-from monai_attn.augmentation import ct_intensity_randomisation
+from monai_attn.augmentation import RandTruncatedFieldOfViewd, ct_intensity_randomisation
 from monai_attn.datasets import label_transforms
 from monai_attn.io.readers import Expect, MedicalImageReader
 
@@ -185,6 +185,7 @@ def ct_train_transforms(
     rotate_deg: float = 15.0,
     zoom_range: tuple[float, float] = (0.85, 1.2),
     elastic_prob: float = 0.1,
+    truncate_prob: float = 0.15,
     intensity_prob: float = 0.25,
 ) -> Compose:
     """Abdominal CT training pipeline: preprocessing, class-balanced patches, augmentation.
@@ -207,6 +208,8 @@ def ct_train_transforms(
             axis) combined with zoom (factor within ``zoom_range``: organ size and habitus), one
             resampling.
         elastic_prob: probability of a smooth elastic deformation (``Rand3DElasticd``).
+        truncate_prob: probability that the patch ends at a random plane as if the scan's field
+            of view ended there (:class:`~monai_attn.augmentation.RandTruncatedFieldOfViewd`).
         intensity_prob: probability of each step of the intensity domain randomisation
             (:func:`monai_attn.augmentation.ct_intensity_randomisation`: per-organ HU offsets,
             window shift and scale, gamma, bias field, blur or sharpening, simulated low
@@ -246,6 +249,7 @@ def ct_train_transforms(
                 mode=_modes(label_key, "bilinear"),
                 padding_mode="border",
             ),
+            RandTruncatedFieldOfViewd(image_key, label_key, prob=truncate_prob),
             *ct_intensity_randomisation(image_key, label_key, hu_window, prob=intensity_prob),
         ]
     )

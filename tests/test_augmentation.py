@@ -8,7 +8,7 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose
 
-from monai_attn.augmentation import RandLabelIntensityShiftd, ct_intensity_randomisation
+from monai_attn.augmentation import RandLabelIntensityShiftd, RandTruncatedFieldOfViewd, ct_intensity_randomisation
 
 
 def _patch() -> dict[str, torch.Tensor]:
@@ -61,3 +61,22 @@ def test_intensity_randomisation_changes_the_image_only_and_scales_with_the_wind
     assert shift.offsets == pytest.approx(45.0 / 425.0)  # 45 HU in a 425 HU window
     with pytest.raises(ValueError, match="low < high"):
         ct_intensity_randomisation("image", "label", (250.0, -175.0))
+
+
+def test_truncated_field_of_view_blanks_image_and_label_beyond_one_plane():
+    data = _patch()
+    cut = RandTruncatedFieldOfViewd("image", "label", prob=1.0, axes=(2,), cut_fraction=(0.5, 0.5))
+    for seed in range(6):
+        cut.set_random_state(seed)
+        out = cut(data)
+        image, label = out["image"].as_tensor(), out["label"].as_tensor()
+        blank = (image == 0).all(dim=(0, 1, 2))  # per z slice
+        assert blank.sum() == 8 and (blank[:8].all() or blank[8:].all())  # one side of z = 8
+        assert torch.all(label[..., blank] == 0)
+        kept = ~blank
+        assert torch.equal(image[..., kept], data["image"].as_tensor()[..., kept])
+        assert torch.equal(label[..., kept], data["label"].as_tensor()[..., kept])
+    untouched = RandTruncatedFieldOfViewd("image", "label", prob=0.0)(data)
+    assert torch.equal(untouched["image"].as_tensor(), data["image"].as_tensor())
+    with pytest.raises(ValueError, match="cut_fraction"):
+        RandTruncatedFieldOfViewd("image", "label", cut_fraction=(0.0, 1.0))

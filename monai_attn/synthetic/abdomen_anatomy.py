@@ -5,25 +5,32 @@ a :class:`~monai_attn.synthetic.shapes.Canvas` of any voxel grid. The frame: +x 
 patient's right, +y anterior, +z superior; z = ``z_t12_l1`` at the T12-L1 disc. Modelled from
 the upper thorax to the pelvic inlet:
 
-* body wall: skin, subcutaneous fat (~-100 HU), muscle (~45 HU), linea alba, visceral fat
-  (~-90 HU); lung bases above a domed diaphragm with posterior recesses; heart, mediastinum;
+* body wall: skin, subcutaneous fat (5-55 mm: thin to obese), muscle, linea alba, visceral
+  fat; lung bases above a domed diaphragm with posterior recesses; heart, mediastinum; arms
+  beside the body in about a third of patients (otherwise raised out of the field); the
+  patient table (carbon-fibre shell, foam core) under the back;
 * skeleton: vertebral bodies (cortical shell 600-900 HU, cancellous 140-280 HU), discs, neural
   arches, spinous and transverse processes, spinal canal; ribs 6-12 with costal cartilage;
   iliac wings; paraspinal, psoas and quadratus lumborum muscles;
-* organs: liver (~60 HU) with gallbladder; spleen (label 1, ~50 HU, concave hilum, under the
-  left dome, lateral to the upper pole of the left kidney, which indents it); kidneys
-  (label 2: enhancing cortex, medulla, pelvis; sinus fat unlabelled; hilum facing
-  anteromedially, upper poles medial and posterior); pancreas (label 3, ~45 HU, lobulated, fat
-  clefts), head in the duodenal C-loop, body anterior to the SMA/aorta, tail at the splenic hilum;
-* gut: stomach, duodenum, colon with stool, small-bowel loops; walls, fluid, gas above an
-  air-fluid level (the patient is supine, gas rises anteriorly);
+* organs: liver with gallbladder and portal branches; spleen (label 1: a crescent, 120-300 mL,
+  against the posterolateral wall under the left dome, its concave hilum facing the body axis,
+  intrasplenic vessels labelled spleen, mottled in the arterial phase); kidneys (label 2:
+  cortex, medulla, pelvis; sinus fat unlabelled; hilum facing anteromedially, upper poles
+  medial and posterior); adrenals; pancreas (label 3, lobulated, fat clefts), head in the
+  duodenal C-loop, body anterior to the SMA/aorta, tail at the splenic hilum;
+* gut: stomach (fasting fluid or a meal), duodenum, colon with stool, small-bowel loops (with
+  positive oral contrast in about a third of patients); walls, gas above an air-fluid level
+  (the patient is supine, gas rises anteriorly);
 * vessels: aorta, iliac arteries, celiac trunk, splenic and hepatic arteries, SMA, renal
   arteries; IVC, iliac, renal and hepatic veins; SMV, splenic and portal veins. Vessels are painted
   last, so they carve the organs they touch (unlabelled), as the splenic vein grooves the pancreas.
 
-Sizes, positions, angles, HU values (including the contrast phase) and shape modulations are
-jittered per case. The pancreas is meant to be hard: its HU is close to the duodenum, bowel wall
-and unopacified loops, and its outline is lobulated and indented by vessels and duodenum.
+Tissue HU come from one contrast phase per patient (non-contrast, arterial/corticomedullary,
+portal venous/nephrographic, delayed) with published ranges (:mod:`monai_attn.synthetic.contrast`):
+in a non-contrast phantom the kidneys are as grey as muscle and only their shape tells them apart.
+Sizes, positions, angles and shape modulations are jittered per case. The pancreas is meant to
+be hard: its HU is close to the duodenum, bowel wall and unopacified loops, and its outline is
+lobulated and indented by vessels and duodenum.
 """
 
 from __future__ import annotations
@@ -181,15 +188,19 @@ class AbdomenAnatomy:
         ]
         self.gallbladder = Ellipsoid((0.3 * a, 0.55 * b_ant, z0 + u(0, 20)), (u(14, 20), u(14, 20), u(35, 50)),
                                      rotation(u(-30, 10), 0, u(-20, 20)), Bumps(rng, 3, 0.08))
-        # spleen: posterolateral left, long axis along the ribs, concave hilum facing the body axis
+        # spleen: posterolateral left against the wall, long axis along the ribs, a crescent whose
+        # concave hilum faces the body axis (from a shallow notch to a deep crescent around the
+        # stomach); its lower pole from the upper pole to the hilum of the left kidney
         angle = np.deg2rad(u(-150, -135))
-        radii = np.array([u(55, 66), u(24, 30), u(36, 46)])
-        xy = np.array([0.72 * a * np.cos(angle), 0.72 * b_post * np.sin(angle)])
+        radii = np.array([u(55, 72), u(20, 30), u(36, 50)])
+        reach = u(0.72, 0.8)
+        xy = np.array([reach * a * np.cos(angle), reach * b_post * np.sin(angle)])
         under_dome = float(self.diaphragm_z(np.float32(xy[0]), np.float32(xy[1])))  # its top just under the dome
-        center = np.array([*xy, under_dome - 0.8 * radii[2] - u(0, 8)])
+        center = np.array([*xy, under_dome - 0.8 * radii[2] - u(0, 25)])
         axes = rotation(u(-20, 20), u(-25, -5), np.rad2deg(angle) + 90 + u(-15, 15))
         self.spleen = Ellipsoid(center, radii, axes, Bumps(rng, 5, 0.1))
-        self.spleen_hilum = Ellipsoid(center + axes @ np.array([0, 1.25 * radii[1], 0]), 0.7 * radii, axes)
+        concavity = radii * np.array([u(0.7, 0.95), 0.7, u(0.7, 0.95)])
+        self.spleen_hilum = Ellipsoid(center + axes @ np.array([0, u(0.95, 1.3) * radii[1], 0]), concavity, axes)
         self.splenic_hilum_point = center + axes @ np.array([0, 0.95 * radii[1], -0.1 * radii[2]])
         # kidneys: local axes u = long (superior), v = toward the hilum (medial), w = u x v
         self.kidneys = []
