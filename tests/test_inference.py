@@ -506,7 +506,7 @@ def test_labels_from_logits_match_argmax():
     torch.manual_seed(0)
     logits = torch.randn(4, 9, 7, 5).half()
     logits[:, 0, 0, 0] = torch.tensor([0.0, 5.0, 5.0, 1.0])  # a tie: the lower class wins
-    labels, probs = _reduce_logits(logits, probabilities=True)
+    labels, probs, _ = _reduce_logits(logits, probabilities=True)
     np.testing.assert_array_equal(labels, torch.argmax(logits.float(), 0).numpy())
     assert labels[0, 0, 0] == 1
     np.testing.assert_allclose(probs, torch.softmax(logits.float(), 0).numpy(), atol=1e-3)

@@ -49,7 +49,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     out.add_argument("--output-type", choices=("nifti", "dicom-seg"), default="nifti", help="label format (default nifti)")
     out.add_argument("--save-probabilities", action="store_true", help="also write <case>_probabilities.nii.gz")
     out.add_argument("--preview", action="store_true", help="also write <case>_preview.png")
-    out.add_argument("--statistics", action="store_true", help="also write <case>_statistics.json (volume mL, mean HU)")
+    out.add_argument("--statistics", action="store_true",
+                     help="also write <case>_statistics.json (volume mL, mean HU) and <case>_qc.json (quality control)")
+    qc = parser.add_argument_group("quality control")
+    qc.add_argument("--strict", action="store_true", help="exit 1 when any case's quality control says fail")
+    qc.add_argument("--force", action="store_true",
+                    help="segment scans that fail the input checks (not CT in HU, e.g. MR or raw values); "
+                    "the findings stay in the QC")
     out.add_argument("--attention-maps", action="store_true", help="also write <case>_attention_gate<k>.nii.gz")
     scale = parser.add_argument_group("scale-out")
     scale.add_argument("--num-parts", type=int, default=1, help="split the sorted cases into N parts")
@@ -79,6 +85,8 @@ def run_segment(args: argparse.Namespace) -> int:
         segmenter.overlap,
     )
 
+    verdicts: dict[str, str] = {}
+
     def segment_case(case) -> None:
         result = segmenter.segment_to_file(
             case.input,
@@ -100,20 +108,35 @@ def run_segment(args: argparse.Namespace) -> int:
             result.windows_skipped,
             case.output,
         )
+        verdicts[case.case_id] = result.qc.status
+        logger.info("%s: %s", case.case_id, result.qc.verdict())
 
     if len(cases) == 1:
         segment_case(cases[0])  # errors reach the CLI, which prints one line and exits 1
-        return 0
+        return _strict_exit(args.strict, verdicts)
 
     def report(case, message: str) -> None:
         print(f"error: {message}", file=sys.stderr)
 
     summary = run_batch(segment_case, cases, on_failure=report, progress=progress)
     logger.info("segmented %d of %d cases in %.1f s", len(summary.done), len(cases), summary.seconds)
+    counts = {status: sum(v == status for v in verdicts.values()) for status in ("ok", "warn", "fail")}
+    logger.info("quality control: %d ok, %d warn, %d fail%s", counts["ok"], counts["warn"], counts["fail"],
+                "".join(f"\n  {cid}: {status}" for cid, status in verdicts.items() if status != "ok"))
     if summary.failed:
         print(f"failed {len(summary.failed)} of {len(cases)} cases:", file=sys.stderr)
         for case_id, message in summary.failed:
             print(f"  {case_id}: {message}", file=sys.stderr)
+        return 1
+    return _strict_exit(args.strict, verdicts)
+
+
+def _strict_exit(strict: bool, verdicts: dict[str, str]) -> int:
+    """1 with ``--strict`` when a case's quality control failed, else 0."""
+    failed = [cid for cid, status in verdicts.items() if status == "fail"]
+    if strict and failed:
+        print(f"error: quality control failed for {len(failed)} case(s): {', '.join(failed)} (--strict)",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -133,6 +156,8 @@ def _build_segmenter(args: argparse.Namespace, progress: bool):
             overrides[name] = value
     if args.tta:
         overrides["tta"] = True
+    if args.force:
+        overrides["force"] = True
     if args.no_postprocess:
         overrides["postprocess"] = False
     if args.no_skip_air:

@@ -10,6 +10,7 @@ outputs are named after it:
                             with ``scl_slope = 1/255`` (readers return floats in [0, 1])
 ``case_preview.png``        axial, coronal and sagittal slices with the labels overlaid
 ``case_statistics.json``    each organ's volume (mL) and mean HU
+``case_qc.json``            quality control: case and organ status with reasons, input findings
 ``case_attention_gate1.nii.gz``  alpha of each attention gate (float32, finest gate first)
 ==========================  ================================================================
 
@@ -87,6 +88,8 @@ def write_outputs(
             from monai_attn.io.statistics import write_statistics
 
             write_statistics(result.statistics(), stage.add(folder / f"{stem}_statistics.json"))
+            if result.qc is not None:
+                write_statistics(result.qc.as_dict(), stage.add(folder / f"{stem}_qc.json"))
         if preview:
             _save_preview(result, stage.add(folder / f"{stem}_preview.png"), hu_window)
     except BaseException:

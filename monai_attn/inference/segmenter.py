@@ -14,7 +14,10 @@ bundles' ``inference.json``. For one scan it
 4. takes the argmax on the network grid (uint8), cleans each organ
    (:mod:`monai_attn.inference.postprocess`), and maps the labels back onto the input grid
    by nearest neighbour through both grids' affines
-   (:func:`monai_attn.inference.resample.resample_to_grid`).
+   (:func:`monai_attn.inference.resample.resample_to_grid`);
+5. checks the result (:mod:`monai_attn.qc`): the input checks ran before step 2 (a scan that
+   is not CT in HU is refused), then each organ's volume, side, pieces, field of view and the
+   mean entropy of its temperature-scaled softmax give it a status (``result.qc``).
 
 Why labels and not probabilities are inverted: a uint8 label map is a quarter of one float
 class channel, so the inversion of a 512x512x600 scan costs 150 MB instead of 2.5 GB; the
@@ -56,6 +59,7 @@ from monai_attn.inference.sliding_window import (
     sliding_window_predict,
 )
 from monai_attn.io.statistics import organ_statistics
+from monai_attn.qc import CaseQC, Finding, check_ct_input, normalised_entropy, organ_qc
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +80,7 @@ class SegmentationResult:
         probabilities: (X, Y, Z, classes) float16 softmax probabilities, or None.
         attention_maps: one (X, Y, Z) float32 map of alpha in [0, 1] per attention gate
             (finest gated level first), or None.
+        qc: per-organ quality control and the input checks (:class:`monai_attn.qc.CaseQC`).
         windows_run, windows_skipped: sliding windows run through the network / skipped as air.
         timings: seconds per stage (read, preprocess, network, labels, postprocess, invert, total).
         device, precision: where and in which precision the network ran.
@@ -86,6 +91,7 @@ class SegmentationResult:
     label_names: dict[int, str]
     probabilities: np.ndarray | None = None
     attention_maps: list[np.ndarray] | None = None
+    qc: CaseQC | None = None
     windows_run: int = 0
     windows_skipped: int = 0
     timings: dict[str, float] = field(default_factory=dict)
@@ -125,6 +131,12 @@ class Segmenter:
         num_classes: network output channels; default ``network.out_channels`` or
             ``max(label_names) + 1``.
         progress: show a progress bar over the windows.
+        temperature: the logits are divided by it before the softmax (probabilities and the
+            per-organ entropy of the quality control); fitted on validation data
+            (:func:`monai_attn.qc.fit_temperature`), 1 for none. Labels do not depend on it.
+        check_input: run :func:`monai_attn.qc.check_ct_input` first and refuse scans that are
+            not CT in HU (an :class:`InputError` naming the problem).
+        force: segment scans that fail the input checks anyway (the findings stay in the QC).
     """
 
     def __init__(
@@ -146,6 +158,9 @@ class Segmenter:
         label_names: Mapping[int | str, str] | None = None,
         num_classes: int | None = None,
         progress: bool = False,
+        temperature: float = 1.0,
+        check_input: bool = True,
+        force: bool = False,
     ) -> None:
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
@@ -172,6 +187,11 @@ class Segmenter:
         self.label_names = {int(k): str(v) for k, v in names.items() if int(k) != 0}
         self.num_classes = int(num_classes or getattr(network, "out_channels", 0) or max(self.label_names) + 1)
         self.progress = progress
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
+        self.check_input = bool(check_input)
+        self.force = bool(force)
         self.network = network.eval().to(self.device)
         if len(self.roi_size) == 3:
             self.network = self.network.to(memory_format=torch.channels_last_3d)
@@ -239,16 +259,19 @@ class Segmenter:
             image = load_image(image, series_uid=series_uid, expect="ct")
             timings["read"] = time.perf_counter() - start
         _check_scan(image)
+        findings = self._check_input(image)
         tick = time.perf_counter()
         body = image.as_tensor()[0].numpy() > self.air_threshold_hu
         input_affine = np.asarray(image.affine, dtype=float)
         input_shape = tuple(image.shape[1:])
         if not body.any():
             logger.warning("%s: no voxel above %g HU; nothing to segment", _name(image), self.air_threshold_hu)
+            labels = np.zeros(input_shape, np.uint8)
             return SegmentationResult(
                 image=image,
-                labels=np.zeros(input_shape, np.uint8),
+                labels=labels,
                 label_names=dict(self.label_names),
+                qc=organ_qc(labels, input_affine, self.label_names, input_findings=findings),
                 probabilities=_background_probabilities(input_shape, self.num_classes) if probabilities else None,
                 attention_maps=[] if attention_maps else None,
                 timings={**timings, "total": time.perf_counter() - start},
@@ -265,12 +288,13 @@ class Segmenter:
         timings["network"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        labels_net, probs_net = _reduce_logits(logits[0], probabilities)
+        labels_net, probs_net, entropy = _reduce_logits(logits[0], probabilities, self.temperature)
         del logits
         timings["labels"] = time.perf_counter() - tick
         tick = time.perf_counter()
+        body_centre_mm = _body_centre_mm(body, input_affine)
         paired = any(rule.paired for rule in self.postprocess_rules.values())
-        midline = _body_midline(body, input_affine, net_affine) if paired else None
+        midline = float((np.linalg.inv(net_affine) @ np.append(body_centre_mm, 1.0))[0]) if paired else None
         postprocess_labels(labels_net, self.postprocess_rules, midline=midline)
         timings["postprocess"] = time.perf_counter() - tick
 
@@ -288,6 +312,10 @@ class Segmenter:
                 for a in alphas
             ]
         timings["invert"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        qc = organ_qc(labels, input_affine, self.label_names, midline_x_mm=float(body_centre_mm[0]),
+                      entropy={k: v for k, v in entropy.items() if k in self.label_names}, input_findings=findings)
+        timings["qc"] = time.perf_counter() - tick
         timings["total"] = time.perf_counter() - start
         return SegmentationResult(
             image=image,
@@ -295,6 +323,7 @@ class Segmenter:
             label_names=dict(self.label_names),
             probabilities=probs,
             attention_maps=maps,
+            qc=qc,
             windows_run=counts.run,
             windows_skipped=counts.skipped,
             timings=timings,
@@ -341,6 +370,18 @@ class Segmenter:
         return result
 
     # ------------------------------------------------------------------ helpers
+    def _check_input(self, image: MetaTensor) -> list[Finding]:
+        """Input findings; the first error is raised unless ``check_input`` is off or ``force`` on."""
+        if not self.check_input:
+            return []
+        findings = check_ct_input(image)
+        errors = [f for f in findings if f.level == "error"]
+        if errors and not self.force:
+            raise InputError(f"{errors[0].message} (--force segments it anyway)", path=_name(image))
+        for finding in findings:
+            logger.warning("%s: %s: %s", _name(image), finding.level, finding.message)
+        return findings
+
     def _predict(
         self, net_image: MetaTensor, body: np.ndarray, input_affine: np.ndarray, attention_maps: bool
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], WindowCounts]:
@@ -441,15 +482,21 @@ def _name(image: MetaTensor) -> str:
     return str(image.meta.get("filename_or_obj", "image"))
 
 
-def _reduce_logits(logits: torch.Tensor, probabilities: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Argmax (uint8) and optional softmax (float16) of (classes, X, Y, Z) logits, in slabs.
+def _reduce_logits(
+    logits: torch.Tensor, probabilities: bool, temperature: float = 1.0
+) -> tuple[np.ndarray, np.ndarray | None, dict[int, float]]:
+    """Argmax (uint8), optional softmax (float16) and per-label mean entropy of (classes, X, Y, Z) logits.
 
-    The argmax is a running comparison class by class (ties go to the lower class, as
-    ``torch.argmax``), four times faster on the CPU than ``argmax`` over the strided class axis.
+    Works in slabs. The argmax is a running comparison class by class (ties go to the lower
+    class, as ``torch.argmax``), four times faster on the CPU than ``argmax`` over the strided
+    class axis. The softmax of ``logits / temperature`` gives the probabilities and the
+    normalised entropy, averaged over the voxels of each argmax label (label -> mean).
     """
     classes, *spatial = logits.shape
     labels = np.empty(spatial, dtype=np.uint8)
     probs = np.empty((classes, *spatial), dtype=np.float16) if probabilities else None
+    entropy_sum = torch.zeros(classes, dtype=torch.float64)
+    counts = torch.zeros(classes, dtype=torch.float64)
     step = max(1, _CHUNK_VOXELS // max(1, math.prod(spatial[1:])))
     for a in range(0, spatial[0], step):
         slab = logits[:, a : a + step]
@@ -460,9 +507,14 @@ def _reduce_logits(logits: torch.Tensor, probabilities: bool) -> tuple[np.ndarra
             slab_labels[higher] = k
             best = torch.maximum(best, slab[k])
         labels[a : a + step] = slab_labels.cpu().numpy()
+        soft = torch.softmax(slab.float() / temperature, dim=0)
+        flat = slab_labels.reshape(-1).long()
+        entropy_sum += torch.bincount(flat, weights=normalised_entropy(soft).reshape(-1), minlength=classes).double().cpu()
+        counts += torch.bincount(flat, minlength=classes).double().cpu()
         if probs is not None:
-            probs[:, a : a + step] = torch.softmax(slab.float(), dim=0).to(torch.float16).cpu().numpy()
-    return labels, probs
+            probs[:, a : a + step] = soft.to(torch.float16).cpu().numpy()
+    entropy = {k: float(entropy_sum[k] / counts[k]) for k in range(classes) if counts[k] > 0}
+    return labels, probs, entropy
 
 
 def _ras_spacing(affine: np.ndarray) -> tuple[float, ...]:
@@ -478,15 +530,10 @@ def _background_probabilities(shape: Sequence[int], classes: int) -> np.ndarray:
     return probs
 
 
-def _body_midline(body: np.ndarray, input_affine: np.ndarray, net_affine: np.ndarray) -> float:
-    """The body's centroid as a (fractional) index along the network grid's left-right axis.
-
-    ``body``: (X, Y, Z) mask on the input grid (``input_affine``); the network grid
-    (``net_affine``) is RAS-oriented, so its axis 0 runs left-right.
-    """
+def _body_centre_mm(body: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """The centroid (RAS mm) of the body mask (X, Y, Z) on a grid with voxel-to-RAS ``affine``."""
     centroid = []
     for axis, size in enumerate(body.shape):
         profile = body.sum(axis=tuple(a for a in range(body.ndim) if a != axis))
         centroid.append(float(np.average(np.arange(size), weights=profile)))
-    world = input_affine @ np.array([*centroid, 1.0])
-    return float((np.linalg.inv(net_affine) @ world)[0])
+    return (affine @ np.array([*centroid, 1.0]))[:3]

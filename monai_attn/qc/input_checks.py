@@ -1,0 +1,117 @@
+"""Checks that a scan is a CT in Hounsfield units before the CT model is run on it.
+
+The CT model labels whatever it is given; an MR series, a volume stored without its HU rescale
+or a scan of the legs comes back as a confident-looking label map. These checks read only the
+header and a strided sample of the voxels (a few milliseconds) and return :class:`Finding`s:
+
+* ``error``: not a CT in HU at all (DICOM Modality other than CT; no negative values; an
+  intensity range far too narrow for HU; a degenerate affine). ``segment`` refuses the case
+  unless ``--force`` is given.
+* ``warn``: odd but usable (voxel size outside 0.3-8 mm, neither air nor fat present, a body
+  too narrow for an adult abdomen, no soft tissue); recorded in the QC report.
+
+HU landmarks used: air about -1000, fat -150..-50, soft tissue 0..100 (any abdominal CT holds
+air outside the body or in the bowel, and fat under the skin and around the organs). A CT
+stored as raw unsigned numbers (HU + 1024, rescale not applied) has air near 0 and soft tissue
+near 1024-1124.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from monai.data import MetaTensor
+
+#: Voxel sizes (mm) outside this range are unusual for abdominal CT.
+SPACING_RANGE_MM = (0.3, 8.0)
+#: An adult abdomen is wider than this (mm, left-right extent of the body).
+MIN_BODY_WIDTH_MM = 200.0
+#: Voxels sampled for the histogram tests (strided, so the cost does not grow with the scan).
+SAMPLE_VOXELS = 2_000_000
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's outcome: ``level`` is ``"error"`` or ``"warn"``, ``check`` a short name."""
+
+    level: str
+    check: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def check_ct_input(image: MetaTensor) -> list[Finding]:
+    """Findings for one scan ((1, X, Y, Z) MetaTensor in HU as read by :func:`monai_attn.io.load_image`)."""
+    findings: list[Finding] = []
+    modality = image.meta.get("dicom_modality")
+    if modality and str(modality).upper() != "CT":
+        findings.append(Finding("error", "modality", f"DICOM Modality is {modality}; the model needs CT"))
+    affine = np.asarray(image.affine, dtype=float)[:3, :3]
+    spacing = np.linalg.norm(affine, axis=0)
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine)) < 1e-6 * max(float(np.prod(spacing)), 1e-12):
+        findings.append(Finding("error", "affine", f"degenerate voxel-to-world matrix (voxel sizes {_mm(spacing)})"))
+    elif np.any(spacing < SPACING_RANGE_MM[0]) or np.any(spacing > SPACING_RANGE_MM[1]):
+        findings.append(Finding("warn", "spacing", f"unusual voxel size {_mm(spacing)} for abdominal CT"))
+    values = _sample(image.as_tensor()[0].numpy())
+    findings += _intensity_findings(values)
+    if not any(f.level == "error" for f in findings):
+        width = _body_width_mm(image.as_tensor()[0].numpy(), np.asarray(image.affine, dtype=float))
+        if width is not None and width < MIN_BODY_WIDTH_MM:
+            findings.append(Finding(
+                "warn", "field_of_view",
+                f"body only {width:.0f} mm wide: not an adult abdomen (head, neck, a limb or a child?)"))
+    return findings
+
+
+def _mm(spacing: np.ndarray) -> str:
+    return " x ".join(f"{s:g}" for s in np.round(spacing, 3)) + " mm"
+
+
+def _sample(volume: np.ndarray) -> np.ndarray:
+    step = max(1, int(np.ceil((volume.size / SAMPLE_VOXELS) ** (1 / 3))))
+    return np.asarray(volume[::step, ::step, ::step], dtype=np.float32).ravel()
+
+
+def _intensity_findings(values: np.ndarray) -> list[Finding]:
+    low, high = np.percentile(values, [0.5, 99.5])
+    if high < -500:
+        return [Finding("warn", "intensity", "nothing denser than air or lung (all below -500 HU)")]
+    if high - low < 200:
+        return [Finding("error", "intensity", f"intensity range {low:.4g}..{high:.4g} is too narrow for HU "
+                                              "(a normalised image or another modality?)")]
+    air = np.mean(values < -900)
+    fat = np.mean((values > -150) & (values < -50))
+    soft = np.mean((values >= 0) & (values <= 100))
+    if values.min() >= 0:
+        raw = np.mean(values < 100) > 0.05 and np.mean((values > 1024) & (values < 1124)) > 0.05
+        hint = ("values look like raw CT numbers stored without the HU rescale (air near 0, soft tissue near "
+                "1024-1124): subtract 1024 or fix RescaleIntercept" if raw else
+                "no value below 0 HU: not a CT in Hounsfield units (MR or another modality?)")
+        return [Finding("error", "intensity", hint)]
+    findings = []
+    if air < 1e-3 and fat < 1e-3:
+        findings.append(Finding("warn", "intensity", "neither air (-1000 HU) nor fat (-100 HU) found"))
+    if soft < 0.01:
+        findings.append(Finding("warn", "intensity", "almost no soft tissue (0..100 HU)"))
+    return findings
+
+
+def _body_width_mm(volume: np.ndarray, affine: np.ndarray) -> float | None:
+    """Median over sampled axial planes of the body's left-right extent (mm), or None without body."""
+    ras = affine[:3, :3]
+    lr_axis = int(np.argmax(np.abs(ras[0])))  # voxel axis closest to left-right
+    si_axis = int(np.argmax(np.abs(ras[2])))  # voxel axis closest to superior-inferior
+    if lr_axis == si_axis:
+        return None
+    spacing = float(np.linalg.norm(ras[:, lr_axis]))
+    widths = []
+    for k in np.linspace(0, volume.shape[si_axis] - 1, num=min(9, volume.shape[si_axis])).round().astype(int):
+        plane = np.take(volume, k, axis=si_axis) > -500
+        along = lr_axis if lr_axis < si_axis else lr_axis - 1
+        hits = np.flatnonzero(plane.any(axis=1 - along))
+        if hits.size:
+            widths.append((hits[-1] - hits[0] + 1) * spacing)
+    return float(np.median(widths)) if widths else None
