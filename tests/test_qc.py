@@ -214,3 +214,25 @@ def test_segment_refuses_non_ct_unless_forced_and_strict_fails_on_qc(tmp_path, c
     assert qc["status"] == "fail" and qc["input"][0]["check"] == "intensity"
     assert main([*args, "--force", "--strict"]) == 1
     assert "quality control failed for 1 case(s): raw (--strict)" in capsys.readouterr().err
+
+
+def test_evaluate_tabulates_qc_status_against_dice(tmp_path, capsys, phantom):
+    _, labels, affine = phantom
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "pred").mkdir()
+    cases = {"a": (labels, "ok", 0.05), "b": (np.where(labels == 3, 0, labels), "fail", 0.4),
+             "c": (labels, "fail", 0.5), "d": (labels, "warn", 0.3)}
+    for case, (prediction, pancreas_status, entropy) in cases.items():
+        _write(tmp_path / "gt" / f"{case}.nii.gz", labels, affine)
+        _write(tmp_path / "pred" / f"{case}.nii.gz", prediction.astype(np.uint8), affine)
+        organs = {name: {"status": "ok", "entropy": 0.05} for name in NAMES.values()}
+        organs["pancreas"] = {"status": pancreas_status, "entropy": entropy}
+        (tmp_path / "pred" / f"{case}_qc.json").write_text(json.dumps({"status": pancreas_status, "organs": organs}))
+    out = tmp_path / "report"
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "-o", str(out),
+                 "--labels", "spleen=1,kidney=2,pancreas=3", "--workers", "1"]) == 0
+    table = (out / "qc_vs_dice.md").read_text()
+    assert "| pancreas | fail | 2 | 0.500 | 1 |" in table  # b (Dice 0) and c (Dice 1)
+    assert "| pancreas | 1 of 1 | 1 of 3 | -0.26 |" in table  # Spearman of (0.05, 0.4, 0.5, 0.3) vs (1, 0, 1, 1)
+    assert "| spleen | 0 of 0 | 0 of 4 | n/a |" in table
+    assert table in capsys.readouterr().out

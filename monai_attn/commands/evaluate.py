@@ -1,7 +1,9 @@
 """``monai-attn evaluate``: Dice, HD95 and surface Dice of predicted label maps, with reports.
 
 One ``--pred`` folder writes ``summary.json``, ``per_case.csv``, ``summary.md`` and
-``boxplot.png`` to the report folder and prints the summary table. Two or more ``--pred``
+``boxplot.png`` to the report folder and prints the summary table; when the predictions come
+with ``<case>_qc.json`` (``segment --statistics``), ``qc_vs_dice.md`` tells how well the
+quality control flagged the organs that truly failed. Two or more ``--pred``
 folders also compare each with the first (paired differences, Wilcoxon p-values): one
 report subfolder per method plus ``comparison.md/.json/.csv`` and a joint ``boxplot.png``.
 The exit code is 1 when any case failed (missing prediction, grid mismatch, unreadable file).
@@ -76,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     from monai_attn.evaluation.cases import evaluate_folders
     from monai_attn.evaluation.compare import paired_differences, write_comparison
     from monai_attn.evaluation.labels import parse_tolerances, resolve_label_names
-    from monai_attn.evaluation.report import plot_boxplot, write_report
+    from monai_attn.evaluation.report import plot_boxplot, write_report, write_text_atomically
+    from monai_attn.qc.versus_dice import qc_versus_dice, read_qc, render_qc_markdown
 
     gt_dir = Path(args.gt)
     for folder in (*args.pred, args.gt):
@@ -120,6 +123,13 @@ def run(args: argparse.Namespace) -> int:
             target = out_dir if len(others) == 1 else out_dir / f"{name}_vs_{baseline_name}"
             print(write_comparison(rows, target, baseline_name, name))
         plot_boxplot({n: r.results for n, r in runs.items()}, all_names, out_dir / "boxplot.png")
+
+    for name, evaluation in runs.items():  # QC written by `segment --statistics` next to the predictions
+        qc = read_qc(evaluation.prediction_dir, [r.case_id for r in evaluation.results])
+        if qc:
+            markdown = render_qc_markdown(qc_versus_dice(evaluation.results, qc, all_names))
+            write_text_atomically((out_dir / name if compare else out_dir) / "qc_vs_dice.md", markdown)
+            print(markdown)
 
     failed = [(name, f) for name, r in runs.items() for f in r.failures]
     print(f"Report written to {out_dir}", file=sys.stderr)
