@@ -89,3 +89,12 @@ def test_evaluation_quick(tmp_path: Path) -> None:
     assert len(rows) == 3
     assert all(0 <= float(row[1]) <= float(row[2]) for row in rows)  # min <= median
     assert (tmp_path / "evaluation" / "report_0" / "summary.json").is_file()
+
+
+def test_qc_quick(tmp_path: Path) -> None:
+    output = run_script("qc.py", "--json", str(tmp_path / "qc.json"))
+    report = json.loads((tmp_path / "qc.json").read_text())
+    assert report["calibration"]["temperature"] > 0 and 0 <= report["calibration"]["ece_after"] <= 1
+    kinds = {row["kind"] for row in report["rows"]}
+    assert kinds == {"held-out", "shift+150HU", "scale0.6", "cut-at-kidneys"}
+    assert "Detection:" in output and 0 < report["cost"]["share"] < 1

@@ -35,7 +35,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, iterations: int 
         return loss
 
     optimiser.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
