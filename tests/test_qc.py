@@ -23,7 +23,8 @@ from monai_attn.qc import (
 )
 from monai_attn.qc.input_checks import Finding
 from monai_attn.synthetic import generate_abdomen_ct_case
-from test_inference import ThresholdNet, one_thread  # noqa: F401
+from test_inference import one_thread  # noqa: F401
+from test_segment_cli import model  # noqa: F401
 
 PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"
 REAL_CT = Path(__file__).resolve().parents[2] / "shared" / "real-ct"
@@ -187,17 +188,6 @@ def test_ece_of_a_perfectly_calibrated_toy_case():
 def _write(path: Path, hu: np.ndarray, affine: np.ndarray) -> Path:
     nib.save(nib.Nifti1Image(hu, affine), path)
     return path
-
-
-@pytest.fixture()
-def model(tmp_path) -> list[str]:
-    """CLI model arguments: a TorchScript intensity-band network and small windows."""
-    weights = tmp_path / "model" / "threshold.ts"
-    weights.parent.mkdir()
-    torch.jit.save(torch.jit.script(ThresholdNet()), str(weights))
-    config = tmp_path / "model" / "config.json"
-    config.write_text(json.dumps({"segmenter": {"roi_size": [32, 32, 32], "spacing_mm": None, "postprocess": False}}))
-    return ["--model", str(weights), "--config", str(config), "--device", "cpu", "--precision", "fp32"]
 
 
 def test_segment_refuses_non_ct_unless_forced_and_strict_fails_on_qc(tmp_path, capsys, model):
