@@ -89,6 +89,13 @@ def test_odd_geometry_and_field_of_view_are_warned_or_refused(phantom):
     head[(r >= 25) & (r < 26)] = -100
     findings = check_ct_input(as_meta(head, np.diag([3.0, 3.0, 3.0, 1.0])))
     assert [f.check for f in findings] == ["field_of_view"] and "not an adult abdomen" in findings[0].message
+    legs = np.full((128, 128, 40), -1000.0, np.float32)
+    for centre in (-30, 30):  # two thighs, 180 mm apart, each 120 mm across
+        thigh = np.sqrt((x - centre) ** 2 + y ** 2) < 20
+        legs[thigh] = 40
+        legs[thigh & (np.sqrt((x - centre) ** 2 + y ** 2) > 17)] = -100
+    findings = check_ct_input(as_meta(legs, np.diag([3.0, 3.0, 3.0, 1.0])))
+    assert [f.check for f in findings] == ["field_of_view"] and "legs" in findings[0].message
 
 
 # --- organ checks -------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ header and a strided sample of the voxels (a few milliseconds) and return :class
 * ``error``: not a CT in HU at all (DICOM Modality other than CT; no negative values; an
   intensity range far too narrow for HU; a degenerate affine). ``segment`` refuses the case
   unless ``--force`` is given.
-* ``warn``: odd but usable (voxel size outside 0.3-8 mm, neither air nor fat present, a body
-  too narrow for an adult abdomen, no soft tissue); recorded in the QC report.
+* ``warn``: odd but usable (voxel size outside 0.3-8 mm, neither air nor fat present, no soft
+  tissue, a body too narrow for an adult abdomen or two legs in most axial planes); recorded
+  in the QC report.
 
 HU landmarks used: air about -1000, fat -150..-50, soft tissue 0..100 (any abdominal CT holds
 air outside the body or in the bowel, and fat under the skin and around the organs). A CT
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from monai.data import MetaTensor
+from scipy import ndimage
 
 #: Voxel sizes (mm) outside this range are unusual for abdominal CT.
 SPACING_RANGE_MM = (0.3, 8.0)
@@ -58,11 +60,7 @@ def check_ct_input(image: MetaTensor) -> list[Finding]:
     values = _sample(image.as_tensor()[0].numpy())
     findings += _intensity_findings(values)
     if not any(f.level == "error" for f in findings):
-        width = _body_width_mm(image.as_tensor()[0].numpy(), np.asarray(image.affine, dtype=float))
-        if width is not None and width < MIN_BODY_WIDTH_MM:
-            findings.append(Finding(
-                "warn", "field_of_view",
-                f"body only {width:.0f} mm wide: not an adult abdomen (head, neck, a limb or a child?)"))
+        findings += _field_of_view_findings(image.as_tensor()[0].numpy(), np.asarray(image.affine, dtype=float))
     return findings
 
 
@@ -99,19 +97,36 @@ def _intensity_findings(values: np.ndarray) -> list[Finding]:
     return findings
 
 
-def _body_width_mm(volume: np.ndarray, affine: np.ndarray) -> float | None:
-    """Median over sampled axial planes of the body's left-right extent (mm), or None without body."""
+def _field_of_view_findings(volume: np.ndarray, affine: np.ndarray) -> list[Finding]:
+    """Warn when the axial planes show a body too narrow for an adult abdomen, or two legs.
+
+    Up to nine axial planes are sampled; per plane the body (HU > -500) gives its left-right
+    extent and its large connected pieces (each at least a fifth of the body's area).
+    """
     ras = affine[:3, :3]
     lr_axis = int(np.argmax(np.abs(ras[0])))  # voxel axis closest to left-right
     si_axis = int(np.argmax(np.abs(ras[2])))  # voxel axis closest to superior-inferior
     if lr_axis == si_axis:
-        return None
+        return []
     spacing = float(np.linalg.norm(ras[:, lr_axis]))
-    widths = []
+    along = lr_axis if lr_axis < si_axis else lr_axis - 1
+    widths, two_pieces = [], []
     for k in np.linspace(0, volume.shape[si_axis] - 1, num=min(9, volume.shape[si_axis])).round().astype(int):
         plane = np.take(volume, k, axis=si_axis) > -500
-        along = lr_axis if lr_axis < si_axis else lr_axis - 1
         hits = np.flatnonzero(plane.any(axis=1 - along))
-        if hits.size:
-            widths.append((hits[-1] - hits[0] + 1) * spacing)
-    return float(np.median(widths)) if widths else None
+        if not hits.size:
+            continue
+        widths.append((hits[-1] - hits[0] + 1) * spacing)
+        pieces, count = ndimage.label(plane)
+        sizes = np.bincount(pieces.ravel())[1:]
+        two_pieces.append(int((sizes >= 0.2 * sizes.sum()).sum()) >= 2 if count else False)
+    if not widths:
+        return []
+    if np.mean(two_pieces) > 0.5:
+        return [Finding("warn", "field_of_view", "two separate body parts in most axial planes (legs?): "
+                                                 "not an abdomen")]
+    width = float(np.median(widths))
+    if width < MIN_BODY_WIDTH_MM:
+        return [Finding("warn", "field_of_view",
+                        f"body only {width:.0f} mm wide: not an adult abdomen (head, neck, a limb or a child?)")]
+    return []
