@@ -360,3 +360,21 @@ def test_preview_views_follow_radiological_convention():
     assert axial[0, 0] == 1 and coronal[0, 0] == 1  # right on the viewer's left, anterior/superior at the top
     sagittal = preview._display(ras[i, :, :])
     assert sagittal[0, 0] == 1  # anterior on the left, superior at the top
+
+
+def test_habitus_arms_table_and_oral_contrast_vary_per_patient():
+    anatomies = [AbdomenAnatomy(case_rng("abdomen-ct/anatomy", 0, index)) for index in range(12)]
+    with_arms = [index for index, a in enumerate(anatomies) if a.arms]
+    assert with_arms and len(with_arms) < 12
+    assert 0 < sum(a.oral_contrast_hu is not None for a in anatomies) < 12
+    assert max(a.fat_mm for a in anatomies) - min(a.fat_mm for a in anatomies) > 20  # thin to obese
+    for index in (with_arms[0], next(i for i in range(12) if i not in with_arms)):
+        image, _, affine = generate_abdomen_ct_case(0, index, (96, 96, 6), (6.0, 6.0, 20.0))  # a 576 mm field
+        axial = np.asarray(nib.as_closest_canonical(nib.Nifti1Image(image, affine)).dataobj)[:, :, 3]
+        pieces, _ = ndimage.label(axial > -500)
+        sizes = np.sort(np.bincount(pieces.ravel())[1:])[::-1]
+        arms = int(((sizes > 0.03 * sizes[0]) & (sizes < 0.2 * sizes[0])).sum())
+        assert arms == (2 if index in with_arms else 0), sizes[:5]
+        body_rows = np.flatnonzero((axial > -500).any(axis=0))
+        table = axial[:, : body_rows.min() + 3]  # posterior to the back (RAS: low y is posterior)
+        assert (table > 100).sum() >= 10  # the table's carbon-fibre shell
