@@ -80,7 +80,8 @@ class CaseQC:
 
     def verdict(self) -> str:
         """One line: the case status and each flagged organ with its first reason."""
-        flagged = [f"{o.name} {o.status} ({o.reasons[0]})" for o in self.organs.values() if o.status in ("warn", "fail")]
+        flagged = [f"{o.name} {o.status} ({', '.join(o.reasons)})" for o in self.organs.values()
+                   if o.status in ("warn", "fail")]
         flagged += [f"input {f.level}: {f.message}" for f in self.input_findings]
         partial = [o.name for o in self.organs.values() if o.status == "partial"]
         if partial:
