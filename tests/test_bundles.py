@@ -441,6 +441,28 @@ def test_shipped_ct_weights_reach_recorded_dice_on_fresh_phantoms(tmp_path):
         assert np.mean(values) >= meta["eval_metrics"][f"{organ}_dice"] - 0.01, (organ, np.mean(values))
 
 
+REAL_CT = REPO.parent / "shared" / "real-ct"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_CT.is_dir(), reason="needs ../shared/real-ct")
+def test_shipped_ct_weights_reach_recorded_dice_on_the_real_ct(tmp_path):
+    """The real validation CT, segmented and scored with the project's own commands as a user would."""
+    from monai_attn.cli import main
+
+    name = "abdomen_ct_attention_unet"
+    meta = json.loads((BUNDLES / name / "configs" / "metadata.json").read_text())
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "gt" / "example_ct_sm.nii.gz").write_bytes((REAL_CT / "example_seg.nii.gz").read_bytes())
+    assert main(["segment", "-i", str(REAL_CT / "example_ct_sm.nii.gz"), "-o",
+                 str(tmp_path / "pred" / "example_ct_sm.nii.gz"), "--device", "cpu"]) == 0
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "-o",
+                 str(tmp_path / "report"), "--gt-mapping", "totalsegmentator", "--workers", "1"]) == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    for organ, recorded in meta["real_ct_metrics"].items():
+        assert summary["mean"][organ.removesuffix("_dice")]["dice"] >= recorded - 0.01, (organ, summary["mean"])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["retina_attention_unet", "cells_attention_unet"])
 def test_shipped_2d_weights_reach_recorded_dice_on_fresh_phantoms(name, tmp_path):

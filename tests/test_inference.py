@@ -417,6 +417,7 @@ def test_probabilities_attention_maps_and_statistics(tmp_path):
         "case.nii.gz",
         "case_attention_gate1.nii.gz",
         "case_probabilities.nii.gz",
+        "case_qc.json",
         "case_statistics.json",
     ]
     probs = nib.load(str(out.parent / "case_probabilities.nii.gz"))
