@@ -82,7 +82,7 @@ class SegmentationResult:
             (finest gated level first), or None.
         qc: per-organ quality control and the input checks (:class:`monai_attn.qc.CaseQC`).
         windows_run, windows_skipped: sliding windows run through the network / skipped as air.
-        timings: seconds per stage (read, preprocess, network, labels, postprocess, invert, total).
+        timings: seconds per stage (read, preprocess, network, labels, postprocess, invert, qc, total).
         device, precision: where and in which precision the network ran.
     """
 
