@@ -226,22 +226,22 @@ def evaluate_case_files(
     ref_path: Path,
     label_names: Mapping[int, str] | None,
     tolerances: NsdTolerances,
-    gt_mapping: Mapping[int, int] | str | None = None,
+    remap_reference: RemapLabels | None = None,
 ) -> CaseResult:
     """Read one prediction/reference pair, check their grids and compute all metrics.
 
     The prediction may be a DICOM SEG (``.dcm``), see :func:`read_dicom_seg_on_grid`.
     ``label_names=None`` evaluates every non-zero value present in either file.
-    ``gt_mapping`` remaps the reference first (a dict or a ``datasets/`` descriptor name, e.g.
-    ``"totalsegmentator"`` for a TotalSegmentator multi-label map).
+    ``remap_reference`` remaps the reference first (e.g. ``RemapLabels("totalsegmentator")`` for a
+    TotalSegmentator multi-label map).
     """
     labels = sorted(label_names) if label_names else None
     start = time.perf_counter()
     if ref_path.name.lower().endswith(".dcm"):
         raise InputError("DICOM references are not supported; convert the reference to NIfTI", ref_path)
     ref = read_label_map(ref_path)
-    if gt_mapping is not None:
-        ref = replace(ref, array=RemapLabels(gt_mapping)(ref.array))
+    if remap_reference is not None:
+        ref = replace(ref, array=remap_reference(ref.array))
     if pred_path.name.lower().endswith(".dcm"):
         pred = read_dicom_seg_on_grid(pred_path, ref, label_names)
     else:
@@ -264,10 +264,10 @@ def evaluate_case_files(
 
 def _evaluate_or_fail(
     cid: str, pred_path: Path, ref_path: Path, label_names: Mapping[int, str] | None, tolerances: NsdTolerances,
-    gt_mapping: Mapping[int, int] | str | None = None,
+    remap_reference: RemapLabels | None = None,
 ) -> CaseResult | CaseFailure:
     try:
-        return evaluate_case_files(cid, pred_path, ref_path, label_names, tolerances, gt_mapping)
+        return evaluate_case_files(cid, pred_path, ref_path, label_names, tolerances, remap_reference)
     except (InputError, OSError, ValueError) as exc:
         return CaseFailure(cid, str(exc))
 
@@ -289,8 +289,8 @@ def evaluate_folders(
             values found in the files and names them ``label_<value>``.
         tolerances: NSD tolerances in mm (default: ``DEFAULT_NSD_TOLERANCE_MM`` for all).
         workers: cases evaluated in parallel processes (1: in this process).
-        gt_mapping: remap of the reference labels into the prediction's scheme (see
-            :func:`evaluate_case_files`).
+        gt_mapping: remap of the reference labels into the prediction's scheme: a dict or a
+            ``datasets/`` descriptor name, read once here.
 
     Returns:
         An :class:`EvaluationRun`; results and failures sorted by case id.
@@ -302,7 +302,8 @@ def evaluate_folders(
     predictions = list_cases(pred_dir)
     failures = [CaseFailure(cid, f"missing prediction (no {cid}.* in {pred_dir})") for cid in references if cid not in predictions]
     names = dict(label_names) if label_names else None
-    jobs = [(cid, predictions[cid], references[cid], names, tolerances, gt_mapping)
+    remap = None if gt_mapping is None else RemapLabels(gt_mapping)
+    jobs = [(cid, predictions[cid], references[cid], names, tolerances, remap)
             for cid in references if cid in predictions]
     outcomes: list[CaseResult | CaseFailure]
     if workers > 1 and len(jobs) > 1:
