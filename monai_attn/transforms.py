@@ -33,7 +33,6 @@ import torch
 from monai.transforms import (
     ClassesToIndicesd,
     Compose,
-    CropForegroundd,
     DeleteItemsd,
     LoadImaged,
     NormalizeIntensityd,
@@ -53,12 +52,14 @@ from monai.transforms import (
     Resized,
     ScaleIntensityRanged,
     Spacingd,
+    SpatialCrop,
     SpatialPadd,
 )
-from monai.transforms.transform import Transform
+from monai.transforms.transform import MapTransform, Transform
 
 from monai_attn.augmentation import RandTruncatedFieldOfViewd, ct_intensity_randomisation
 from monai_attn.datasets import label_transforms
+from monai_attn.geometry import margin_voxels
 from monai_attn.io.readers import Expect, MedicalImageReader
 
 LabelMapping = Mapping[int, int] | str | None
@@ -71,14 +72,60 @@ RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 CT_CLASS_RATIOS = (1.0, 1.0, 1.0, 3.0)
 
 
-class AboveThreshold:
-    """``x > threshold``: the foreground test for cropping to the body (picklable, unlike a lambda)."""
+class CropToBodyd(MapTransform):
+    """Crop ``keys`` to the body of ``source_key``'s scan, on the scan's own grid, before resampling.
 
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
+    The body is every voxel above ``threshold_hu`` (air is -1000 HU, lung about -800, fat
+    about -100); the crop keeps its bounding box plus ``margin_mm`` on each side. Cropping
+    before resampling spares resampling the air around the patient (time and memory). The
+    body's centroid (RAS mm, the kidneys' midline) goes to ``data[centre_key]``. A scan with
+    no body voxel is left whole (its centroid is the grid's centre).
 
-    def __call__(self, x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
-        return x > self.threshold
+    Args:
+        keys: keys to crop (image, and label in training).
+        source_key: the (1, X, Y, Z) scan in HU the body is found in.
+        threshold_hu: HU above which a voxel is body.
+        margin_mm: margin around the body's bounding box (mm).
+        centre_key: where the centroid goes.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[str],
+        source_key: str,
+        threshold_hu: float,
+        margin_mm: float,
+        centre_key: str = "body_centre_mm",
+    ) -> None:
+        super().__init__(keys)
+        self.source_key = source_key
+        self.threshold_hu = float(threshold_hu)
+        self.margin_mm = float(margin_mm)
+        self.centre_key = centre_key
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        image = d[self.source_key]
+        affine = np.asarray(image.affine, dtype=float)
+        body = image.as_tensor()[0] > self.threshold_hu
+        spatial = tuple(body.shape)
+        profiles = [body.sum(dim=tuple(a for a in range(body.ndim) if a != axis)) for axis in range(body.ndim)]
+        if not bool(profiles[0].any()):
+            d[self.centre_key] = (affine @ np.array([*((s - 1) / 2 for s in spatial), 1.0]))[:3]
+            return d
+        centroid = [float((p.double() * torch.arange(len(p))).sum() / p.sum()) for p in profiles]
+        d[self.centre_key] = (affine @ np.array([*centroid, 1.0]))[:3]
+        start, end = [], []
+        for axis, (profile, margin) in enumerate(zip(profiles, margin_voxels(affine, self.margin_mm))):
+            hits = torch.nonzero(profile).ravel()
+            start.append(max(int(hits[0]) - margin, 0))
+            end.append(min(int(hits[-1]) + 1 + margin, spatial[axis]))
+        if start == [0] * len(spatial) and end == list(spatial):
+            return d
+        crop = SpatialCrop(roi_start=start, roi_end=end)
+        for key in self.key_iterator(d):
+            d[key] = crop(d[key])
+        return d
 
 
 def _split_keys(keys: Sequence[str]) -> tuple[str, str | None]:
@@ -89,11 +136,20 @@ def _split_keys(keys: Sequence[str]) -> tuple[str, str | None]:
 
 
 def _load(keys: Sequence[str], expect: Expect, label_key: str | None, label_mapping: LabelMapping) -> list[Transform]:
-    """Load with :class:`MedicalImageReader` (channel first) and remap labels if asked."""
+    """Load with :class:`MedicalImageReader` (channel first) and remap labels if asked.
+
+    An image without a label (inference) is read by
+    :class:`~monai_attn.inference.stages.LoadScand`, which also takes an image already read
+    and keeps it as ``input``, the grid predictions go back to.
+    """
+    if label_key is None:
+        from monai_attn.inference.stages import LoadScand
+
+        return [LoadScand(keys[0], expect=expect)]
     steps: list[Transform] = [
         LoadImaged(keys, reader=MedicalImageReader(expect=expect), ensure_channel_first=True, image_only=True)
     ]
-    if label_key is not None and label_mapping is not None:
+    if label_mapping is not None:
         steps += label_transforms(label_key, label_mapping)
     return steps
 
@@ -152,32 +208,26 @@ def _ct_preprocess(
     load: bool,
 ) -> list[Transform]:
     image_key, label_key = _split_keys(keys)
-    margin_voxels = [int(math.ceil(body_margin_mm / s)) for s in spacing_mm]
     steps = _load(keys, "ct", label_key, label_mapping) if load else []
     return steps + [
+        CropToBodyd(keys, source_key=image_key, threshold_hu=body_threshold_hu, margin_mm=body_margin_mm),
         Orientationd(keys, axcodes="RAS", labels=RAS_LABELS),
         # float32 resampling: MONAI defaults to float64, doubling the peak memory on large scans.
         Spacingd(keys, pixdim=tuple(spacing_mm), mode=_modes(label_key, "bilinear"), dtype=torch.float32),
-        CropForegroundd(
-            keys,
-            source_key=image_key,
-            select_fn=AboveThreshold(body_threshold_hu),
-            margin=margin_voxels,
-            allow_smaller=True,
-        ),
         ScaleIntensityRanged(image_key, a_min=hu_window[0], a_max=hu_window[1], b_min=0.0, b_max=1.0, clip=True),
     ]
 
 
 def ct_train_transforms(
     keys: Sequence[str] = ("image", "label"),
-    spacing_mm: Sequence[float] = (1.5, 1.5, 2.0),
-    hu_window: tuple[float, float] = (-175.0, 250.0),
-    patch_size: Sequence[int] = (96, 96, 96),
+    *,
+    spacing_mm: Sequence[float],
+    hu_window: tuple[float, float],
+    body_threshold_hu: float,
+    body_margin_mm: float,
+    patch_size: Sequence[int],
     num_samples: int = 2,
     class_ratios: Sequence[float] = CT_CLASS_RATIOS,
-    body_threshold_hu: float = -500.0,
-    body_margin_mm: float = 10.0,
     label_mapping: LabelMapping = None,
     flip_prob: float = 0.2,
     rotate90_prob: float = 0.2,
@@ -257,10 +307,11 @@ def ct_train_transforms(
 
 def ct_val_transforms(
     keys: Sequence[str] = ("image", "label"),
-    spacing_mm: Sequence[float] = (1.5, 1.5, 2.0),
-    hu_window: tuple[float, float] = (-175.0, 250.0),
-    body_threshold_hu: float = -500.0,
-    body_margin_mm: float = 10.0,
+    *,
+    spacing_mm: Sequence[float],
+    hu_window: tuple[float, float],
+    body_threshold_hu: float,
+    body_margin_mm: float,
     label_mapping: LabelMapping = None,
 ) -> Compose:
     """Abdominal CT validation pipeline: the training preprocessing on whole volumes, no augmentation.
@@ -273,31 +324,35 @@ def ct_val_transforms(
 
 
 def ct_inference_transforms(
-    keys: Sequence[str] = ("image",),
-    spacing_mm: Sequence[float] = (1.5, 1.5, 2.0),
-    hu_window: tuple[float, float] = (-175.0, 250.0),
-    body_threshold_hu: float = -500.0,
-    body_margin_mm: float = 10.0,
-    load: bool = True,
+    *,
+    spacing_mm: Sequence[float],
+    hu_window: tuple[float, float],
+    body_threshold_hu: float,
+    body_margin_mm: float,
+    check_input: bool = True,
+    force: bool = False,
 ) -> Compose:
-    """Abdominal CT inference preprocessing, invertible back to the input grid.
+    """Abdominal CT inference preprocessing: the validation pipeline, from a path or a read scan.
+
+    ``{"image": path or (1, X, Y, Z) MetaTensor in HU}`` -> read
+    (:class:`~monai_attn.inference.stages.LoadScand`, keeping the scan as ``input``), check it
+    is CT in HU (:class:`~monai_attn.inference.stages.CheckCTInputd`; refused unless
+    ``force``), then :func:`ct_val_transforms`' steps on the image. Predictions go back to
+    the input's grid through both grids' affines
+    (:class:`~monai_attn.inference.stages.ResampleToInputd`).
 
     Args:
-        keys: (image key,).
-        load: True to start from a path; False when ``data[image key]`` is already a
-            channel-first ``MetaTensor`` from :func:`monai_attn.io.load_image` (e.g. a DICOM
-            series read with a ``series_uid``).
+        check_input: run the input checks; ``force`` keeps going past their errors.
         Others as :func:`ct_train_transforms`; use the values the model was trained with.
-
-    To bring a prediction back to the input's grid (shape, spacing, origin, direction)::
-
-        pre = ct_inference_transforms()
-        data = pre({"image": "ct.nii.gz"})
-        data["pred"] = model_output_as_metatensor          # on data["image"]'s grid
-        data = Invertd("pred", transform=pre, orig_keys="image", nearest_interp=True)(data)
-        save_like(data["pred"], data["image"], "seg.nii.gz")
     """
-    return Compose(_ct_preprocess(keys, spacing_mm, hu_window, body_threshold_hu, body_margin_mm, None, load=load))
+    from monai_attn.inference.stages import CheckCTInputd, LoadScand
+
+    steps: list[Transform] = [LoadScand("image", expect="ct")]
+    if check_input:
+        steps.append(CheckCTInputd("image", force=force))
+    return Compose(
+        steps + _ct_preprocess(("image",), spacing_mm, hu_window, body_threshold_hu, body_margin_mm, None, load=False)
+    )
 
 
 # --- retina (2-D RGB fundus) --------------------------------------------------------------

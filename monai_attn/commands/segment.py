@@ -1,7 +1,9 @@
-"""``monai-attn segment``: segment CT scans (NIfTI or DICOM) into labels on their own grid.
+"""``monai-attn segment``: segment images with any bundle into labels on their own grid.
 
-Thin wrapper over :class:`monai_attn.inference.Segmenter` and
-:mod:`monai_attn.inference.batch`; see docs/segment.md.
+CT scans (NIfTI, NRRD/MHA, DICOM) with the abdominal CT bundle (the default), fundus
+photographs with ``--bundle retina``, EM sections with ``--bundle cells``. Thin wrapper over
+:class:`monai_attn.inference.Segmenter` and :mod:`monai_attn.inference.batch`; options
+become overrides of the bundle's config ids. See docs/segment.md.
 """
 
 from __future__ import annotations
@@ -15,26 +17,31 @@ from monai_attn.errors import InputError
 
 logger = logging.getLogger("monai_attn.segment")
 
-#: Where the default model lives in a source checkout.
-DEFAULT_BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "abdomen_ct_attention_unet"
+#: Bundle used without --bundle/--model.
+DEFAULT_BUNDLE = "ct"
+#: Default label format per bundle task.
+DEFAULT_OUTPUT_TYPE = {"ct": "nifti", "fundus": "png", "em": "png"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "segment",
-        help="segment CT scans (NIfTI, DICOM series, or a folder of cases)",
+        help="segment images with a bundle (CT scans by default; fundus photographs, EM sections)",
         description=(
-            "Segment spleen, kidneys and pancreas. INPUT is a NIfTI/NRRD/MHA file, a DICOM series folder, "
-            "or a folder of cases (image files and/or DICOM series folders); OUTPUT is a file for one case "
-            "or a folder for many. Outputs have the input's exact grid."
+            "Segment spleen, kidneys and pancreas in CT (default bundle), optic disc and cup in fundus "
+            "photographs (--bundle retina) or membranes in EM sections (--bundle cells). INPUT is an image "
+            "file (NIfTI/NRRD/MHA, PNG/JPEG/TIFF), a DICOM series folder, or a folder of cases; OUTPUT is a "
+            "file for one case or a folder for many. Outputs have the input's exact grid."
         ),
     )
     parser.add_argument("-i", "--input", required=True, type=Path, help="scan file, DICOM series folder or folder of cases")
     parser.add_argument("-o", "--output", required=True, type=Path, help="label file (one case) or folder")
     model = parser.add_argument_group("model (default: the abdominal CT bundle)")
-    model.add_argument("--bundle", type=Path, help="MONAI bundle folder (configs/inference.json, models/model.pt)")
-    model.add_argument("--model", type=Path, help="weights: a state dict (.pt, needs --config) or a TorchScript file")
-    model.add_argument("--config", type=Path, help="JSON with 'network_def' and 'segmenter' settings (with --model)")
+    model.add_argument("--bundle", help="bundle: ct, retina, cells, a bundle name, or a bundle folder")
+    model.add_argument("--model", type=Path,
+                       help="weights: a TorchScript file exported from a bundle, or a state dict (.pt, needs --config)")
+    model.add_argument("--config", type=Path,
+                       help="a bundle-style JSON config (network_def, preprocessing, inferer, postprocessing; with --model)")
     run = parser.add_argument_group("inference")
     run.add_argument("--device", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     run.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="autocast precision (default auto)")
@@ -46,7 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--no-skip-air", action="store_true", help="run every window, even those entirely in air")
     run.add_argument("--series-uid", help="SeriesInstanceUID to read when a DICOM folder holds several series")
     out = parser.add_argument_group("outputs")
-    out.add_argument("--output-type", choices=("nifti", "dicom-seg"), default="nifti", help="label format (default nifti)")
+    out.add_argument("--output-type", nargs="+", choices=("nifti", "dicom-seg", "png"),
+                     help="label format(s), several from one inference (default: nifti for CT, png for 2-D)")
     out.add_argument("--save-probabilities", action="store_true", help="also write <case>_probabilities.nii.gz")
     out.add_argument("--preview", action="store_true", help="also write <case>_preview.png")
     out.add_argument("--statistics", action="store_true",
@@ -68,21 +76,31 @@ def run_segment(args: argparse.Namespace) -> int:
 
     if not 0 <= args.part_id < max(args.num_parts, 1) or args.num_parts < 1:
         raise InputError(f"--part-id must be in 0..{args.num_parts - 1} and --num-parts >= 1")
-    cases = select_part(find_cases(args.input, args.output, args.output_type), args.num_parts, args.part_id)
+    if not args.input.exists():
+        raise FileNotFoundError(f"{args.input}: no such file or folder")
+    progress = sys.stderr.isatty()
+    segmenter = _build_segmenter(args, progress)
+    output_types = args.output_type or [DEFAULT_OUTPUT_TYPE[segmenter.task]]
+    if segmenter.task != "ct" and {"nifti", "dicom-seg"} & set(output_types):
+        raise InputError(f"--output-type {' '.join(output_types)}: a 2-D bundle writes png labels")
+    if segmenter.task == "ct" and "png" in output_types:
+        raise InputError("--output-type png is for 2-D bundles; CT labels are nifti or dicom-seg")
+    cases = select_part(find_cases(args.input, args.output, output_types[0]), args.num_parts, args.part_id)
     if not cases:
         logger.info("part %d of %d holds no case; nothing to do", args.part_id, args.num_parts)
         return 0
-    progress = sys.stderr.isatty()
-    segmenter = _build_segmenter(args, progress)
     if args.attention_maps and not hasattr(segmenter.network, "forward_with_attention"):
         raise InputError("--attention-maps needs a network with attention gates (forward_with_attention)")
+    inferer = segmenter.inferer
     logger.info(
-        "segmenting %d case(s) on %s (%s), roi %s, overlap %.2f",
+        "segmenting %d case(s) with %s %s on %s (%s), roi %s, overlap %.2f",
         len(cases),
+        segmenter.model_name,
+        segmenter.model_version,
         segmenter.device,
         segmenter.precision,
-        "x".join(map(str, segmenter.roi_size)),
-        segmenter.overlap,
+        "x".join(map(str, inferer.roi_size)),
+        inferer.overlap,
     )
 
     verdicts: dict[str, str] = {}
@@ -91,7 +109,7 @@ def run_segment(args: argparse.Namespace) -> int:
         result = segmenter.segment_to_file(
             case.input,
             case.output,
-            output_type=args.output_type,
+            output_types=output_types,
             series_uid=args.series_uid,
             save_probabilities=args.save_probabilities,
             preview=args.preview,
@@ -108,8 +126,9 @@ def run_segment(args: argparse.Namespace) -> int:
             result.windows_skipped,
             case.output,
         )
-        verdicts[case.case_id] = result.qc.status
-        logger.info("%s: %s", case.case_id, result.qc.verdict())
+        if result.qc is not None:
+            verdicts[case.case_id] = result.qc.status
+            logger.info("%s: %s", case.case_id, result.qc.verdict())
 
     if len(cases) == 1:
         segment_case(cases[0])  # errors reach the CLI, which prints one line and exits 1
@@ -121,8 +140,9 @@ def run_segment(args: argparse.Namespace) -> int:
     summary = run_batch(segment_case, cases, on_failure=report, progress=progress)
     logger.info("segmented %d of %d cases in %.1f s", len(summary.done), len(cases), summary.seconds)
     counts = {status: sum(v == status for v in verdicts.values()) for status in ("ok", "warn", "fail")}
-    logger.info("quality control: %d ok, %d warn, %d fail%s", counts["ok"], counts["warn"], counts["fail"],
-                "".join(f"\n  {cid}: {status}" for cid, status in verdicts.items() if status != "ok"))
+    if verdicts:
+        logger.info("quality control: %d ok, %d warn, %d fail%s", counts["ok"], counts["warn"], counts["fail"],
+                    "".join(f"\n  {cid}: {status}" for cid, status in verdicts.items() if status != "ok"))
     if summary.failed:
         print(f"failed {len(summary.failed)} of {len(cases)} cases:", file=sys.stderr)
         for case_id, message in summary.failed:
@@ -142,6 +162,7 @@ def _strict_exit(strict: bool, verdicts: dict[str, str]) -> int:
 
 
 def _build_segmenter(args: argparse.Namespace, progress: bool):
+    """The segmenter of --bundle (default: the CT bundle) or --model/--config, options as config overrides."""
     from monai_attn.inference import Segmenter
 
     overrides = {"progress": progress}
@@ -161,18 +182,12 @@ def _build_segmenter(args: argparse.Namespace, progress: bool):
     if args.no_postprocess:
         overrides["postprocess"] = False
     if args.no_skip_air:
-        overrides["skip_air_windows"] = False
+        overrides["skip_empty_windows"] = False
 
     if args.bundle and args.model:
         raise InputError("give either --bundle or --model, not both")
     if args.config and not args.model:
         raise InputError("--config goes with --model")
     if args.model:
-        return Segmenter.from_files(args.model, args.config, **overrides)
-    bundle = args.bundle or DEFAULT_BUNDLE
-    if args.bundle is None and not (bundle / "models" / "model.pt").is_file():
-        raise InputError(
-            "no model: pass --bundle DIR, or --model model.pt --config cfg.json "
-            f"(the default bundle {bundle} has no trained weights)"
-        )
-    return Segmenter.from_bundle(bundle, **overrides)
+        return Segmenter.from_files(args.model, args.config, overrides)
+    return Segmenter.from_bundle(args.bundle or DEFAULT_BUNDLE, overrides)

@@ -1,23 +1,46 @@
-"""Segmentation inference: sliding windows, mixed precision, air skipping, inversion, outputs.
+"""Segmentation inference: one path from an image to labels on its own grid, for every bundle.
 
-- :class:`Segmenter` / :class:`SegmentationResult`: scan in, labels on the scan's grid out
-  (used by ``monai-attn segment`` and the bundles' ``inference.json``).
-- :mod:`~monai_attn.inference.sliding_window`: the window predictor and MONAI's inferer.
+- :class:`Segmenter` / :func:`segment` / :class:`SegmentationResult`: image in, labels out
+  (``monai-attn segment``, the bundles' ``inference.json`` and ``evaluate.json``).
+- :class:`SegmentationInferer`: MONAI sliding-window inferer with precision, empty-window
+  skipping and mirroring (:mod:`~monai_attn.inference.inferer`).
+- :mod:`~monai_attn.inference.stages`: the pre/post-processing stages as MONAI transforms.
 - :mod:`~monai_attn.inference.postprocess`: largest components (kidneys: one per side) and hole filling per organ.
 - :mod:`~monai_attn.inference.resample`: arrays from one voxel grid onto another.
 - :mod:`~monai_attn.inference.outputs`: writing labels, probabilities, previews, statistics.
 """
 
-from monai_attn.inference.postprocess import OrganRule, default_ct_rules, postprocess_labels
+from monai_attn.inference.devices import resolve_device
+from monai_attn.inference.inferer import SegmentationInferer
+from monai_attn.inference.postprocess import OrganRule, postprocess_labels
 from monai_attn.inference.resample import resample_to_grid
-from monai_attn.inference.segmenter import CT_LABEL_NAMES, SegmentationResult, Segmenter
+from monai_attn.inference.segmenter import SegmentationResult, Segmenter, segment
+from monai_attn.inference.stages import (
+    CheckCTInputd,
+    CleanLabelsd,
+    LoadScand,
+    LogitsToLabelsd,
+    OrganQCd,
+    ResampleToInputd,
+    SaveSegmentationd,
+    label_names_from_meta,
+)
 
 __all__ = [
-    "CT_LABEL_NAMES",
+    "CheckCTInputd",
+    "CleanLabelsd",
+    "LoadScand",
+    "LogitsToLabelsd",
+    "OrganQCd",
     "OrganRule",
+    "ResampleToInputd",
+    "SaveSegmentationd",
+    "SegmentationInferer",
     "SegmentationResult",
     "Segmenter",
-    "default_ct_rules",
+    "label_names_from_meta",
     "postprocess_labels",
     "resample_to_grid",
+    "resolve_device",
+    "segment",
 ]

@@ -26,7 +26,7 @@ from monai_attn.inference.outputs import default_suffix, output_stem
 logger = logging.getLogger(__name__)
 
 #: Image files taken as cases in a folder of cases.
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
 @dataclass(frozen=True)
@@ -144,3 +144,8 @@ def one_line_error(err: BaseException) -> str:
     if isinstance(err, (InputError, FileNotFoundError, NotADirectoryError, PermissionError)):
         return text
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def datalist(input_path: str | os.PathLike, output_dir: str | os.PathLike, output_type: str = "nifti") -> list[dict[str, str]]:
+    """The cases of a bundle's inference run as MONAI data: ``[{"image": path, "output": label path}]``."""
+    return [{"image": str(c.input), "output": str(c.output)} for c in find_cases(input_path, output_dir, output_type)]

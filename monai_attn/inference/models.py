@@ -1,19 +1,16 @@
-"""Loading a network and the segmenter's settings from weights and a MONAI-style config.
+"""Reading a bundle's settings and network: configs, metadata and weights.
 
-A config (a bundle's ``configs/inference.json``, or the JSON passed to ``segment --config``)
-is parsed with :class:`monai.bundle.ConfigParser` and may hold
-
-- ``network_def``: the network, e.g.
-  ``{"_target_": "monai_attn.networks.GridAttentionUNet", "spatial_dims": 3,
-  "in_channels": 1, "out_channels": 4}``;
-- ``segmenter``: :class:`~monai_attn.inference.Segmenter` arguments (``spacing_mm``,
-  ``hu_window``, ``roi_size``, ``label_names``, ``postprocess``...); a ``_target_`` and a
-  ``network`` entry there (as a bundle writes them) are ignored: the network is
-  ``network_def`` with the weights loaded.
+A bundle's inference settings are MONAI configs: ``configs/common.json`` (every setting:
+spacing, intensity window, window size, label colours, post-processing rules, the network,
+``preprocessing``, ``inferer`` and ``postprocessing``) merged with ``configs/inference.json``
+(data set, evaluator, writer), with ``configs/metadata.json`` as ``_meta_`` (label names come
+from its ``channel_def``), exactly as ``python -m monai.bundle run --config_file
+"['configs/common.json','configs/inference.json']"`` reads them.
 
 Weights are a state dict (``torch.load(..., weights_only=True)``; a checkpoint dict holding
-it under ``network``, ``model`` or ``state_dict`` works too) or a TorchScript file
-(``torch.jit.load``), which needs no ``network_def``.
+it under ``network``, ``model`` or ``state_dict`` works too) or a TorchScript file. A
+TorchScript file exported with ``python -m monai.bundle ckpt_export`` carries its configs and
+metadata, so it needs nothing else (:func:`load_torchscript`).
 """
 
 from __future__ import annotations
@@ -21,51 +18,97 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from monai.bundle import ConfigParser
+from monai.bundle.utils import merge_kv
 
 from monai_attn.errors import InputError
 
 #: Keys under which training checkpoints commonly hold the network's state dict.
 _STATE_DICT_KEYS = ("network", "model", "state_dict", "net")
+#: The configs an inference run merges, in order, relative to the bundle folder.
+INFERENCE_CONFIGS = ("configs/common.json", "configs/inference.json")
+#: Names under which ``ckpt_export`` stores configs inside a TorchScript file, merged in order.
+_EMBEDDED_CONFIGS = ("common", "inference")
 
 
-def load_segmenter_config(
-    config: str | os.PathLike | Mapping | None,
-    weights: str | os.PathLike,
-    bundle_root: str | os.PathLike | None = None,
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The network with its weights loaded, and the ``segmenter`` arguments of the config.
+def bundle_parser(bundle_dir: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> ConfigParser:
+    """The merged inference config of a bundle folder, its metadata as ``_meta_``, ``overrides`` applied."""
+    bundle = Path(bundle_dir)
+    files = [bundle / name for name in INFERENCE_CONFIGS if (bundle / name).is_file()]
+    if not (bundle / "configs" / "inference.json").is_file():
+        raise InputError("not a bundle: configs/inference.json is missing", path=bundle)
+    contents = [_read_json(f) for f in files]
+    meta = bundle / "configs" / "metadata.json"
+    return config_parser(contents, _read_json(meta) if meta.is_file() else {}, bundle, overrides)
 
-    Args:
-        config: path of a JSON config, the parsed mapping, or None (TorchScript weights only).
-        weights: state dict (``.pt``) or TorchScript file.
-        bundle_root: value of ``bundle_root`` in the config (defaults to the config's
-            grand-parent folder when the config is a file).
-    """
+
+def config_parser(
+    contents: Sequence[Mapping[str, Any]],
+    meta: Mapping[str, Any],
+    bundle_root: str | os.PathLike | None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ConfigParser:
+    """Merge config dicts in order (as MONAI merges a list of config files), set ``_meta_`` and overrides."""
+    parser = ConfigParser({})
+    for content in contents:
+        for key, value in content.items():
+            merge_kv(parser, key, value)
+    parser["_meta_"] = dict(meta)
+    if bundle_root is not None:
+        parser["bundle_root"] = str(bundle_root)
+    for key, value in (overrides or {}).items():
+        parser[key] = value
+    return parser
+
+
+def load_network(parser: ConfigParser | None, weights: str | os.PathLike) -> torch.nn.Module:
+    """``network_def`` of the config with the weights loaded, or a TorchScript module."""
     weights = Path(weights)
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: model file not found")
-    parser = _parser(config, bundle_root)
     if is_torchscript(weights):
-        network = torch.jit.load(str(weights), map_location="cpu")
-    else:
-        if parser is None or "network_def" not in parser.config:
-            raise InputError(
-                "a state dict needs a config with 'network_def' (--config cfg.json, or use --bundle)", path=weights
-            )
-        network = parser.get_parsed_content("network_def")
-        _load_state_dict(network, weights)
-    kwargs: dict[str, Any] = {}
-    if parser is not None and "segmenter" in parser.config:
-        for key in parser.config["segmenter"]:
-            if key not in ("_target_", "network", "_requires_", "_disabled_", "_desc_", "_mode_"):
-                kwargs[key] = parser.get_parsed_content(f"segmenter#{key}")
-    return network, kwargs
+        return torch.jit.load(str(weights), map_location="cpu")
+    if parser is None or "network_def" not in parser.config:
+        raise InputError("a state dict needs a config with 'network_def' (--config cfg.json, or use --bundle)", path=weights)
+    network = parser.get_parsed_content("network_def")
+    _load_state_dict(network, weights)
+    return network
+
+
+def load_torchscript(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> tuple[torch.nn.Module, ConfigParser]:
+    """A TorchScript model and the configs and metadata ``ckpt_export`` embedded in it.
+
+    Raises:
+        InputError: the file carries no inference config (export it with
+            ``--config_file "['configs/common.json','configs/inference.json']"``, or give ``--config``).
+    """
+    from monai.data import load_net_with_metadata
+
+    network, meta, extra = load_net_with_metadata(str(path), map_location="cpu", more_extra_files=_EMBEDDED_CONFIGS)
+    contents = [json.loads(extra[name]) for name in _EMBEDDED_CONFIGS if extra.get(name)]
+    if not contents:
+        raise InputError(
+            "TorchScript file carries no inference config; export it with python -m monai.bundle ckpt_export "
+            "--config_file \"['configs/common.json','configs/inference.json']\" or pass --config",
+            path=path,
+        )
+    return network, config_parser(contents, meta or {}, None, overrides)
+
+
+def config_file_parser(
+    config: str | os.PathLike | Mapping, overrides: Mapping[str, Any] | None = None
+) -> ConfigParser:
+    """Parser of a user's JSON config (or mapping); ``bundle_root`` defaults to the config's grand-parent."""
+    if isinstance(config, Mapping):
+        return config_parser([config], config.get("_meta_", {}), None, overrides)
+    path = Path(config)
+    content = _read_json(path)
+    return config_parser([content], content.get("_meta_", {}), path.resolve().parent.parent, overrides)
 
 
 def is_torchscript(path: str | os.PathLike) -> bool:
@@ -77,27 +120,16 @@ def is_torchscript(path: str | os.PathLike) -> bool:
     return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
 
 
-def _parser(config: str | os.PathLike | Mapping | None, bundle_root: str | os.PathLike | None) -> ConfigParser | None:
-    if config is None:
-        return None
-    if isinstance(config, Mapping):
-        content = dict(config)
-    else:
-        path = Path(config)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: config file not found")
-        try:
-            content = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise InputError(f"not a valid JSON config ({err})", path=path) from err
-        if bundle_root is None:
-            bundle_root = path.resolve().parent.parent
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: config file not found")
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"not a valid JSON config ({err})", path=path) from err
     if not isinstance(content, dict):
-        raise InputError("config must be a JSON object with 'network_def' and 'segmenter'", path=str(config))
-    if bundle_root is not None:
-        content.setdefault("bundle_root", str(bundle_root))
-    parser = ConfigParser(content)
-    return parser
+        raise InputError("config must be a JSON object", path=path)
+    return content
 
 
 def _load_state_dict(network: torch.nn.Module, weights: Path) -> None:

@@ -26,19 +26,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
+import torch
 import numpy as np
 from monai.utils import MetaKeys
 
 from monai_attn.errors import InputError
 
-OUTPUT_TYPES = ("nifti", "dicom-seg")
-_SUFFIXES = {"nifti": (".nii.gz", ".nii"), "dicom-seg": (".dcm",)}
+OUTPUT_TYPES = ("nifti", "dicom-seg", "png")
+_SUFFIXES = {"nifti": (".nii.gz", ".nii"), "dicom-seg": (".dcm",), "png": (".png",)}
 
 
 def output_stem(path: str | os.PathLike) -> str:
     """The file name without its image suffix (``case.nii.gz`` -> ``case``)."""
     name = Path(path).name
-    for suffix in (".nii.gz", ".nii", ".dcm"):
+    for suffix in (".nii.gz", ".nii", ".dcm", ".png"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -47,6 +48,14 @@ def output_stem(path: str | os.PathLike) -> str:
 def default_suffix(output_type: str) -> str:
     """The label file suffix of an output type."""
     return _SUFFIXES[output_type][0]
+
+
+def with_output_type(path: str | os.PathLike, output_type: str) -> Path:
+    """``path`` with the label suffix of ``output_type`` (``out/case.nii.gz`` -> ``out/case.dcm``)."""
+    path = Path(path)
+    if path.name.lower().endswith(_SUFFIXES[output_type]):
+        return path
+    return path.parent / f"{output_stem(path)}{default_suffix(output_type)}"
 
 
 def write_outputs(
@@ -58,7 +67,7 @@ def write_outputs(
     preview: bool = False,
     statistics: bool = False,
     attention_maps: bool = False,
-    hu_window: Sequence[float] = (-175.0, 250.0),
+    hu_window: Sequence[float] | None = None,
 ) -> list[Path]:
     """Write a :class:`~monai_attn.inference.SegmentationResult`'s outputs; returns their paths."""
     from monai_attn.io import save_like
@@ -75,6 +84,8 @@ def write_outputs(
     try:
         if output_type == "nifti":
             save_like(result.labels, result.image, stage.add(output_path), dtype=np.uint8)
+        elif output_type == "png":
+            _save_label_png(result.labels, stage.add(output_path))
         else:
             from monai_attn.io.dicom_seg import write_dicom_seg
 
@@ -124,6 +135,15 @@ class _Stage:
             tmp.unlink(missing_ok=True)
 
 
+def _save_label_png(labels: np.ndarray, path: Path) -> None:
+    """A (W, H) label map (MONAI's 2-D array order) as an 8-bit PNG of the photograph's size."""
+    from PIL import Image
+
+    if labels.ndim != 2:
+        raise InputError(f"a png output needs a 2-D label map, got shape {labels.shape}", path=path)
+    Image.fromarray(np.ascontiguousarray(labels.T.astype(np.uint8))).save(path, format="PNG")
+
+
 def _save_probabilities(probs: np.ndarray, reference, path: Path) -> None:
     """(X, Y, Z, classes) probabilities as a uint8 NIfTI scaled by 1/255 on the input grid."""
     affine = np.asarray(reference.meta[MetaKeys.ORIGINAL_AFFINE], dtype=np.float64)
@@ -141,15 +161,16 @@ def _save_probabilities(probs: np.ndarray, reference, path: Path) -> None:
     nib.save(image, path)
 
 
-def _save_preview(result, path: Path, hu_window: Sequence[float]) -> None:
-    """Axial, coronal and sagittal slices through the organs, shown in RAS with true aspect."""
+def _save_preview(result, path: Path, hu_window: Sequence[float] | None) -> None:
+    """3-D: axial, coronal and sagittal slices through the organs, in RAS with true aspect; 2-D: the image."""
     from monai_attn.io.preview import save_overlay_png
 
+    window = {} if hu_window is None else {"hu_window": (float(hu_window[0]), float(hu_window[1]))}
     save_overlay_png(
         result.image,
-        result.labels,
+        torch.from_numpy(result.labels)[None],  # channel first, in the image's (MONAI) axis order
         path,
-        hu_window=(float(hu_window[0]), float(hu_window[1])),
+        **window,
         label_names=result.label_names,
         affine=np.asarray(result.image.affine, dtype=np.float64),
         title=Path(str(result.image.meta.get("filename_or_obj", ""))).name or None,

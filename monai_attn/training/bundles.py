@@ -39,3 +39,18 @@ def bundle_dir(name: str) -> str:
             return str(folder)
     tried = ", ".join(str(c) for c in candidates)
     raise FileNotFoundError(f"bundle '{name}' not found (looked in {tried}); pass --bundle_root DIR")
+
+
+def resolve_bundle(name_or_path: str | os.PathLike) -> Path:
+    """A bundle folder from a path, a bundle name or a short name (``ct``, ``retina``, ``cells``)."""
+    from monai_attn.errors import InputError
+
+    path = Path(name_or_path)
+    if (path / "configs").is_dir():
+        return path
+    short = {"ct": "abdomen_ct_attention_unet", "retina": "retina_attention_unet", "cells": "cells_attention_unet"}
+    name = short.get(str(name_or_path), str(name_or_path))
+    try:
+        return Path(bundle_dir(name))
+    except FileNotFoundError as err:
+        raise InputError(f"no bundle named {name_or_path!r} (known: {', '.join(short)})", path=path) from err

@@ -1,0 +1,234 @@
+"""The sliding-window inferer every inference path uses (``segment``, bundles, training validation).
+
+:class:`SegmentationInferer` is a MONAI :class:`~monai.inferers.SlidingWindowInfererAdapt`
+(Gaussian blending; when the blended output does not fit in GPU memory it stitches on the
+CPU instead) whose windows go through a :class:`WindowPredictor` instead of the bare
+network. The predictor
+
+- runs the network under autocast (bf16/fp16) when that is fast on the device, in
+  ``channels_last_3d`` layout (oneDNN's fast path on CPU, cuDNN's on GPU);
+- does not run windows in which no input value is above ``skip_below`` (for CT: windows that
+  hold only voxels at or below the low end of the HU window, i.e. air, lung and table); they
+  get constant background logits and are counted;
+- optionally averages the logits of the mirror images (test-time augmentation);
+- optionally returns every attention gate's alpha, upsampled to the window, so that MONAI
+  stitches the attention maps like the logits.
+
+Used as a ``SupervisedEvaluator``'s ``inferer`` it returns logits like MONAI's own inferers.
+When no window is skipped and no mirroring is asked for, the result is MONAI's sliding
+window inference of the network itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from monai.inferers import SlidingWindowInfererAdapt
+
+from monai_attn.inference.devices import autocast_dtype, resolve_precision
+
+#: Logit given to background (and minus it to every organ) in windows that are not run.
+EMPTY_LOGIT = 10.0
+
+
+@dataclass
+class WindowCounts:
+    """Windows run through the network and windows skipped as empty."""
+
+    run: int = 0
+    skipped: int = 0
+
+
+class WindowPredictor:
+    """The callable MONAI's sliding window calls per batch of windows (B, C, *roi).
+
+    Args:
+        network: the segmentation network in eval mode; returns logits (B, classes, *roi).
+        num_classes: output channels (background included).
+        autocast_dtype: ``torch.bfloat16`` / ``torch.float16`` to run under autocast, or
+            None for full fp32.
+        skip_below: a window whose input values are all <= this is not run; None runs all.
+        mirror_axes: spatial axes (0-based) to mirror for test-time augmentation; the
+            logits of every combination of flips (2 ** len(axes) passes) are averaged.
+        attention_gates: number of attention gates whose alphas to return as well
+            (``network.forward_with_attention``), upsampled linearly to the window size;
+            0 returns logits only.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        *,
+        num_classes: int,
+        autocast_dtype: torch.dtype | None = None,
+        skip_below: float | None = None,
+        mirror_axes: Sequence[int] = (),
+        attention_gates: int = 0,
+    ) -> None:
+        self.network = network
+        self.num_classes = num_classes
+        self.autocast_dtype = autocast_dtype
+        self.skip_below = skip_below
+        self.mirror_axes = tuple(mirror_axes)
+        self.attention_gates = attention_gates
+        self.counts = WindowCounts()
+
+    def __call__(self, windows: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if self.skip_below is None:
+            run = list(range(len(windows)))
+        else:
+            peaks = windows.reshape(len(windows), -1).amax(dim=1)
+            run = [i for i, peak in enumerate(peaks.tolist()) if peak > self.skip_below]
+        self.counts.run += len(run)
+        self.counts.skipped += len(windows) - len(run)
+        roi = windows.shape[2:]
+        logits = torch.full((len(windows), self.num_classes, *roi), -EMPTY_LOGIT, device=windows.device)
+        logits[:, 0] = EMPTY_LOGIT
+        alphas = [torch.zeros((len(windows), 1, *roi), device=windows.device) for _ in range(self.attention_gates)]
+        if run:
+            index = torch.tensor(run, device=windows.device)
+            out_logits, out_alphas = self._forward(windows[index])
+            logits[index] = out_logits
+            for full, alpha in zip(alphas, out_alphas, strict=True):
+                full[index] = alpha
+        return (logits, *alphas) if self.attention_gates else logits
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Mean logits (and alphas) over the mirror combinations, in float32."""
+        x = x.float()
+        if x.ndim == 5:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        combos = [c for n in range(len(self.mirror_axes) + 1) for c in itertools.combinations(self.mirror_axes, n)]
+        logits_sum: torch.Tensor | None = None
+        alpha_sums: list[torch.Tensor] = []
+        for axes in combos:
+            dims = [a + 2 for a in axes]
+            xin = torch.flip(x, dims) if dims else x
+            logits, alphas = self._run_network(xin)
+            if dims:
+                logits = torch.flip(logits, dims)
+                alphas = [torch.flip(a, dims) for a in alphas]
+            logits_sum = logits if logits_sum is None else logits_sum + logits
+            alpha_sums = alphas if not alpha_sums else [s + a for s, a in zip(alpha_sums, alphas)]
+        assert logits_sum is not None
+        n = float(len(combos))
+        return logits_sum / n, [a / n for a in alpha_sums]
+
+    def _run_network(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        with self._autocast(x.device):
+            if self.attention_gates:
+                logits, alphas = self.network.forward_with_attention(x)
+            else:
+                logits, alphas = self.network(x), []
+        roi = list(x.shape[2:])
+        mode = "trilinear" if x.ndim == 5 else "bilinear"
+        alphas = [
+            F.interpolate(a.float(), size=roi, mode=mode, align_corners=False) if list(a.shape[2:]) != roi else a.float()
+            for a in alphas
+        ]
+        return logits.float(), alphas
+
+    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
+
+
+class SegmentationInferer(SlidingWindowInfererAdapt):
+    """Gaussian-blended sliding windows with precision, empty-window skipping and mirroring.
+
+    Args:
+        roi_size: window size in voxels (each divisible by the network's divisor, 16).
+        sw_batch_size: windows per network call.
+        overlap: fraction of overlap between neighbouring windows, in [0, 1).
+        precision: ``"auto"`` (bf16 on CPUs with native bf16 and on CUDA, fp32 elsewhere),
+            ``"fp32"``, ``"bf16"`` or ``"fp16"``; resolved for the input's device per call.
+        skip_below: windows whose inputs are all <= this value are not run (0.0 for CT
+            scaled to [0, 1] from its HU window); None runs every window.
+        tta: average the logits over the mirror images along every spatial axis (2**dims
+            times the work).
+        num_classes: network output channels; default ``network.out_channels``.
+        progress: show a tqdm bar over the windows.
+        sw_device, device: where windows run and where the blended output lives (default:
+            the input's device; MONAI falls back to the CPU when a CUDA output does not fit).
+
+    After each call, :attr:`counts` holds the windows run and skipped.
+    """
+
+    def __init__(
+        self,
+        roi_size: Sequence[int],
+        sw_batch_size: int = 1,
+        overlap: float = 0.25,
+        *,
+        precision: str = "auto",
+        skip_below: float | None = None,
+        tta: bool = False,
+        num_classes: int | None = None,
+        progress: bool = False,
+        sw_device: torch.device | str | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        roi = tuple(int(r) for r in roi_size)
+        if any(r < 1 for r in roi):
+            raise ValueError(f"roi_size must be positive, got {roi}")
+        if not 0 <= overlap < 1:
+            raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+        if sw_batch_size < 1:
+            raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}")
+        super().__init__(
+            roi_size=roi,
+            sw_batch_size=int(sw_batch_size),
+            overlap=float(overlap),
+            mode="gaussian",
+            sw_device=sw_device,
+            device=device,
+            progress=progress,
+        )
+        self.precision = precision
+        self.skip_below = skip_below
+        self.tta = bool(tta)
+        self.num_classes = num_classes
+        self.counts = WindowCounts()
+
+    def __call__(
+        self, inputs: torch.Tensor, network: Any, *args: Any, attention_maps: bool = False, **kwargs: Any
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """Blended logits (B, classes, *S); with ``attention_maps``, (logits, alpha_1, ...)."""
+        device = torch.device(self.sw_device) if self.sw_device is not None else inputs.device
+        precision = resolve_precision(self.precision, device)
+        num_classes = self.num_classes or int(getattr(network, "out_channels", 0))
+        if not num_classes:
+            raise ValueError("num_classes is needed for a network without an out_channels attribute")
+        predictor = WindowPredictor(
+            network,
+            num_classes=num_classes,
+            autocast_dtype=autocast_dtype(precision),
+            skip_below=self.skip_below,
+            mirror_axes=tuple(range(len(self.roi_size))) if self.tta else (),
+            attention_gates=count_attention_gates(network, len(self.roi_size), device) if attention_maps else 0,
+        )
+        # Blending buffers in float16 halve the stitching memory; MONAI accumulates in the input dtype.
+        accumulate = torch.float32 if precision == "fp32" else torch.float16
+        with torch.inference_mode():
+            outputs = super().__call__(inputs.to(dtype=accumulate), predictor, *args, **kwargs)
+        self.counts = predictor.counts
+        if isinstance(outputs, (tuple, list)):
+            return tuple(o.float() for o in outputs)
+        return outputs.float()
+
+
+def count_attention_gates(network: Any, spatial_dims: int, device: torch.device) -> int:
+    """Number of attention maps ``network.forward_with_attention`` returns."""
+    if not hasattr(network, "forward_with_attention"):
+        raise ValueError("attention maps need a network with forward_with_attention (GridAttentionUNet)")
+    divisor = int(getattr(network, "size_divisor", 16))
+    probe = torch.zeros((1, int(getattr(network, "in_channels", 1)), *[divisor] * spatial_dims), device=device)
+    with torch.inference_mode():
+        return len(network.forward_with_attention(probe)[1])
