@@ -33,7 +33,7 @@ _STATE_DICT_KEYS = ("network", "model", "state_dict", "net")
 #: The configs an inference run merges, in order, relative to the bundle folder.
 INFERENCE_CONFIGS = ("configs/common.json", "configs/inference.json")
 #: Names under which ``ckpt_export`` stores configs inside a TorchScript file, merged in order.
-_EMBEDDED_CONFIGS = ("common", "inference")
+_EMBEDDED_CONFIGS = ("common.json", "inference.json")
 
 
 def bundle_parser(bundle_dir: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> ConfigParser:
