@@ -200,7 +200,7 @@ def _class_balanced_crops(
 
 def _ct_preprocess(
     keys: Sequence[str],
-    spacing_mm: Sequence[float],
+    spacing_mm: Sequence[float] | None,
     hu_window: tuple[float, float],
     body_threshold_hu: float,
     body_margin_mm: float,
@@ -209,13 +209,17 @@ def _ct_preprocess(
 ) -> list[Transform]:
     image_key, label_key = _split_keys(keys)
     steps = _load(keys, "ct", label_key, label_mapping) if load else []
-    return steps + [
+    steps += [
         CropToBodyd(keys, source_key=image_key, threshold_hu=body_threshold_hu, margin_mm=body_margin_mm),
         Orientationd(keys, axcodes="RAS", labels=RAS_LABELS),
-        # float32 resampling: MONAI defaults to float64, doubling the peak memory on large scans.
-        Spacingd(keys, pixdim=tuple(spacing_mm), mode=_modes(label_key, "bilinear"), dtype=torch.float32),
-        ScaleIntensityRanged(image_key, a_min=hu_window[0], a_max=hu_window[1], b_min=0.0, b_max=1.0, clip=True),
     ]
+    if spacing_mm is not None:  # None keeps the scan's own voxel size
+        # float32 resampling: MONAI defaults to float64, doubling the peak memory on large scans.
+        steps.append(Spacingd(keys, pixdim=tuple(spacing_mm), mode=_modes(label_key, "bilinear"), dtype=torch.float32))
+    steps.append(
+        ScaleIntensityRanged(image_key, a_min=hu_window[0], a_max=hu_window[1], b_min=0.0, b_max=1.0, clip=True)
+    )
+    return steps
 
 
 def ct_train_transforms(

@@ -29,6 +29,7 @@ from monai_attn.datasets import RemapLabels
 from monai_attn.errors import InputError
 from monai_attn.evaluation.labels import NsdTolerances
 from monai_attn.evaluation.metrics import CaseResult, class_metrics, evaluate_label_maps
+from monai_attn.geometry import voxel_spacing
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class LabelMap:
     @property
     def spacing_mm(self) -> tuple[float, ...]:
         """Voxel size along each array axis (norms of the affine's columns)."""
-        return tuple(float(s) for s in np.linalg.norm(self.affine[:-1, :-1], axis=0))
+        return tuple(float(s) for s in voxel_spacing(self.affine))
 
     @property
     def direction(self) -> np.ndarray:
@@ -167,7 +168,7 @@ def read_dicom_seg_on_grid(
     label values by organ name (``label_names``) or SNOMED code, see
     :func:`monai_attn.io.dicom_seg.read_dicom_seg`.
     """
-    from monai_attn.inference.resample import resample_to_grid
+    from monai_attn.geometry import resample_to_grid
     from monai_attn.io.dicom_seg import read_dicom_seg
 
     path = Path(path)

@@ -6,14 +6,13 @@
   skipping and mirroring (:mod:`~monai_attn.inference.inferer`).
 - :mod:`~monai_attn.inference.stages`: the pre/post-processing stages as MONAI transforms.
 - :mod:`~monai_attn.inference.postprocess`: largest components (kidneys: one per side) and hole filling per organ.
-- :mod:`~monai_attn.inference.resample`: arrays from one voxel grid onto another.
 - :mod:`~monai_attn.inference.outputs`: writing labels, probabilities, previews, statistics.
 """
 
+from monai_attn.geometry import resample_to_grid
 from monai_attn.inference.devices import resolve_device
 from monai_attn.inference.inferer import SegmentationInferer
 from monai_attn.inference.postprocess import OrganRule, postprocess_labels
-from monai_attn.inference.resample import resample_to_grid
 from monai_attn.inference.segmenter import SegmentationResult, Segmenter, segment
 from monai_attn.inference.stages import (
     CheckCTInputd,

@@ -30,9 +30,8 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 
 from monai_attn.errors import InputError
-from monai_attn.geometry import world_to_voxel
+from monai_attn.geometry import resample_to_grid, world_to_voxel
 from monai_attn.inference.postprocess import OrganRule, parse_rules, postprocess_labels
-from monai_attn.inference.resample import resample_to_grid
 from monai_attn.io.readers import Expect
 
 #: Voxels per chunk when reducing logits to labels/probabilities (bounds temporary memory).
@@ -188,7 +187,7 @@ class CleanLabelsd(MapTransform):
 class ResampleToInputd(MapTransform):
     """Bring channel-first arrays from the network grid onto the input's grid, by affines.
 
-    Uses both grids' affines (:func:`monai_attn.inference.resample.resample_to_grid`): no record
+    Uses both grids' affines (:func:`monai_attn.geometry.resample_to_grid`): no record
     of the forward transforms is needed, and a uint8 label map stays uint8. CT labels go back
     by nearest neighbour (a uint8 map is a quarter of one float class channel); 2-D logits go
     back linearly before the argmax, for smooth borders on large photographs.

@@ -186,7 +186,7 @@ def read_dicom_seg(
         (slice, row, column), its (4, 4) RAS voxel-to-world matrix (mm), and label value ->
         segment label. The volume spans the frames stored in the file (empty frames are
         usually omitted), so resample it onto the reference grid to compare voxel by voxel
-        (:func:`monai_attn.inference.resample.resample_to_grid`).
+        (:func:`monai_attn.geometry.resample_to_grid`).
     """
     path = Path(path)
     try:

@@ -25,6 +25,8 @@ import numpy as np
 from monai.data import MetaTensor
 from scipy import ndimage
 
+from monai_attn.geometry import voxel_spacing
+
 #: Voxel sizes (mm) outside this range are unusual for abdominal CT.
 SPACING_RANGE_MM = (0.3, 8.0)
 #: An adult abdomen is wider than this (mm, left-right extent of the body).
@@ -52,7 +54,7 @@ def check_ct_input(image: MetaTensor) -> list[Finding]:
     if modality and str(modality).upper() != "CT":
         findings.append(Finding("error", "modality", f"DICOM Modality is {modality}; the model needs CT"))
     affine = np.asarray(image.affine, dtype=float)[:3, :3]
-    spacing = np.linalg.norm(affine, axis=0)
+    spacing = voxel_spacing(np.asarray(image.affine, dtype=float))
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine)) < 1e-6 * max(float(np.prod(spacing)), 1e-12):
         findings.append(Finding("error", "affine", f"degenerate voxel-to-world matrix (voxel sizes {_mm(spacing)})"))
     elif np.any(spacing < SPACING_RANGE_MM[0]) or np.any(spacing > SPACING_RANGE_MM[1]):
