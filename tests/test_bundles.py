@@ -26,6 +26,7 @@ from monai.handlers import CheckpointSaver
 from monai.inferers import SimpleInferer
 from PIL import Image
 
+from monai_attn.errors import InputError
 from monai_attn.synthetic import write_abdomen_ct_dataset, write_cells_dataset, write_retina_dataset
 from monai_attn.training import KeyMetricState, PrecisionInferer, bundle_dir, last_checkpoint, warmup_lr_schedule
 
@@ -159,7 +160,7 @@ def test_bundle_dir_from_repository_and_bundle_folder(monkeypatch, tmp_path):
     assert Path(bundle_dir("retina_attention_unet")) == BUNDLES / "retina_attention_unet"
     monkeypatch.chdir(BUNDLES / "cells_attention_unet")
     assert Path(bundle_dir("cells_attention_unet")) == BUNDLES / "cells_attention_unet"
-    with pytest.raises(FileNotFoundError, match="no_such_bundle"):
+    with pytest.raises(InputError, match="no_such_bundle"):
         bundle_dir("no_such_bundle")
 
 

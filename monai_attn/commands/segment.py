@@ -11,12 +11,13 @@ import logging
 import sys
 from pathlib import Path
 
+from monai_attn.bundle_lookup import default_bundle
 from monai_attn.errors import InputError
 
 logger = logging.getLogger("monai_attn.segment")
 
-#: Where the default model lives in a source checkout.
-DEFAULT_BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "abdomen_ct_attention_unet"
+#: The default model: the CT bundle shipped with the package.
+DEFAULT_BUNDLE = default_bundle()
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
