@@ -14,7 +14,7 @@
 
 Example (bundle ``train.json``)::
 
-    "resume_checkpoint": "$monai_attn.training.last_checkpoint(@ckpt_dir)",
+    "resume_checkpoint": "$monai_attn.training.last_checkpoint(@run_ckpt_dir)",
     "lr_scheduler": {"_target_": "monai_attn.training.warmup_lr_schedule", "optimizer": "@optimizer",
                      "total_steps": "$@epochs * len(@train#dataloader)", "warmup_steps": 50}
 """
