@@ -29,6 +29,9 @@ STRAYS = ("runs/events.out.tfevents.1", "eval/report/summary.json", "models/chec
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
+    setuptools = pytest.importorskip("setuptools")
+    if int(setuptools.__version__.split(".")[0]) < 77:
+        pytest.skip(f"pyproject.toml needs setuptools>=77 (SPDX licence), found {setuptools.__version__}")
     source = tmp_path_factory.mktemp("source")
     ignore = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", "runs", "demo_output")
     for item in REPO.iterdir():
