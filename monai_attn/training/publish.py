@@ -66,7 +66,11 @@ def publish_checkpoint(
     state = read_state_dict(checkpoint)
     network = _network_def(folder)
     check_fits(network, state, checkpoint)
-    network.load_state_dict(state)  # strict; check_fits has found every key and shape in place
+    try:
+        network.load_state_dict(state)  # strict: what check_fits does not see (dtypes a copy cannot cast)
+    except RuntimeError as err:
+        raise InputError(f"does not load into the bundle's network_def ({' '.join(str(err).split())[:300]})",
+                         path=checkpoint) from err
 
     metadata["version"] = version
     metadata["changelog"] = {version: notes.strip(), **metadata.get("changelog", {})}
