@@ -202,3 +202,15 @@ def test_publish_by_short_name_resolves_the_shipped_bundle(tmp_path, capsys):
     current = json.loads(metadata.read_text())["version"]
     code, _, err = _publish(capsys, "cells", tmp_path / "model.pt", "0.0.0")
     assert (code, err) == (1, f"error: {metadata}: version 0.0.0 is not greater than the bundle's version {current}\n")
+
+
+def test_publish_refuses_tensors_of_the_right_shape_that_cannot_be_copied(bundle, tmp_path, capsys):
+    state = _trained_state(bundle)
+    first = next(k for k, v in state.items() if v.dim() == 4)
+    state[first] = state[first].to_sparse()  # the right shape, but no dense parameter can take it
+    torch.save(state, tmp_path / "model.pt")
+    code, _, err = _publish(capsys, bundle, tmp_path / "model.pt", "1.0.0")
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith(f"error: {tmp_path / 'model.pt'}: does not load into the bundle's network_def (")
+    assert first in err
+    assert _unchanged(bundle)
