@@ -17,7 +17,7 @@ from monai_attn import __version__
 from monai_attn.errors import InputError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("demo", "synth", "segment", "evaluate")
+COMMANDS: tuple[str, ...] = ("demo", "synth", "segment", "evaluate", "publish")
 
 
 def build_parser() -> argparse.ArgumentParser:

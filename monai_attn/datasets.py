@@ -43,8 +43,10 @@ from monai.transforms import MapTransform, Transform
 from PIL import Image, ImageSequence
 
 from monai_attn.errors import InputError
+from monai_attn.package_data import shipped_folder
 
-DATASETS_DIR = Path(__file__).resolve().parents[1] / "datasets"
+#: The dataset descriptors: ``datasets/`` of a checkout, ``monai_attn/dataset_descriptors/`` of a wheel.
+DATASETS_DIR = shipped_folder("dataset_descriptors")
 
 LABEL_SCHEMES: dict[str, dict[int, str]] = {
     # DESIGN.md section 2: kidneys left and right together, as in Oktay et al. 2018

@@ -26,6 +26,7 @@ from monai.handlers import CheckpointSaver
 from monai.inferers import SimpleInferer
 from PIL import Image
 
+from monai_attn.errors import InputError
 from monai_attn.synthetic import write_abdomen_ct_dataset, write_cells_dataset, write_retina_dataset
 from monai_attn.training import KeyMetricState, PrecisionInferer, bundle_dir, last_checkpoint, warmup_lr_schedule
 
@@ -56,8 +57,14 @@ def config(name: str, *files: str) -> list[str]:
 
 
 def workflow(name: str, files: tuple[str, ...], root: Path, dataset: Path, **overrides) -> ConfigWorkflow:
-    """The bundle's workflow as ``monai.bundle run`` builds it, on tiny data, outputs under ``root``."""
+    """The bundle's workflow as ``monai.bundle run`` builds it, on tiny data, outputs under ``root``.
+
+    ``root`` is the bundle root, and for training also the run folder (``--output_dir``), so that a
+    trained ``root`` is laid out as a bundle: ``models/model.pt``.
+    """
     settings = {**COMMON_TINY, **TINY[name], **overrides}
+    if files == ("train.json",):
+        settings.setdefault("output_dir", str(root))
     flow = ConfigWorkflow(
         config_file=config(name, *files),
         meta_file=str(BUNDLES / name / "configs" / "metadata.json"),
@@ -159,7 +166,7 @@ def test_bundle_dir_from_repository_and_bundle_folder(monkeypatch, tmp_path):
     assert Path(bundle_dir("retina_attention_unet")) == BUNDLES / "retina_attention_unet"
     monkeypatch.chdir(BUNDLES / "cells_attention_unet")
     assert Path(bundle_dir("cells_attention_unet")) == BUNDLES / "cells_attention_unet"
-    with pytest.raises(FileNotFoundError, match="no_such_bundle"):
+    with pytest.raises(InputError, match="no_such_bundle"):
         bundle_dir("no_such_bundle")
 
 
@@ -259,7 +266,7 @@ def test_train_run_writes_best_model_and_epoch_checkpoint(name, trained):
     assert set(checkpoint) == {"network", "optimizer", "lr_scheduler", "trainer", "key_metric"}
     assert checkpoint["trainer"]["iteration"] == 2 and checkpoint["trainer"]["epoch_length"] == 2
     assert checkpoint["key_metric"]["best_metric_epoch"] == 1
-    assert any((trained[name] / "runs").iterdir()), "TensorBoard events"
+    assert any(trained[name].glob("events.out.tfevents.*")), "TensorBoard events"
 
 
 def test_train_resumes_from_the_last_checkpoint(datasets, tmp_path):
@@ -404,7 +411,7 @@ def test_multi_gpu_config_under_torchrun_with_two_gloo_processes(datasets, tmp_p
     for key, value in {**COMMON_TINY, **TINY[name], "epochs": 2}.items():
         overrides += [f"--{key}", json.dumps(value)]
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "monai.bundle", "run",
-               "--config_file", files, "--dataset_dir", str(datasets[name]), "--bundle_root", str(tmp_path),
+               "--config_file", files, "--dataset_dir", str(datasets[name]), "--output_dir", str(tmp_path),
                *overrides]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

@@ -13,12 +13,13 @@ import logging
 import sys
 from pathlib import Path
 
+from monai_attn.bundle_lookup import DEFAULT_BUNDLE_NAME
 from monai_attn.errors import InputError
 
 logger = logging.getLogger("monai_attn.segment")
 
 #: Bundle used without --bundle/--model.
-DEFAULT_BUNDLE = "ct"
+DEFAULT_BUNDLE = DEFAULT_BUNDLE_NAME
 #: Default label format per bundle task.
 DEFAULT_OUTPUT_TYPE = {"ct": "nifti", "fundus": "png", "em": "png"}
 

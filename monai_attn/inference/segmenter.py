@@ -146,7 +146,7 @@ class Segmenter:
         --overlap 0.5`` does (e.g. ``{"device": "cpu", "roi_size": [128, 128, 128]}``).
         """
         from monai_attn.inference.models import bundle_parser, load_network
-        from monai_attn.training.bundles import resolve_bundle
+        from monai_attn.bundle_lookup import resolve_bundle
 
         folder = resolve_bundle(bundle)
         parser = bundle_parser(folder, overrides)

@@ -1,0 +1,35 @@
+"""``monai-attn publish``: make a trained checkpoint the shipped weights of a bundle.
+
+Thin wrapper over :func:`monai_attn.training.publish.publish_checkpoint`; see docs/bundles.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "publish",
+        help="make a trained checkpoint the weights of a bundle, with a new version",
+        description=(
+            "Check that CHECKPOINT loads into the bundle's network_def, then replace the bundle's "
+            "models/model.pt and set its metadata version, adding NOTES to the changelog. Training "
+            "never writes into a bundle; this is the step that does."
+        ),
+    )
+    parser.add_argument("--bundle", required=True, help="bundle folder, name or short name (ct, retina, cells)")
+    parser.add_argument("--checkpoint", required=True, type=Path,
+                        help="a run's models/model.pt (or an epoch checkpoint; only the network is kept)")
+    parser.add_argument("--version", required=True, help="the new bundle version, greater than the current one")
+    parser.add_argument("--notes", required=True, help="changelog entry: what changed, what the weights reach")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from monai_attn.training.publish import publish_checkpoint
+
+    weights = publish_checkpoint(args.bundle, args.checkpoint, args.version, args.notes)
+    print(f"{weights}: published as version {args.version}")
+    return 0

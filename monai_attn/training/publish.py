@@ -1,0 +1,198 @@
+"""Publishing a trained checkpoint as a bundle's shipped weights, with a new version.
+
+Training writes to run folders (:func:`~monai_attn.training.runs.new_run_dir`) and never into
+a bundle. Replacing a bundle's ``models/model.pt`` is this separate, explicit step: it checks
+that the checkpoint loads (``weights_only=True``, strictly) into the bundle's ``network_def``,
+that the new version is greater than the bundle's, then replaces the weights and
+``configs/metadata.json`` (``version``, a ``changelog`` entry on top) together.
+
+Example::
+
+    publish_checkpoint("ct", "runs/abdomen_ct_attention_unet/20260101-120000/models/model.pt",
+                       version="0.4.0", notes="fine-tuned on 40 more phantoms; held-out spleen 0.95")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+from monai.bundle import ConfigParser
+
+from monai_attn.bundle_lookup import resolve_bundle
+from monai_attn.errors import InputError
+from monai_attn.inference.models import is_torchscript
+
+_VERSION = re.compile(r"\d+(\.\d+)*")
+#: Keys under which an epoch checkpoint of a bundle's ``train.json`` holds the network's state dict.
+_NETWORK_KEYS = ("network", "model")
+
+
+def publish_checkpoint(
+    bundle: str | os.PathLike, checkpoint: str | os.PathLike, version: str, notes: str
+) -> Path:
+    """Make ``checkpoint`` the weights of ``bundle`` at ``version``; returns the new ``models/model.pt``.
+
+    Args:
+        bundle: bundle folder, full name or short name (:func:`~monai_attn.bundle_lookup.resolve_bundle`).
+        checkpoint: a state dict of the bundle's ``network_def`` (a run's ``models/model.pt``), or an
+            epoch checkpoint holding one under ``network``; only the network weights are written.
+        version: dot-separated numbers (``0.4.0``), greater than the bundle's current version.
+        notes: the changelog entry: what changed and what the weights reach.
+
+    Raises:
+        InputError: bad version or notes, a checkpoint that does not load into ``network_def``.
+        FileNotFoundError: a missing checkpoint or bundle config.
+    """
+    folder = resolve_bundle(bundle)
+    metadata_path = folder / "configs" / "metadata.json"
+    metadata = _read_metadata(metadata_path)
+    current = str(metadata.get("version", "0"))
+    if not _VERSION.fullmatch(version):
+        raise InputError(f"--version '{version}' is not dot-separated numbers such as 0.4.0")
+    if not _VERSION.fullmatch(current):
+        raise InputError(f"version '{current}' is not dot-separated numbers", path=metadata_path)
+    if _as_numbers(version) <= _as_numbers(current):
+        raise InputError(f"version {version} is not greater than the bundle's version {current}", path=metadata_path)
+    if not notes.strip():
+        raise InputError("--notes is empty: say what changed and what the new weights reach")
+
+    state = read_state_dict(checkpoint)
+    network = _network_def(folder)
+    check_fits(network, state, checkpoint)
+    try:
+        network.load_state_dict(state)  # strict: what check_fits does not see (dtypes a copy cannot cast)
+    except RuntimeError as err:
+        raise InputError(f"does not load into the bundle's network_def ({' '.join(str(err).split())[:300]})",
+                         path=checkpoint) from err
+
+    metadata["version"] = version
+    metadata["changelog"] = {version: notes.strip(), **metadata.get("changelog", {})}
+    weights_path = folder / "models" / "model.pt"
+    weights_path.parent.mkdir(exist_ok=True)
+    staged = []
+    try:
+        staged.append(_stage(weights_path, lambda tmp: torch.save(state, tmp)))
+        text = json.dumps(metadata, indent=4, ensure_ascii=False) + "\n"
+        staged.append(_stage(metadata_path, lambda tmp: tmp.write_text(text, encoding="utf-8")))
+    except BaseException:
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    os.replace(staged[0], weights_path)
+    os.replace(staged[1], metadata_path)
+    return weights_path
+
+
+def read_state_dict(checkpoint: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The network weights in ``checkpoint``, read with ``torch.load(..., weights_only=True)``.
+
+    A plain state dict (a run's ``models/model.pt``) or an epoch checkpoint holding one under
+    ``network`` or ``model``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        InputError: not a checkpoint torch reads safely, TorchScript, or no tensors by name.
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    if is_torchscript(path):
+        raise InputError("is a TorchScript file; publish the state dict it was exported from", path=path)
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises KeyError, UnpicklingError, RuntimeError... for bad files
+        reason = " ".join(f"{type(err).__name__}: {err}".split())
+        raise InputError(f"not a checkpoint torch.load(weights_only=True) reads ({reason[:300]})", path=path) from err
+    if isinstance(content, Mapping):
+        for key in _NETWORK_KEYS:
+            if isinstance(content.get(key), Mapping):
+                content = content[key]
+                break
+    if not isinstance(content, Mapping) or not content or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in content.items()
+    ):
+        raise InputError("holds no state dict (tensors by parameter name)", path=path)
+    return dict(content)
+
+
+def check_fits(network: torch.nn.Module, state: Mapping[str, torch.Tensor], checkpoint: str | os.PathLike) -> None:
+    """Raise :class:`InputError` naming what differs when ``state`` does not load strictly into ``network``.
+
+    The message gives the number of missing, unexpected and wrongly shaped tensors with the
+    first of each, e.g. ``1 of the wrong shape (head.weight: (3, 16, 1, 1) instead of (2, 16, 1, 1))``.
+    """
+    expected = network.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k}: {tuple(state[k].shape)} instead of {tuple(v.shape)}"
+        for k, v in expected.items() if k in state and state[k].shape != v.shape
+    ]
+    problems = [
+        f"{len(found)} {what} ({found[0]}{', ...' if len(found) > 1 else ''})"
+        for what, found in (("missing", missing), ("unexpected", unexpected), ("of the wrong shape", shapes))
+        if found
+    ]
+    if problems:
+        raise InputError(f"does not fit the bundle's network_def: {', '.join(problems)}", path=checkpoint)
+
+
+def _read_metadata(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: bundle metadata not found")
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"not valid JSON ({err})", path=path) from err
+    if not isinstance(content, dict):
+        raise InputError("bundle metadata must be a JSON object", path=path)
+    return content
+
+
+def _as_numbers(version: str) -> tuple[int, ...]:
+    """``"0.4.0"`` -> ``(0, 4)``: trailing zeros dropped, so that 0.4 and 0.4.0 compare equal."""
+    numbers = [int(part) for part in version.split(".")]
+    while numbers and numbers[-1] == 0:
+        numbers.pop()
+    return tuple(numbers)
+
+
+def _network_def(folder: Path) -> torch.nn.Module:
+    """``network_def`` of the bundle's inference config: ``configs/common.json`` (when the bundle
+    has one) with ``configs/inference.json`` over it, as ``monai.bundle run`` merges a list."""
+    files = [folder / "configs" / name for name in ("common.json", "inference.json")]
+    if not files[1].is_file():
+        raise FileNotFoundError(f"{files[1]}: bundle inference config not found")
+    parser = ConfigParser()
+    parser.read_config([str(f) for f in files if f.is_file()])
+    if "network_def" not in parser:
+        raise InputError("has no 'network_def'", path=files[1])
+    parser["bundle_root"] = str(folder)
+    return parser.get_parsed_content("network_def")
+
+
+def _stage(path: Path, write: Callable[[Path], object]) -> Path:
+    """Write a temporary file beside ``path`` with ``write(tmp)``, with the permissions ``path``
+    has (or a new file would have); the caller renames it into place."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(Path(tmp))
+        if path.exists():
+            mode = stat.S_IMODE(path.stat().st_mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
