@@ -63,7 +63,7 @@ def test_unknown_bundle_lists_the_known_names(tmp_path):
 def test_default_bundle_is_the_ct_bundle():
     assert DEFAULT_BUNDLE_NAME == "abdomen_ct_attention_unet"
     assert default_bundle() == BUNDLES / "abdomen_ct_attention_unet"
-    assert segment.DEFAULT_BUNDLE == default_bundle()
+    assert resolve_bundle(segment.DEFAULT_BUNDLE) == default_bundle()
 
 
 def test_broken_metadata_is_named(tmp_path, monkeypatch):

@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
-from monai.bundle import ConfigParser
 
 from monai_attn.bundle_lookup import resolve_bundle
 from monai_attn.errors import InputError
@@ -165,16 +164,12 @@ def _as_numbers(version: str) -> tuple[int, ...]:
 
 
 def _network_def(folder: Path) -> torch.nn.Module:
-    """``network_def`` of the bundle's inference config: ``configs/common.json`` (when the bundle
-    has one) with ``configs/inference.json`` over it, as ``monai.bundle run`` merges a list."""
-    files = [folder / "configs" / name for name in ("common.json", "inference.json")]
-    if not files[1].is_file():
-        raise FileNotFoundError(f"{files[1]}: bundle inference config not found")
-    parser = ConfigParser()
-    parser.read_config([str(f) for f in files if f.is_file()])
-    if "network_def" not in parser:
-        raise InputError("has no 'network_def'", path=files[1])
-    parser["bundle_root"] = str(folder)
+    """``network_def`` of the bundle's inference config (:func:`monai_attn.inference.models.bundle_parser`)."""
+    from monai_attn.inference.models import bundle_parser
+
+    parser = bundle_parser(folder)
+    if "network_def" not in parser.config:
+        raise InputError("has no 'network_def'", path=folder / "configs" / "common.json")
     return parser.get_parsed_content("network_def")
 
 
