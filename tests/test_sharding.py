@@ -2,7 +2,7 @@
 
 The distributed tests run 2 gloo processes on the CPU: the sharding and gathering functions
 with a cheap fake work function, then the real command line in both ways it is started
-(torch.multiprocessing, to read each rank's exit code; torchrun, as users start it).
+(torch.multiprocessing, to read each rank's exit code; torchrun, as users start it: slow).
 """
 
 from __future__ import annotations
@@ -145,6 +145,7 @@ def test_segment_fails_on_every_rank_when_one_rank_fails_a_case(tiny_cases, tmp_
     assert sorted(p.name for p in out.iterdir()) == ["case_0.nii.gz", "case_2.nii.gz", "case_3.nii.gz"]
 
 
+@pytest.mark.slow
 def test_torchrun_segment_writes_every_case_once(tiny_cases, tmp_path):
     folder, model = tiny_cases
     out = tmp_path / "out"

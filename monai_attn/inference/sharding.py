@@ -89,10 +89,8 @@ def process_group(shard: Shard) -> Iterator[Shard]:
         yield shard
         return
     if torch.cuda.is_available():
-        torch.cuda.set_device(shard.local_rank)
-        dist.init_process_group(backend="nccl", device_id=torch.device(f"cuda:{shard.local_rank}"))
-    else:
-        dist.init_process_group(backend="gloo")
+        torch.cuda.set_device(shard.local_rank)  # NCCL's collectives run on the current device
+    dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     try:
         yield shard
     finally:
