@@ -100,7 +100,8 @@ def test_split_into_more_folds_than_cases_says_what_to_change():
 
 
 def test_evaluation_cases_fall_back_to_all_cases_when_there_is_no_fold(caplog):
-    assert evaluation_cases(items(10), n_folds=5, fold=2, seed=3) == split_cases(items(10), n_folds=5, fold=2, seed=3)[1]
+    fold = split_cases(items(10), n_folds=5, fold=2, seed=3)[1]
+    assert len(fold) == 2 and evaluation_cases(items(10), n_folds=5, fold=2, seed=3) == fold
     assert evaluation_cases(items(10), evaluate_all=True) == items(10)
     with caplog.at_level(logging.WARNING, logger="monai_attn.datasets"):
         assert evaluation_cases(items(2), n_folds=8) == items(2)
@@ -150,7 +151,8 @@ def test_bundle_training_on_too_few_cases_prints_one_error_line(two_cells, tmp_p
     assert done.returncode == 1
     assert "Traceback" not in done.stderr + done.stdout
     assert done.stderr.splitlines()[-1] == (
-        "error: 2 cases cannot be split into 8 folds: every fold needs a case; add cases or lower --n_folds (at least 2)"
+        "error: 2 cases cannot be split into 8 folds: every fold needs a case; "
+        "add cases or lower --n_folds (at least 2)"
     )
 
 

@@ -84,7 +84,8 @@ def _fake_batch_rank(rank: int, world_size: int, port: int, n_cases: int, out_di
         summary = run_batch(work, mine)
         verdicts = {cid: ("warn" if cid == "case_04" else "ok") for cid in summary.done}
         summary, verdicts = gather_summary(summary, verdicts, shard)
-        result = {"done": summary.done, "failed": summary.failed, "verdicts": verdicts, "mine": [c.case_id for c in mine]}
+        result = {"done": summary.done, "failed": summary.failed, "verdicts": verdicts,
+                  "mine": [c.case_id for c in mine]}
         (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(result))
     assert not dist.is_initialized()  # the group is destroyed on leaving the block
 
