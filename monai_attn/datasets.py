@@ -29,6 +29,7 @@ descriptor is the one place a remap is written down.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Hashable, Mapping, Sequence
@@ -44,6 +45,8 @@ from PIL import Image, ImageSequence
 
 from monai_attn.errors import InputError
 from monai_attn.package_data import shipped_folder
+
+logger = logging.getLogger(__name__)
 
 #: The dataset descriptors: ``datasets/`` of a checkout, ``monai_attn/dataset_descriptors/`` of a wheel.
 DATASETS_DIR = shipped_folder("dataset_descriptors")
@@ -467,7 +470,10 @@ def split_cases(
     if not 0 <= fold < n_folds:
         raise ValueError(f"fold must be in [0, {n_folds - 1}], got {fold}")
     if len(items) < n_folds:
-        raise InputError(f"{len(items)} cases cannot be split into {n_folds} folds")
+        raise InputError(
+            f"{len(items)} cases cannot be split into {n_folds} folds: every fold needs a case; "
+            f"add cases or lower --n_folds (at least 2)"
+        )
     ordered = sorted(items, key=lambda item: str(item.get("case_id", item.get("image"))))
     permutation = np.random.default_rng(seed).permutation(len(ordered))
     chunks = np.array_split(permutation, n_folds)
@@ -475,6 +481,25 @@ def split_cases(
     train = [ordered[i] for i in range(len(ordered)) if i not in validation]
     val = [ordered[i] for i in sorted(validation)]
     return train, val
+
+
+def evaluation_cases(
+    items: Sequence[Mapping[str, Any]], evaluate_all: bool = False, n_folds: int = 5, fold: int = 0, seed: int = 0
+) -> list[Mapping[str, Any]]:
+    """The cases a bundle's ``evaluate.json`` scores: all of them, or the validation fold.
+
+    ``evaluate_all`` (a held-out data set) gives every case. Otherwise the validation fold
+    ``fold`` of :func:`split_cases`, the cases the model was not trained on; a data set with
+    fewer cases than folds has no such fold (it cannot have been trained on with these
+    folds), so all its cases are scored and a warning says so.
+    """
+    if evaluate_all:
+        return list(items)
+    if len(items) < n_folds:
+        logger.warning("%d cases are fewer than the %d folds: evaluating all %d cases, not a validation fold",
+                       len(items), n_folds, len(items))
+        return list(items)
+    return split_cases(items, n_folds=n_folds, fold=fold, seed=seed)[1]
 
 
 # --- preparing datasets shipped in other shapes ------------------------------------------

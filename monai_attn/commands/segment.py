@@ -12,9 +12,13 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monai_attn.bundle_lookup import DEFAULT_BUNDLE_NAME
 from monai_attn.errors import InputError
+
+if TYPE_CHECKING:
+    from monai_attn.inference.sharding import Shard
 
 logger = logging.getLogger("monai_attn.segment")
 
@@ -66,19 +70,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="segment scans that fail the input checks (not CT in HU, e.g. MR or raw values); "
                     "the findings stay in the QC")
     out.add_argument("--attention-maps", action="store_true", help="also write <case>_attention_gate<k>.nii.gz")
-    scale = parser.add_argument_group("scale-out")
+    scale = parser.add_argument_group(
+        "scale-out", "under torchrun (WORLD_SIZE > 1) the processes share the cases of the part, one GPU each"
+    )
     scale.add_argument("--num-parts", type=int, default=1, help="split the sorted cases into N parts")
     scale.add_argument("--part-id", type=int, default=0, help="which part (0..N-1) this process runs")
     parser.set_defaults(func=run_segment)
 
 
 def run_segment(args: argparse.Namespace) -> int:
-    from monai_attn.inference.batch import find_cases, run_batch, select_part
+    """Segment the cases of this part; under torchrun, this rank's shard of them (see sharding.py)."""
+    from monai_attn.inference.sharding import current_shard, process_group
 
     if not 0 <= args.part_id < max(args.num_parts, 1) or args.num_parts < 1:
         raise InputError(f"--part-id must be in 0..{args.num_parts - 1} and --num-parts >= 1")
+    with process_group(current_shard()) as shard:
+        return _segment_shard(args, shard)
+
+
+def _segment_shard(args: argparse.Namespace, shard: Shard) -> int:
+    from monai_attn.inference.batch import find_cases, run_batch
+    from monai_attn.inference.sharding import gather_summary, select_shard
+
     if not args.input.exists():
         raise FileNotFoundError(f"{args.input}: no such file or folder")
+    if args.device is None and shard.device is not None:
+        args.device = shard.device
     progress = sys.stderr.isatty()
     segmenter = _build_segmenter(args, progress)
     output_types = args.output_type or [DEFAULT_OUTPUT_TYPE[segmenter.task]]
@@ -86,8 +103,8 @@ def run_segment(args: argparse.Namespace) -> int:
         raise InputError(f"--output-type {' '.join(output_types)}: a 2-D bundle writes png labels")
     if segmenter.task == "ct" and "png" in output_types:
         raise InputError("--output-type png is for 2-D bundles; CT labels are nifti or dicom-seg")
-    cases = select_part(find_cases(args.input, args.output, output_types[0]), args.num_parts, args.part_id)
-    if not cases:
+    cases = select_shard(find_cases(args.input, args.output, output_types[0]), args.num_parts, args.part_id, shard)
+    if not cases and not shard.distributed:
         logger.info("part %d of %d holds no case; nothing to do", args.part_id, args.num_parts)
         return 0
     if args.attention_maps and not hasattr(segmenter.network, "forward_with_attention"):
@@ -131,31 +148,37 @@ def run_segment(args: argparse.Namespace) -> int:
             verdicts[case.case_id] = result.qc.status
             logger.info("%s: %s", case.case_id, result.qc.verdict())
 
-    if len(cases) == 1:
+    if len(cases) == 1 and not shard.distributed:
         segment_case(cases[0])  # errors reach the CLI, which prints one line and exits 1
         return _strict_exit(args.strict, verdicts)
 
     def report(case, message: str) -> None:
         print(f"error: {message}", file=sys.stderr)
 
-    summary = run_batch(segment_case, cases, on_failure=report, progress=progress)
-    logger.info("segmented %d of %d cases in %.1f s", len(summary.done), len(cases), summary.seconds)
+    summary, verdicts = gather_summary(run_batch(segment_case, cases, on_failure=report, progress=progress),
+                                       verdicts, shard)
+    if not shard.is_main:  # rank 0 prints the summary of every rank; the exit code is the same on all
+        return 1 if summary.failed else _strict_exit(args.strict, verdicts, quiet=True)
+    total = len(summary.done) + len(summary.failed)
+    logger.info("segmented %d of %d cases in %.1f s", len(summary.done), total, summary.seconds)
     counts = {status: sum(v == status for v in verdicts.values()) for status in ("ok", "warn", "fail")}
     if verdicts:
         logger.info("quality control: %d ok, %d warn, %d fail%s", counts["ok"], counts["warn"], counts["fail"],
                     "".join(f"\n  {cid}: {status}" for cid, status in verdicts.items() if status != "ok"))
     if summary.failed:
-        print(f"failed {len(summary.failed)} of {len(cases)} cases:", file=sys.stderr)
+        print(f"failed {len(summary.failed)} of {total} cases:", file=sys.stderr)
         for case_id, message in summary.failed:
             print(f"  {case_id}: {message}", file=sys.stderr)
         return 1
     return _strict_exit(args.strict, verdicts)
 
 
-def _strict_exit(strict: bool, verdicts: dict[str, str]) -> int:
-    """1 with ``--strict`` when a case's quality control failed, else 0."""
+def _strict_exit(strict: bool, verdicts: dict[str, str], quiet: bool = False) -> int:
+    """1 with ``--strict`` when a case's quality control failed, else 0 (``quiet``: say nothing)."""
     failed = [cid for cid, status in verdicts.items() if status == "fail"]
     if strict and failed:
+        if quiet:
+            return 1
         print(f"error: quality control failed for {len(failed)} case(s): {', '.join(failed)} (--strict)",
               file=sys.stderr)
         return 1

@@ -8,9 +8,15 @@
   followed by cosine or polynomial decay, stepped per iteration.
 - :class:`~monai_attn.training.inferers.PrecisionInferer`: runs any MONAI inferer under
   autocast (bf16/fp16) and in channels-last layout, returning float32 logits.
-- :func:`~monai_attn.training.checkpoints.last_checkpoint` and
+- :func:`~monai_attn.training.checkpoints.last_checkpoint`,
+  :class:`~monai_attn.training.checkpoints.EpochCheckpointSaver` and
   :class:`~monai_attn.training.checkpoints.KeyMetricState`: resuming an interrupted run from
-  its newest complete epoch checkpoint without forgetting the best validation score.
+  its newest complete epoch checkpoint without forgetting the best validation score, keeping
+  the last two epoch checkpoints.
+- :func:`~monai_attn.training.distributed.distributed_sampler`: the torchrun workflows' data
+  sharing, with a one-line error when there are fewer cases than processes.
+- :func:`~monai_attn.training.errors.one_line_errors`: input errors end a bundle run as one
+  line ``error: <message>`` instead of a traceback.
 
 Example (bundle ``train.json``)::
 
@@ -20,17 +26,23 @@ Example (bundle ``train.json``)::
 """
 
 from monai_attn.training.bundles import bundle_dir
-from monai_attn.training.checkpoints import KeyMetricState, last_checkpoint
+from monai_attn.training.checkpoints import EpochCheckpointSaver, KeyMetricState, last_checkpoint
+from monai_attn.training.distributed import default_backend, distributed_sampler
+from monai_attn.training.errors import one_line_errors
 from monai_attn.training.inferers import PrecisionInferer
 from monai_attn.training.runs import new_run_dir
 from monai_attn.training.schedules import LR_SCHEDULES, warmup_lr_schedule
 
 __all__ = [
     "LR_SCHEDULES",
-    "KeyMetricState",
-    "PrecisionInferer",
     "bundle_dir",
+    "default_backend",
+    "distributed_sampler",
+    "EpochCheckpointSaver",
+    "KeyMetricState",
     "last_checkpoint",
     "new_run_dir",
+    "one_line_errors",
+    "PrecisionInferer",
     "warmup_lr_schedule",
 ]

@@ -1,11 +1,11 @@
 """Resuming an interrupted training run from its newest epoch checkpoint.
 
 A bundle's ``train.json`` saves ``{network, optimizer, lr_scheduler, trainer, key_metric}``
-every epoch with MONAI's ``CheckpointSaver`` (``save_interval=1``, ``n_saved=2``) and
-loads the newest complete one at start with ``CheckpointLoader`` when it exists: killing the
-process loses at most the epoch in progress. :class:`KeyMetricState` is the ``key_metric``
-entry: without it the resumed run would forget the best validation score so far and
-overwrite the best model with the first validation after the restart.
+every epoch with :class:`EpochCheckpointSaver` (the last two kept) and loads the newest
+complete one at start with ``CheckpointLoader`` when it exists: killing the process loses at
+most the epoch in progress. :class:`KeyMetricState` is the ``key_metric`` entry: without it
+the resumed run would forget the best validation score so far and overwrite the best model
+with the first validation after the restart.
 """
 
 from __future__ import annotations
@@ -22,6 +22,19 @@ from monai.handlers import CheckpointSaver
 _EPOCH_CHECKPOINT = re.compile(r"checkpoint_epoch=(\d+)\.pt")
 
 
+def epoch_checkpoints(ckpt_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``(epoch, path)`` of the ``checkpoint_epoch=<N>.pt`` files in ``ckpt_dir``, by epoch."""
+    folder = Path(ckpt_dir)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = _EPOCH_CHECKPOINT.fullmatch(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
 def last_checkpoint(ckpt_dir: str | os.PathLike) -> str | None:
     """The newest complete epoch checkpoint in ``ckpt_dir`` (highest epoch), or None.
 
@@ -29,18 +42,42 @@ def last_checkpoint(ckpt_dir: str | os.PathLike) -> str | None:
     saving (not a complete zip archive, which is what ``torch.save`` writes) is passed over
     for the one before it.
     """
-    folder = Path(ckpt_dir)
-    if not folder.is_dir():
-        return None
-    found = []
-    for path in folder.iterdir():
-        match = _EPOCH_CHECKPOINT.fullmatch(path.name)
-        if match:
-            found.append((int(match.group(1)), path))
-    for _, path in sorted(found, reverse=True):
+    for _, path in reversed(epoch_checkpoints(ckpt_dir)):
         if zipfile.is_zipfile(path):
             return str(path)
     return None
+
+
+class EpochCheckpointSaver(CheckpointSaver):
+    """MONAI's ``CheckpointSaver`` writing ``checkpoint_epoch=<N>.pt`` every epoch and keeping
+    only the newest ``n_saved`` such files in ``save_dir``, also across resumed runs.
+
+    Ignite's ``Checkpoint`` (inside ``CheckpointSaver``) deletes only files that its own
+    process wrote: a resumed run would leave the previous run's last two checkpoints behind
+    for good, and every resume would add two more. After each save this deletes the other
+    epoch checkpoints of ``save_dir`` beyond the ``n_saved`` most recently written (by
+    modification time, so a fresh run started with ``--resume False`` next to an old run's
+    files replaces them rather than being pruned itself).
+
+    Args:
+        save_dir: folder of the checkpoints.
+        save_dict: objects to save (``{"network": ..., "optimizer": ..., ...}``).
+        n_saved: epoch checkpoints to keep (at least 1).
+        kwargs: further ``CheckpointSaver`` arguments (``save_interval``, ``key_metric_*``...).
+    """
+
+    def __init__(self, save_dir: str, save_dict: dict[str, Any], n_saved: int = 2, **kwargs: Any) -> None:
+        if n_saved < 1:
+            raise ValueError(f"n_saved must be at least 1, got {n_saved}")
+        super().__init__(save_dir=save_dir, save_dict=save_dict, n_saved=n_saved, epoch_level=True, **kwargs)
+        self.keep = n_saved
+
+    def interval_completed(self, engine: Any) -> None:
+        super().interval_completed(engine)
+        newest_first = sorted(epoch_checkpoints(self.save_dir), key=lambda item: (item[1].stat().st_mtime_ns, item[0]),
+                              reverse=True)
+        for _, path in newest_first[self.keep :]:
+            path.unlink(missing_ok=True)
 
 
 class KeyMetricState:
