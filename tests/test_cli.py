@@ -11,6 +11,7 @@ import pytest
 from monai_attn import __version__
 from monai_attn.cli import COMMANDS, main
 from monai_attn.commands.segment import DEFAULT_BUNDLE
+from monai_attn.bundle_lookup import resolve_bundle
 
 
 def test_version(capsys):
@@ -46,7 +47,7 @@ def test_console_script_reports_missing_input_in_one_line(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (DEFAULT_BUNDLE / "models" / "model.pt").exists(), reason="CT bundle weights not built")
+@pytest.mark.skipif(not (resolve_bundle(DEFAULT_BUNDLE) / "models" / "model.pt").exists(), reason="CT bundle weights not built")
 def test_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "-o", str(out), "--cases", "1", "--size", "128", "128", "64"]) == 0

@@ -1,4 +1,4 @@
-"""Segmenter: sliding window vs MONAI, air skipping, precision, TTA, geometry, outputs, models."""
+"""Segmenter: sliding window vs MONAI, empty-window skipping, precision, TTA, geometry, outputs, models."""
 
 from __future__ import annotations
 
@@ -15,11 +15,20 @@ from monai.transforms import SpatialResample
 from scipy import ndimage
 
 from monai_attn.errors import InputError
-from monai_attn.inference import OrganRule, Segmenter, postprocess_labels, resample_to_grid
-from monai_attn.inference.models import is_torchscript
-from monai_attn.inference.sliding_window import AirWindowTest, WindowPredictor, sliding_window_predict
+from monai_attn.inference import (
+    LogitsToLabelsd,
+    OrganRule,
+    SegmentationInferer,
+    Segmenter,
+    postprocess_labels,
+    resample_to_grid,
+)
+from monai_attn.inference.inferer import WindowPredictor
+from monai_attn.inference.models import bundle_parser, is_torchscript
+from monai_attn.inference.stages import REQUESTED
 from monai_attn.io import load_image
 from monai_attn.networks import GridAttentionUNet
+from monai_attn.bundle_lookup import resolve_bundle
 
 HU_WINDOW = (-175.0, 250.0)
 #: HU of the phantom's objects and the band of normalised intensity ThresholdNet gives each label.
@@ -96,9 +105,15 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * np.logical_and(a, b).sum() / max(a.sum() + b.sum(), 1)
 
 
-def threshold_segmenter(**kwargs) -> Segmenter:
-    options = dict(spacing_mm=(1.5, 1.5, 2.0), roi_size=(32, 32, 32), precision="fp32", device="cpu", postprocess=False)
-    return Segmenter(ThresholdNet(), **{**options, **kwargs})
+def ct_segmenter(network: torch.nn.Module, **overrides) -> Segmenter:
+    """The CT bundle's preprocessing, inferer and postprocessing around ``network``; overrides are config ids."""
+    options = {"precision": "fp32", "device": "cpu", **overrides}
+    return Segmenter.from_parser(bundle_parser(resolve_bundle("ct"), options), network)
+
+
+def threshold_segmenter(**overrides) -> Segmenter:
+    options = dict(spacing_mm=[1.5, 1.5, 2.0], roi_size=[32, 32, 32], postprocess=False)
+    return ct_segmenter(ThresholdNet(), **{**options, **overrides})
 
 
 def tiny_unet(seed: int = 0) -> GridAttentionUNet:
@@ -169,81 +184,40 @@ def test_resample_oblique_grid_uses_dense_resampling():
 def test_sliding_window_equals_monai_when_no_window_is_skipped():
     net = tiny_unet()
     torch.manual_seed(3)
-    image = torch.rand(1, 1, 20, 26, 18)
-    predictor = WindowPredictor(net, num_classes=4)
+    image = torch.rand(1, 1, 20, 26, 18) + 0.01  # every window holds values above skip_below
+    inferer = SegmentationInferer((16, 16, 16), 2, 0.25, precision="fp32", skip_below=0.0)
+    ours = inferer(image, net)
     with torch.inference_mode():
-        ours = sliding_window_predict(
-            image,
-            predictor,
-            roi_size=(16, 16, 16),
-            overlap=0.25,
-            sw_batch_size=2,
-            sw_device=torch.device("cpu"),
-            device=torch.device("cpu"),
-        )
         reference = sliding_window_inference(image, (16, 16, 16), 2, net, overlap=0.25, mode="gaussian")
-    assert predictor.counts.skipped == 0 and predictor.counts.run == 8
+    assert inferer.counts.skipped == 0 and inferer.counts.run == 8
     torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-4)
     assert torch.equal(ours.argmax(1), reference.argmax(1))
 
 
-def test_stitching_falls_back_to_the_cpu_when_the_gpu_runs_out_of_memory(monkeypatch):
-    import monai_attn.inference.sliding_window as sw
-
-    calls = []
-
-    def fake_inferer(inputs, device, **kwargs):
-        calls.append(device)
-        kwargs["predictor"].counts.run += 3  # windows run before running out of memory
-        if device.type != "cpu":
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
-        return torch.zeros(1, 4, *inputs.shape[2:])
-
-    monkeypatch.setattr(sw, "sliding_window_inference", fake_inferer)
-    predictor = WindowPredictor(tiny_unet(), num_classes=4)
-    out = sliding_window_predict(
-        torch.zeros(1, 1, 8, 8, 8),
-        predictor,
-        roi_size=(8, 8, 8),
-        overlap=0.25,
-        sw_batch_size=1,
-        sw_device=torch.device("cpu"),
-        device=torch.device("cuda"),
-    )
-    assert [d.type for d in calls] == ["cuda", "cpu"] and out.device.type == "cpu"
-    assert predictor.counts.run == 3  # windows are counted once
+def test_windows_at_or_below_skip_below_are_skipped_and_counted_once_per_call():
+    net = tiny_unet()
+    image = torch.zeros(1, 1, 32, 16, 16)
+    image[..., 20:, :, :] = 0.5  # only the second of two windows along axis 0 holds values above 0
+    inferer = SegmentationInferer((16, 16, 16), 1, 0.0, precision="fp32", skip_below=0.0)
+    logits = inferer(image, net)
+    assert (inferer.counts.run, inferer.counts.skipped) == (1, 1)
+    assert (logits[0, :, :16].argmax(0) == 0).all()  # skipped windows are background
+    inferer(image, net)
+    assert (inferer.counts.run, inferer.counts.skipped) == (1, 1)  # counts restart with each call
+    every = SegmentationInferer((16, 16, 16), 1, 0.0, precision="fp32", skip_below=None)
+    every(image, net)
+    assert (every.counts.run, every.counts.skipped) == (2, 0)
 
 
-def test_air_window_test_never_skips_a_window_holding_a_body_voxel():
-    body = np.zeros((40, 30, 12), bool)
-    body[3:9, 20:26, 2:5] = True  # a small body far from most windows
-    input_affine = np.array([[0, 0.8, 0, 5.0], [-0.8, 0, 0, 30.0], [0, 0, 2.5, -4.0], [0, 0, 0, 1]])
-    network_affine = np.diag([1.5, 1.5, 2.0, 1.0])
-    network_affine[:3, 3] = [4.0, -3.0, -5.0]
-    network_shape, roi = (18, 24, 16), (8, 8, 8)
-    test = AirWindowTest(body, input_affine, network_affine, network_shape, roi)
-    # the network voxel nearest to each body voxel, found independently
-    to_net = np.linalg.solve(network_affine, input_affine)
-    body_net = np.floor(np.argwhere(body) @ to_net[:3, :3].T + to_net[:3, 3] + 0.5).astype(int)
-    windows = list(itertools.product(*[range(0, n - r + 1, 4) for n, r in zip(network_shape, roi)]))
-    skipped = 0
-    for start in windows:
-        window = [slice(s, s + r) for s, r in zip(start, roi)]
-        holds_body = np.any(np.all((body_net >= start) & (body_net < np.add(start, roi)), axis=1))
-        if test(window):
-            skipped += 1
-            assert not holds_body, f"window at {start} holds body voxels but was skipped"
-    assert 0 < skipped < len(windows)
-
-
-def test_skipped_air_windows_do_not_change_labels_inside_the_body(tmp_path):
+def test_skipped_windows_do_not_change_labels_inside_the_body(tmp_path):
     hu = np.full((96, 40, 20), -1000.0, np.float32)
     hu[60:92, 6:34, 4:16] = phantom_hu((32, 28, 12))  # the body fills one end of a long scan
     image = load_image(write_nifti(tmp_path / "air.nii.gz", hu, np.diag([1.5, 1.5, 2.0, 1.0])))
     net = tiny_unet(seed=5)
-    options = dict(spacing_mm=None, roi_size=(16, 16, 16), crop_margin_mm=1000.0, precision="fp32", device="cpu")
-    skipping = Segmenter(net, skip_air_windows=True, postprocess=False, **options).segment(image)
-    running = Segmenter(net, skip_air_windows=False, postprocess=False, **options).segment(image)
+    # a margin larger than the scan keeps the air around the body in the network's input
+    options = dict(spacing_mm=None, roi_size=[16, 16, 16], body_margin_mm=1000.0, postprocess=False)
+    skipping = ct_segmenter(net, skip_empty_windows=True, **options).segment(image)
+    running = ct_segmenter(net, skip_empty_windows=False, **options).segment(image)
     assert skipping.windows_skipped > 0 and running.windows_skipped == 0
     assert skipping.windows_run + skipping.windows_skipped == running.windows_run
     inside = hu > -500
@@ -255,28 +229,34 @@ def test_mirror_tta_averages_the_flipped_predictions():
     x = torch.rand(1, 1, 16, 16, 16)
     predictor = WindowPredictor(net, num_classes=4, mirror_axes=(0, 1, 2))
     with torch.inference_mode():
-        ours = predictor(x, [[slice(0, 1), slice(None), slice(0, 16), slice(0, 16), slice(0, 16)]])
+        ours = predictor(x)
         expected = torch.zeros_like(ours)
         for n in range(4):
             for axes in itertools.combinations((2, 3, 4), n):
                 expected += torch.flip(net(torch.flip(x, axes)), axes) if axes else net(x)
     torch.testing.assert_close(ours, expected / 8, atol=1e-5, rtol=1e-4)
+    # the inferer's tta option is the same mirroring, window by window
+    tta = SegmentationInferer((16, 16, 16), 1, 0.0, precision="fp32", tta=True)(x, net)
+    torch.testing.assert_close(tta, expected / 8, atol=1e-4, rtol=1e-3)
 
 
 def test_bf16_logits_and_labels_agree_with_fp32():
     net = tiny_unet(seed=11)
     torch.manual_seed(0)
     x = torch.rand(2, 1, 32, 32, 32)
-    coords = [[slice(i, i + 1), slice(None), slice(0, 32), slice(0, 32), slice(0, 32)] for i in range(2)]
     with torch.inference_mode():
-        full = WindowPredictor(net, num_classes=4)(x, coords)
-        half = WindowPredictor(net, num_classes=4, autocast_dtype=torch.bfloat16)(x, coords)
+        full = WindowPredictor(net, num_classes=4)(x)
+        half = WindowPredictor(net, num_classes=4, autocast_dtype=torch.bfloat16)(x)
+    assert half.dtype == torch.float32 and not torch.equal(full, half)  # bf16 really ran
     scale, error = full.abs().max(), (half - full).abs().max()
     assert error < 0.03 * scale  # bf16 keeps 8 bits of mantissa; fp32 accumulation in convs
     assert (full.argmax(1) == half.argmax(1)).float().mean() > 0.97  # a random net has many near-ties
     top2 = full.topk(2, dim=1).values
     clear = (top2[:, 0] - top2[:, 1]) > 2 * error  # voxels whose label bf16 cannot flip
     assert torch.equal(full.argmax(1)[clear], half.argmax(1)[clear])
+    # through the inferer: "bf16" precision gives the same labels where they are clear
+    inferred = SegmentationInferer((32, 32, 32), 2, 0.0, precision="bf16")(x[:1], net)
+    assert torch.equal(inferred.argmax(1)[clear[:1]], full[:1].argmax(1)[clear[:1]])
 
 
 # --- the whole path: geometry -------------------------------------------------------------
@@ -378,9 +358,9 @@ def test_segmenter_drops_a_kidney_false_positive_that_crosses_the_body_midline(t
     heart = ((grid[0] - 0.35) / 0.3) ** 2 + ((grid[1] - 0.05) / 0.35) ** 2 + (grid[2] / 0.8) ** 2 < 1
     hu[kidneys | heart] = OBJECT_HU[2]
     path = write_nifti(tmp_path / "case.nii.gz", hu, oblique_affine())
-    options = dict(spacing_mm=(1.5, 1.5, 2.0), roi_size=(32, 32, 32), precision="fp32", device="cpu")
-    labels = Segmenter(ThresholdNet(), **options).segment(path).labels
-    raw = Segmenter(ThresholdNet(), postprocess=False, **options).segment(path).labels
+    options = dict(spacing_mm=[1.5, 1.5, 2.0], roi_size=[32, 32, 32])
+    labels = ct_segmenter(ThresholdNet(), **options).segment(path).labels
+    raw = ct_segmenter(ThresholdNet(), postprocess=False, **options).segment(path).labels
     assert (raw[heart] == 2).mean() > 0.7 and (raw[kidneys] == 2).mean() > 0.7  # edges blend to label 1
     assert not (labels[heart] == 2).any()
     away = ~ndimage.binary_dilation(heart, iterations=2)  # edge voxels may blend into the body
@@ -394,7 +374,7 @@ def test_probabilities_attention_maps_and_statistics(tmp_path):
     hu = phantom_hu()
     affine = oblique_affine()
     path = write_nifti(tmp_path / "case.nii.gz", hu, affine)
-    segmenter = Segmenter(tiny_unet(), roi_size=(32, 32, 32), precision="fp32", device="cpu", postprocess=False)
+    segmenter = ct_segmenter(tiny_unet(), roi_size=[32, 32, 32], postprocess=False)
     result = segmenter.segment(path, probabilities=True, attention_maps=True)
     assert result.probabilities.shape == (*hu.shape, 4) and result.probabilities.dtype == np.float16
     np.testing.assert_allclose(result.probabilities.astype(np.float32).sum(-1), 1.0, atol=0.02)
@@ -429,7 +409,7 @@ def test_probabilities_attention_maps_and_statistics(tmp_path):
 
 def test_same_input_gives_identical_output_bytes(tmp_path):
     path = write_nifti(tmp_path / "case.nii.gz", phantom_hu(), oblique_affine())
-    segmenter = Segmenter(tiny_unet(), roi_size=(32, 32, 32), device="cpu")
+    segmenter = ct_segmenter(tiny_unet(), roi_size=[32, 32, 32], precision="auto")
     first, second = tmp_path / "a" / "case.nii.gz", tmp_path / "b" / "case.nii.gz"
     segmenter.segment_to_file(path, first)
     segmenter.segment_to_file(path, second)
@@ -447,67 +427,93 @@ NETWORK_DEF = {
 }
 
 
+def ct_config(**settings) -> dict:
+    """The CT bundle's common.json with its metadata as ``_meta_``: a self-contained ``--config``."""
+    folder = resolve_bundle("ct")
+    config = json.loads((folder / "configs" / "common.json").read_text())
+    config["_meta_"] = json.loads((folder / "configs" / "metadata.json").read_text())
+    return {**config, **settings}
+
+
 def test_from_files_state_dict_torchscript_and_bundle(tmp_path):
     net = tiny_unet(seed=2)
     weights = tmp_path / "model.pt"
     torch.save(net.state_dict(), weights)
+    settings = dict(network_def=NETWORK_DEF, roi_size=[32, 32, 32], overlap=0.5)
     config = tmp_path / "config.json"
-    config.write_text(
-        json.dumps({"network_def": NETWORK_DEF, "segmenter": {"roi_size": [32, 32, 32], "overlap": 0.5}})
-    )
-    from_state = Segmenter.from_files(weights, config, device="cpu", precision="fp32")
-    assert from_state.roi_size == (32, 32, 32) and from_state.overlap == 0.5
+    config.write_text(json.dumps(ct_config(**settings)))
+    run = {"device": "cpu", "precision": "fp32"}
+    from_state = Segmenter.from_files(weights, config, overrides=run)
+    assert tuple(from_state.inferer.roi_size) == (32, 32, 32) and from_state.inferer.overlap == 0.5
+    assert from_state.label_names == {1: "spleen", 2: "kidney", 3: "pancreas"}
 
     scripted = tmp_path / "model.ts"
     torch.jit.save(torch.jit.script(net), str(scripted))
     assert is_torchscript(scripted) and not is_torchscript(weights)
-    from_script = Segmenter.from_files(scripted, None, roi_size=(32, 32, 32), device="cpu", precision="fp32")
+    from_script = Segmenter.from_files(scripted, config, overrides=run)
 
     bundle = tmp_path / "bundle"
     (bundle / "configs").mkdir(parents=True)
     (bundle / "models").mkdir()
     torch.save({"network": net.state_dict()}, bundle / "models" / "model.pt")
-    (bundle / "configs" / "inference.json").write_text(
-        json.dumps(
-            {
-                "network_def": NETWORK_DEF,
-                "segmenter": {
-                    "_target_": "monai_attn.inference.Segmenter",
-                    "network": "@network_def",
-                    "roi_size": [32, 32, 32],
-                    "spacing_mm": "$[1.5, 1.5, 2.0]",
-                },
-            }
-        )
-    )
-    from_bundle = Segmenter.from_bundle(bundle, device="cpu", precision="fp32")
-    assert from_bundle.spacing_mm == (1.5, 1.5, 2.0)
+    ct = resolve_bundle("ct") / "configs"
+    for name in ("inference.json", "metadata.json"):
+        (bundle / "configs" / name).write_text((ct / name).read_text())
+    common = json.loads((ct / "common.json").read_text())
+    (bundle / "configs" / "common.json").write_text(json.dumps({**common, **settings, "spacing_mm": [1.5, 1.5, 2.0]}))
+    from_bundle = Segmenter.from_bundle(bundle, overrides=run)
+    assert from_bundle.preprocessing.transforms[-2].spacing_transform.pixdim.tolist() == [1.5, 1.5, 2.0]
 
     image = load_image(write_nifti(tmp_path / "c.nii.gz", phantom_hu(), oblique_affine()))
     labels = [s.segment(image).labels for s in (from_state, from_script, from_bundle)]
-    reference = Segmenter(net, roi_size=(32, 32, 32), device="cpu", precision="fp32").segment(image).labels
-    for other in labels:
+    reference = ct_segmenter(net, roi_size=[32, 32, 32], overlap=0.5).segment(image).labels
+    for other in labels[:2]:
         np.testing.assert_array_equal(other, reference)
+    fine = ct_segmenter(net, roi_size=[32, 32, 32], overlap=0.5, spacing_mm=[1.5, 1.5, 2.0]).segment(image).labels
+    np.testing.assert_array_equal(labels[2], fine)
 
 
 def test_state_dict_without_network_def_is_refused(tmp_path):
     weights = tmp_path / "model.pt"
     torch.save(tiny_unet().state_dict(), weights)
-    with pytest.raises(InputError, match="needs a config with 'network_def'"):
+    with pytest.raises(FileNotFoundError, match="a state dict needs --config"):
         Segmenter.from_files(weights, None)
+    no_network = tmp_path / "no_network.json"
+    no_network.write_text(json.dumps({"roi_size": [32, 32, 32]}))
+    with pytest.raises(InputError, match="needs a config with 'network_def'"):
+        Segmenter.from_files(weights, no_network)
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"network_def": {**NETWORK_DEF, "channels": [8, 16, 32]}}))
     with pytest.raises(InputError, match="weights do not fit network_def"):
         Segmenter.from_files(weights, config)
 
 
-def test_labels_from_logits_match_argmax():
-    from monai_attn.inference.segmenter import _reduce_logits
+def test_torchscript_without_an_embedded_config_is_refused(tmp_path):
+    from monai.data import save_net_with_metadata
 
+    scripted = tmp_path / "model"
+    save_net_with_metadata(torch.jit.script(tiny_unet()), str(scripted), meta_values={"name": "tiny"})
+    with pytest.raises(InputError, match="carries no inference config"):
+        Segmenter.from_files(tmp_path / "model.ts")
+
+
+@pytest.mark.xfail(strict=True, raises=json.JSONDecodeError, reason="a plain torch.jit.save file has no metadata.json")
+def test_plain_torchscript_without_any_metadata_is_refused(tmp_path):
+    scripted = tmp_path / "model.ts"
+    torch.jit.save(torch.jit.script(tiny_unet()), str(scripted))
+    with pytest.raises(InputError, match="carries no inference config"):
+        Segmenter.from_files(scripted)
+
+
+def test_labels_from_logits_match_argmax():
     torch.manual_seed(0)
     logits = torch.randn(4, 9, 7, 5).half()
     logits[:, 0, 0, 0] = torch.tensor([0.0, 5.0, 5.0, 1.0])  # a tie: the lower class wins
-    labels, probs, _ = _reduce_logits(logits, probabilities=True)
+    out = LogitsToLabelsd("pred")({"pred": MetaTensor(logits), REQUESTED: frozenset({"probabilities"})})
+    labels = out["pred"][0].numpy()
+    assert out["pred"].shape == (1, 9, 7, 5) and labels.dtype == np.uint8
     np.testing.assert_array_equal(labels, torch.argmax(logits.float(), 0).numpy())
     assert labels[0, 0, 0] == 1
+    probs = out["probabilities"].float().numpy()
     np.testing.assert_allclose(probs, torch.softmax(logits.float(), 0).numpy(), atol=1e-3)
+    assert "probabilities" not in LogitsToLabelsd("pred")({"pred": MetaTensor(logits)})
