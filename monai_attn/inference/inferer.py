@@ -17,12 +17,21 @@ network. The predictor
 Used as a ``SupervisedEvaluator``'s ``inferer`` it returns logits like MONAI's own inferers.
 When no window is skipped and no mirroring is asked for, the result is MONAI's sliding
 window inference of the network itself.
+
+**Adaptive window size** (``adaptive_roi``): with batch norm in eval mode the network is fully
+convolutional, so a window may be as large as memory allows. Each call picks the largest
+window, up to the whole (padded) image, whose forward pass fits ``memory_budget_mb`` at the
+network's measured ``bytes_per_voxel``; the configured ``roi_size`` is the smallest window.
+Overlapping windows recompute voxels (overlap, and padding to whole windows): a 96^3 window
+with overlap 0.25 on an abdomen computes each voxel 4-5 times, one whole-image window once.
+:attr:`counts` reports voxels computed and voxels needed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,10 +48,18 @@ EMPTY_LOGIT = 10.0
 
 @dataclass
 class WindowCounts:
-    """Windows run through the network and windows skipped as empty."""
+    """Windows run through the network and skipped as empty; voxels computed and needed.
+
+    ``voxels_computed`` counts every voxel of every window run (overlaps and padding
+    included); ``voxels_needed`` is the network image's size, so their ratio says how often
+    each voxel was computed on average.
+    """
 
     run: int = 0
     skipped: int = 0
+    voxels_computed: int = 0
+    voxels_needed: int = 0
+    roi_size: tuple[int, ...] = ()
 
 
 class WindowPredictor:
@@ -88,6 +105,7 @@ class WindowPredictor:
         self.counts.run += len(run)
         self.counts.skipped += len(windows) - len(run)
         roi = windows.shape[2:]
+        self.counts.voxels_computed += len(run) * math.prod(roi)
         logits = torch.full((len(windows), self.num_classes, *roi), -EMPTY_LOGIT, device=windows.device)
         logits[:, 0] = EMPTY_LOGIT
         alphas = [torch.zeros((len(windows), 1, *roi), device=windows.device) for _ in range(self.attention_gates)]
@@ -141,10 +159,11 @@ class WindowPredictor:
 
 
 class SegmentationInferer(SlidingWindowInfererAdapt):
-    """Gaussian-blended sliding windows with precision, empty-window skipping and mirroring.
+    """Gaussian-blended sliding windows with precision, empty-window skipping, mirroring and adaptive size.
 
     Args:
-        roi_size: window size in voxels (each divisible by the network's divisor, 16).
+        roi_size: window size in voxels (each divisible by the network's divisor, 16); the
+            smallest window when ``adaptive_roi`` is on.
         sw_batch_size: windows per network call.
         overlap: fraction of overlap between neighbouring windows, in [0, 1).
         precision: ``"auto"`` (bf16 on CPUs with native bf16 and on CUDA, fp32 elsewhere),
@@ -155,10 +174,18 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
             times the work).
         num_classes: network output channels; default ``network.out_channels``.
         progress: show a tqdm bar over the windows.
+        adaptive_roi: grow the window up to the whole image while the forward pass fits the
+            memory budget.
+        memory_budget_mb: memory the network's activations may use (MiB); None: a quarter of
+            the available RAM, at most 2 GiB, on the CPU; half the free memory on a GPU.
+        bytes_per_voxel: the network's peak activation memory per window voxel at the
+            precision used (measure with ``benchmarks/inference.py``); reduced precision halves it.
+        divisor: window sizes are multiples of it (the network's downsampling factor).
         sw_device, device: where windows run and where the blended output lives (default:
             the input's device; MONAI falls back to the CPU when a CUDA output does not fit).
 
-    After each call, :attr:`counts` holds the windows run and skipped.
+    After each call, :attr:`counts` holds the windows run and skipped, the voxels computed
+    and needed, and the window size used.
     """
 
     def __init__(
@@ -172,6 +199,10 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         tta: bool = False,
         num_classes: int | None = None,
         progress: bool = False,
+        adaptive_roi: bool = False,
+        memory_budget_mb: float | None = None,
+        bytes_per_voxel: float = 400.0,
+        divisor: int = 16,
         sw_device: torch.device | str | None = None,
         device: torch.device | str | None = None,
     ) -> None:
@@ -182,6 +213,8 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
             raise ValueError(f"overlap must be in [0, 1), got {overlap}")
         if sw_batch_size < 1:
             raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}")
+        if memory_budget_mb is not None and memory_budget_mb <= 0:
+            raise ValueError(f"memory_budget_mb must be > 0, got {memory_budget_mb}")
         super().__init__(
             roi_size=roi,
             sw_batch_size=int(sw_batch_size),
@@ -195,6 +228,10 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         self.skip_below = skip_below
         self.tta = bool(tta)
         self.num_classes = num_classes
+        self.adaptive_roi = bool(adaptive_roi)
+        self.memory_budget_mb = memory_budget_mb
+        self.bytes_per_voxel = float(bytes_per_voxel)
+        self.divisor = int(divisor)
         self.counts = WindowCounts()
 
     def __call__(
@@ -214,14 +251,46 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
             mirror_axes=tuple(range(len(self.roi_size))) if self.tta else (),
             attention_gates=count_attention_gates(network, len(self.roi_size), device) if attention_maps else 0,
         )
+        spatial = tuple(int(s) for s in inputs.shape[2:])
+        configured = self.roi_size
+        if self.adaptive_roi:
+            self.roi_size = self.window_for(spatial, device, precision)
+        predictor.counts.roi_size = tuple(self.roi_size)
+        predictor.counts.voxels_needed = math.prod(spatial) * inputs.shape[0]
         # Blending buffers in float16 halve the stitching memory; MONAI accumulates in the input dtype.
         accumulate = torch.float32 if precision == "fp32" else torch.float16
-        with torch.inference_mode():
-            outputs = super().__call__(inputs.to(dtype=accumulate), predictor, *args, **kwargs)
+        try:
+            with torch.inference_mode():
+                outputs = super().__call__(inputs.to(dtype=accumulate), predictor, *args, **kwargs)
+        finally:
+            self.roi_size = configured
         self.counts = predictor.counts
         if isinstance(outputs, (tuple, list)):
             return tuple(o.float() for o in outputs)
         return outputs.float()
+
+    def window_for(self, spatial: Sequence[int], device: torch.device, precision: str) -> tuple[int, ...]:
+        """The largest window, from ``roi_size`` up to the padded image, that fits the memory budget."""
+        padded = [max(r, math.ceil(s / self.divisor) * self.divisor) for s, r in zip(spatial, self.roi_size)]
+        bytes_per_voxel = self.bytes_per_voxel * (1.0 if precision == "fp32" else 0.65)
+        fits = self.budget_bytes(device) / (bytes_per_voxel * self.sw_batch_size)
+        if math.prod(padded) <= fits:
+            return tuple(padded)
+        scale = (fits / math.prod(self.roi_size)) ** (1.0 / len(padded))
+        return tuple(
+            min(p, max(r, int(r * scale) // self.divisor * self.divisor)) for p, r in zip(padded, self.roi_size)
+        )
+
+    def budget_bytes(self, device: torch.device) -> float:
+        """Memory (bytes) the network's activations may use on ``device``."""
+        if self.memory_budget_mb is not None:
+            return self.memory_budget_mb * 2**20
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            return free / 2
+        import psutil
+
+        return min(psutil.virtual_memory().available / 4, 2 * 2**30)
 
 
 def count_attention_gates(network: Any, spatial_dims: int, device: torch.device) -> int:
