@@ -143,12 +143,13 @@ def test_bad_input_gives_one_line_error(tmp_path, model, capsys, kind):
     assert not out.exists() or list(out.iterdir()) == []
 
 
-def test_failed_write_leaves_no_partial_output(tmp_path, model, capsys):
+def test_dicom_seg_of_a_nifti_fails_before_inference(tmp_path, model, capsys):
     case = write_nifti(tmp_path / "case.nii.gz", phantom_hu(), np.eye(4))
     out = tmp_path / "out"
     code, err = run(["-i", case, "-o", out / "case.dcm", "--output-type", "dicom-seg", "--statistics", *model], capsys)
-    assert code == 1 and "DICOM SEG output needs a DICOM series" in err
-    assert list(out.iterdir()) == []  # neither the statistics nor any temporary file
+    assert code == 1
+    assert err == f"error: {case}: --output-type dicom-seg needs a DICOM input (a series folder or file)\n"
+    assert not out.exists()  # refused before anything was written
 
 
 def test_dicom_series_to_dicom_seg(tmp_path, model, capsys):
@@ -201,8 +202,12 @@ def test_no_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
 
 def test_case_ids():
     assert Case("x", Path("a"), Path("b")).case_id == "x"
-    from monai_attn.inference.batch import case_id_of
+    from monai_attn.io.names import case_id
 
-    assert case_id_of(Path("dir/case_7.nii.gz")) == "case_7"
-    assert case_id_of(Path("dir/case_7.mha")) == "case_7"
-    assert case_id_of(Path("dir/patient_dicom")) == "patient_dicom"
+    assert case_id(Path("dir/case_7.nii.gz")) == "case_7"
+    assert case_id(Path("dir/case_7.NII.GZ")) == "case_7"
+    assert case_id(Path("dir/case_7.mha")) == "case_7"
+    assert case_id(Path("dir/scan.CT.png")) == "scan.CT"
+    assert case_id(Path("dir/case_7.dcm")) == "case_7"
+    assert case_id(Path("dir/patient_dicom")) == "patient_dicom"
+    assert case_id(Path("dir/.nii.gz")) == ".nii.gz"

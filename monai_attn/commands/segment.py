@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from monai_attn.errors import InputError
+from monai_attn.validation import OUTPUT_TYPES, check_segment_arguments
 
 logger = logging.getLogger("monai_attn.segment")
 
@@ -44,9 +45,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--tta", action="store_true", help="mirror test-time augmentation (8x slower)")
     run.add_argument("--no-postprocess", action="store_true", help="keep the raw argmax (no component/hole clean-up)")
     run.add_argument("--no-skip-air", action="store_true", help="run every window, even those entirely in air")
+    run.add_argument("--max-memory", metavar="SIZE",
+                     help="memory budget, e.g. 8G; larger cases are refused (default: the memory available)")
     run.add_argument("--series-uid", help="SeriesInstanceUID to read when a DICOM folder holds several series")
     out = parser.add_argument_group("outputs")
-    out.add_argument("--output-type", choices=("nifti", "dicom-seg"), default="nifti", help="label format (default nifti)")
+    out.add_argument("--output-type", nargs="+", choices=OUTPUT_TYPES, default=["nifti"], metavar="TYPE",
+                     help="label formats, one or more of nifti, dicom-seg (DICOM input only); default nifti")
     out.add_argument("--save-probabilities", action="store_true", help="also write <case>_probabilities.nii.gz")
     out.add_argument("--preview", action="store_true", help="also write <case>_preview.png")
     out.add_argument("--statistics", action="store_true",
@@ -64,10 +68,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_segment(args: argparse.Namespace) -> int:
+    check_segment_arguments(args)  # before any model or image is read
     from monai_attn.inference.batch import find_cases, run_batch, select_part
 
-    if not 0 <= args.part_id < max(args.num_parts, 1) or args.num_parts < 1:
-        raise InputError(f"--part-id must be in 0..{args.num_parts - 1} and --num-parts >= 1")
     cases = select_part(find_cases(args.input, args.output, args.output_type), args.num_parts, args.part_id)
     if not cases:
         logger.info("part %d of %d holds no case; nothing to do", args.part_id, args.num_parts)
@@ -91,7 +94,7 @@ def run_segment(args: argparse.Namespace) -> int:
         result = segmenter.segment_to_file(
             case.input,
             case.output,
-            output_type=args.output_type,
+            output_types=args.output_type,
             series_uid=args.series_uid,
             save_probabilities=args.save_probabilities,
             preview=args.preview,

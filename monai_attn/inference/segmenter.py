@@ -336,7 +336,7 @@ class Segmenter:
         input_path: str | os.PathLike,
         output_path: str | os.PathLike,
         *,
-        output_type: str = "nifti",
+        output_types: Sequence[str] = ("nifti",),
         series_uid: str | None = None,
         save_probabilities: bool = False,
         preview: bool = False,
@@ -358,7 +358,7 @@ class Segmenter:
         write_outputs(
             result,
             output_path,
-            output_type=output_type,
+            output_types=output_types,
             probabilities=save_probabilities,
             preview=preview,
             statistics=statistics,
