@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monai_attn.errors import InputError
+from monai_attn.errors import InputError, one_line_error
 from monai_attn.io.names import NIFTI_SUFFIXES, case_id, image_suffix
 from monai_attn.validation import OUTPUT_SUFFIXES, check_output_types, check_parts, output_kind
 
@@ -146,10 +146,3 @@ def run_batch(
     summary.seconds = time.perf_counter() - start
     return summary
 
-
-def one_line_error(err: BaseException) -> str:
-    """A user-facing one-line message: InputError as is, others with their type."""
-    text = " ".join(str(err).split())
-    if isinstance(err, (InputError, FileNotFoundError, NotADirectoryError, PermissionError)):
-        return text
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__

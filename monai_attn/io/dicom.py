@@ -23,6 +23,12 @@ missing or unevenly spaced slices are filled by linear interpolation along the s
 Series that cannot be a volume raise :class:`~monai_attn.errors.InputError`: mixed
 orientations (localizers), duplicated positions (several phases in one series), large gaps,
 RGB images, multi-frame files.
+
+Nothing is decoded before the headers are checked against the files: a slice whose pixel data
+is shorter or longer than Rows x Columns x frames x BitsAllocated declares is refused, naming
+both sizes (a decoder would otherwise fill the missing rows with invented values); voxel sizes
+outside 0.05-50 mm are refused; and the memory the series will need is compared with the
+budget of :mod:`monai_attn.validation` before any pixel is read.
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from scipy import ndimage
 
-from monai_attn.errors import InputError
+from monai_attn.errors import InputError, brief_reason
+from monai_attn.validation import CASE_BYTES_PER_VOXEL, check_fits_memory, check_spacing
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,13 @@ MAX_INTERPOLATED_GAP = 3.0
 SPACING_TOLERANCE = 0.01
 # In-plane shift between slices (in pixels) above which the series counts as tilted.
 TILT_TOLERANCE_PX = 0.1
+
+
+# Elements longer than this are not read with the header (their length is kept).
+_DEFER_BYTES = 1024
+_PIXEL_DATA = 0x7FE00010
+# Lengths of encapsulated (compressed) pixel data are not known from the header.
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -106,9 +120,9 @@ class DicomVolume:
 
 
 def _read_header(path: Path) -> Dataset | None:
-    """The DICOM header of ``path`` without pixel data, or None if it is not a DICOM file."""
+    """The DICOM header of ``path`` (pixel data deferred, its length known), or None if not DICOM."""
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+        return pydicom.dcmread(path, defer_size=_DEFER_BYTES)
     except InvalidDicomError:
         return None
     except Exception as err:  # a damaged or foreign file in a series folder is skipped, whatever pydicom raises
@@ -245,9 +259,48 @@ def _check_pixels(info: SeriesInfo, members: Sequence[tuple[Path, Dataset]]) -> 
                 f"multi-frame DICOM ({frames} frames) is not supported; export the series as single-frame slices",
                 path=path,
             )
+        _check_pixel_data_length(path, ds, frames)
     shapes = {(int(ds.Rows), int(ds.Columns)) for _, ds in members}
     if len(shapes) > 1:
         raise InputError(f"DICOM series {info.uid} mixes slice sizes {sorted(shapes)}", path=members[0][0].parent)
+
+
+def _check_pixel_data_length(path: Path, ds: Dataset, frames: int) -> None:
+    """Refuse a file whose native pixel data is not the size its header declares.
+
+    Expected bytes: Rows x Columns x frames x SamplesPerPixel x BitsAllocated / 8, plus one
+    padding byte when odd. Compressed (encapsulated) pixel data is checked after decoding.
+    """
+    element = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    if element is None:
+        raise InputError("DICOM image has no pixel data", path=path)
+    if element.length == _UNDEFINED_LENGTH:
+        return
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    bits, samples = int(ds.get("BitsAllocated", 16)), int(ds.get("SamplesPerPixel", 1))
+    expected = (rows * columns * frames * samples * bits + 7) // 8
+    if element.length not in (expected, expected + expected % 2):
+        raise InputError(
+            f"pixel data holds {element.length} bytes but the header declares {rows} rows x {columns} columns x "
+            f"{frames} frame(s) x {bits} bits = {expected} bytes",
+            path=path,
+        )
+
+
+def _check_series_size(info: SeriesInfo, members: Sequence[tuple[Path, Dataset]], geometry: _SliceGeometry) -> None:
+    """Voxel sizes in the sane range and the series' memory within the budget, before decoding."""
+    first = members[0][1]
+    folder = members[0][0].parent if len(members) > 1 else members[0][0]
+    if len(members) > 1:
+        slice_mm = float(np.median(np.diff(geometry.positions_mm)))
+    else:
+        slice_mm = _single_slice_spacing(first)
+    check_spacing(folder, (*geometry.pixel_spacing_mm, slice_mm))
+    rows, columns = int(first.Rows), int(first.Columns)
+    voxels = rows * columns * len(members)
+    check_fits_memory(
+        folder, voxels * CASE_BYTES_PER_VOXEL, f"DICOM series {info.uid} ({columns}x{rows}x{len(members)} voxels)"
+    )
 
 
 def _slice_geometry(info: SeriesInfo, members: Sequence[tuple[Path, Dataset]]) -> _SliceGeometry:
@@ -300,8 +353,7 @@ def _read_pixels(paths: Sequence[Path], shape: tuple[int, int]) -> np.ndarray:
         try:
             pixels = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
         except RuntimeError as err:
-            reason = " ".join(str(err).split())[-200:]
-            raise InputError(f"cannot decode DICOM pixel data ({reason})", path=path) from err
+            raise InputError(f"cannot decode DICOM pixel data ({brief_reason(err)})", path=path) from err
         if pixels.shape[-2:] != shape or pixels.size != shape[0] * shape[1]:
             raise InputError(f"pixel data has shape {pixels.shape}; expected one {shape} slice", path=path)
         volume[k] = pixels.reshape(shape)
@@ -415,6 +467,7 @@ def read_dicom_series(path: str | os.PathLike, series_uid: str | None = None) ->
         info = _series_info(str(ds.SeriesInstanceUID), members)
     _check_pixels(info, members)
     geometry = _slice_geometry(info, members)
+    _check_series_size(info, members, geometry)
     files = tuple(members[i][0] for i in geometry.order)
     first = members[0][1]
     volume = _read_pixels(files, (int(first.Rows), int(first.Columns)))
