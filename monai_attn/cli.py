@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from monai_attn import __version__
 from monai_attn.errors import InputError, one_line_error
+from monai_attn.validation import set_memory_budget
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = ("demo", "synth", "segment", "evaluate")
@@ -84,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return EXIT_SIGINT
     finally:
+        set_memory_budget(None)  # a command's --max-memory ends with the command
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
 

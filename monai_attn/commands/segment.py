@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from monai_attn.errors import InputError
+from monai_attn.errors import InputError, brief_reason
 from monai_attn.validation import OUTPUT_TYPES, check_segment_arguments
 
 logger = logging.getLogger("monai_attn.segment")
@@ -170,12 +170,18 @@ def _build_segmenter(args: argparse.Namespace, progress: bool):
         raise InputError("give either --bundle or --model, not both")
     if args.config and not args.model:
         raise InputError("--config goes with --model")
-    if args.model:
-        return Segmenter.from_files(args.model, args.config, **overrides)
     bundle = args.bundle or DEFAULT_BUNDLE
-    if args.bundle is None and not (bundle / "models" / "model.pt").is_file():
+    if not args.model and args.bundle is None and not (bundle / "models" / "model.pt").is_file():
         raise InputError(
             "no model: pass --bundle DIR, or --model model.pt --config cfg.json "
             f"(the default bundle {bundle} has no trained weights)"
         )
-    return Segmenter.from_bundle(bundle, **overrides)
+    try:
+        if args.model:
+            return Segmenter.from_files(args.model, args.config, **overrides)
+        return Segmenter.from_bundle(bundle, **overrides)
+    except (ValueError, KeyError, TypeError, AttributeError, ImportError) as err:  # MONAI config errors
+        if isinstance(err, InputError):
+            raise
+        source = args.config or args.model if args.model else bundle / "configs" / "inference.json"
+        raise InputError(f"the model config cannot be built ({brief_reason(err)})", path=source) from err

@@ -96,7 +96,7 @@ def find_cases(
         if duplicates:
             raise InputError(f"several inputs share the case id(s) {', '.join(duplicates)}", path=source)
     for case in cases:
-        if case.output.resolve() == case.input.resolve():
+        if os.path.realpath(case.output) == os.path.realpath(case.input):  # no error on link loops
             raise InputError("the output would overwrite the input", path=case.output)
         if "dicom-seg" in output_types and not (
             is_dicom_series_dir(case.input) or (case.input.is_file() and image_suffix(case.input) in ("", ".dcm")

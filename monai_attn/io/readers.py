@@ -83,7 +83,7 @@ def _check_nifti_header(path: Path, image: Any) -> None:
         if code and matrix is not None:
             _check_direction(path, np.asarray(matrix)[:spatial, :spatial])
     _check_direction(path, np.asarray(image.affine)[:spatial, :spatial])
-    offset = int(header["vox_offset"])
+    offset = int(getattr(image.dataobj, "offset", header.get_data_offset()))  # where reading starts
     declared = voxels * dtype.itemsize
     held = _nifti_payload_bytes(path, offset + declared) - offset
     if held < declared:
