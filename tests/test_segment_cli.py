@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 import torch
 from PIL import Image
@@ -158,6 +159,26 @@ def test_dicom_series_to_dicom_seg(tmp_path, model, capsys):
     code, err = run(["-i", series, "-o", tmp_path / "out", "--output-type", "dicom-seg", *model], capsys)
     assert code == 0, err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["ct.dcm"]
+
+
+def test_nifti_and_dicom_seg_from_one_inference(tmp_path, model, capsys, monkeypatch):
+    from monai_attn.inference import Segmenter
+
+    calls = []
+    segment = Segmenter.segment
+    monkeypatch.setattr(Segmenter, "segment", lambda self, *a, **k: calls.append(a) or segment(self, *a, **k))
+    series = tmp_path / "ct"
+    write_ct_series(series, np.round(phantom_hu((32, 24, 8))))
+    out = tmp_path / "out" / "labels.nii.gz"
+    code, err = run(["-i", series, "-o", out, "--output-type", "nifti", "dicom-seg", *model], capsys)
+    assert code == 0, err
+    assert len(calls) == 1  # one inference, two files
+    assert sorted(p.name for p in out.parent.iterdir()) == ["labels.dcm", "labels.nii.gz"]
+    seg = pydicom.dcmread(out.parent / "labels.dcm")
+    assert seg.Modality == "SEG"
+    labels = np.asarray(nib.load(str(out)).dataobj)
+    assert set(np.unique(labels)) == {0, 1, 2, 3}
+    assert len(seg.SegmentSequence) == 3
 
 
 def test_parts_split_the_sorted_cases(tmp_path, model, capsys):
