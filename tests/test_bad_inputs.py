@@ -581,3 +581,13 @@ def test_disk_full_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(segment, "run_segment", full)
     assert main(["segment", "-i", str(tmp_path), "-o", str(tmp_path / "seg.nii.gz")]) == 1
     assert capsys.readouterr().err == f"error: {tmp_path / 'seg.nii.gz'}: No space left on device\n"
+
+
+def test_write_errors_name_the_target_not_its_partial_file(tmp_path):
+    def fail(partial: Path) -> None:
+        raise OSError(28, "No space left on device", str(partial))
+
+    with pytest.raises(OSError) as err, atomic_path(tmp_path / "seg.nii.gz") as partial:
+        fail(partial)
+    assert err.value.filename == str(tmp_path / "seg.nii.gz")
+    assert list(tmp_path.iterdir()) == []

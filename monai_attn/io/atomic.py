@@ -130,11 +130,17 @@ class PartialFiles:
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a partial path to write ``target``'s content to; it becomes ``target`` at the end.
 
-    Inside a :class:`PartialFiles` block the rename waits for the block's end.
+    Inside a :class:`PartialFiles` block the rename waits for the block's end. An OSError
+    about the partial file (disk full, permission denied) is re-raised naming ``target``.
     """
     group = _ACTIVE_GROUP.get()
-    if group is not None:
-        yield group.add(target)
-        return
-    with PartialFiles() as files:
-        yield files.add(target)
+    try:
+        if group is not None:
+            yield group.add(target)
+            return
+        with PartialFiles() as files:
+            yield files.add(target)
+    except OSError as err:  # name the file the user asked for, not its partial file
+        if err.filename is not None and Path(err.filename).name == partial_path(target).name:
+            err.filename = os.fspath(target)
+        raise
