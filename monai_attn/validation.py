@@ -161,7 +161,9 @@ def check_spacing(path: str | os.PathLike, spacing_mm: Sequence[float]) -> None:
     if any(not s > 0 for s in spacing_mm):  # also catches NaN
         raise InputError(f"voxel size {shown} mm has a zero, negative or undefined value", path=path)
     if any(not low <= s <= high for s in spacing_mm):
-        raise InputError(f"voxel size {shown} mm is outside {low:g}-{high:g} mm; the header's geometry is wrong", path=path)
+        raise InputError(
+            f"voxel size {shown} mm is outside {low:g}-{high:g} mm; the header's geometry is wrong", path=path
+        )
 
 
 def output_kind(target: str | os.PathLike, output_types: Sequence[str]) -> str:

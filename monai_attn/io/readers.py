@@ -88,7 +88,8 @@ def _check_nifti_header(path: Path, image: Any) -> None:
     held = _nifti_payload_bytes(path, offset + declared) - offset
     if held < declared:
         raise InputError(
-            f"file is truncated: the header declares {'x'.join(map(str, shape))} {dtype.name} voxels = {declared} bytes, "
+            f"file is truncated: the header declares {'x'.join(map(str, shape))} {dtype.name} voxels = "
+            f"{declared} bytes, "
             f"the file holds {max(held, 0)} bytes of voxel data",
             path=path,
         )
