@@ -208,8 +208,10 @@ def check_writable(target: str | os.PathLike, kind: str = "file") -> None:
         raise InputError("folder is not writable", path=probe)
 
 
-def check_output_types(output_types: Sequence[str]) -> tuple[str, ...]:
-    """Known output types, each once, in the given order."""
+def check_output_types(output_types: str | Sequence[str]) -> tuple[str, ...]:
+    """Known output types, each once, in the given order (one type may be given as a string)."""
+    if isinstance(output_types, str):
+        output_types = (output_types,)
     unknown = [t for t in output_types if t not in OUTPUT_SUFFIXES]
     if unknown:
         raise InputError(f"--output-type {unknown[0]!r} is not one of {', '.join(OUTPUT_TYPES)}")

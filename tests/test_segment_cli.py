@@ -88,7 +88,7 @@ def test_folder_of_cases_continues_past_a_bad_case(tmp_path, model, capsys):
 #: Bad input kind -> the message expected after "error: <path>".
 BAD_INPUTS = {
     "empty": r"file is empty",
-    "truncated-gzip": r"file is truncated or corrupt",
+    "truncated-gzip": r"file is truncated: the header declares 20x20x20 float32 voxels = 32000 bytes, the file holds",
     "4-D": r"image is 4-D \(12, 12, 9, 2\); expected a 3-D CT volume",
     "nan": r"image contains 3 NaN or infinite voxels",
     "rgb-dicom": r"is a colour image",

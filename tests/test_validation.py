@@ -9,6 +9,7 @@ import pytest
 from monai_attn.errors import InputError
 from monai_attn.validation import (
     check_device,
+    check_output_types,
     check_fits_memory,
     check_overlap,
     check_roi_size,
@@ -96,3 +97,10 @@ def test_output_kind_and_paths(tmp_path):
         "nifti": Path("o/c.nii.gz"), "dicom-seg": Path("o/c.dcm")}
     assert output_paths(Path("o/c.dcm"), ["nifti", "dicom-seg"]) == {
         "nifti": Path("o/c.nii.gz"), "dicom-seg": Path("o/c.dcm")}
+
+
+def test_output_types():
+    assert check_output_types("dicom-seg") == ("dicom-seg",)
+    assert check_output_types(["dicom-seg", "nifti", "dicom-seg"]) == ("dicom-seg", "nifti")
+    with pytest.raises(InputError, match="--output-type 'png' is not one of nifti, dicom-seg"):
+        check_output_types(["nifti", "png"])
