@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return int(args.func(args) or 0)
-    except (InputError, OSError) as exc:  # OSError: disk full, permission denied, read-only file system...
+    except (InputError, OSError, MemoryError) as exc:  # OSError: disk full, permission denied, read-only...
         if args.debug:
             raise
         print(f"error: {one_line_error(exc)}", file=sys.stderr)

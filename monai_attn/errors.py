@@ -28,9 +28,11 @@ def one_line_error(err: BaseException) -> str:
     """The one-line message a user sees for ``err`` (without the ``error: `` prefix).
 
     InputError and OSError built with a message read as they are; an OSError from the
-    operating system (disk full, permission denied) gives ``<file>: <reason>``; any other
-    exception is named by its type, as it is a bug rather than bad input.
+    operating system (disk full, permission denied) gives ``<file>: <reason>``; MemoryError
+    says so; any other exception is named by its type, as it is a bug rather than bad input.
     """
+    if isinstance(err, MemoryError):
+        return "out of memory (more than the estimate its header gave; see --max-memory)"
     if isinstance(err, OSError) and err.errno is not None and err.strerror:
         return f"{err.filename}: {err.strerror}" if err.filename is not None else err.strerror
     text = " ".join(str(err).split())

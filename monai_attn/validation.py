@@ -259,8 +259,11 @@ def check_segment_arguments(args: argparse.Namespace) -> None:
         value = getattr(args, option)
         if value is not None and not Path(value).exists():
             raise InputError(f"no such {'folder' if option == 'bundle' else 'file'} (--{option})", path=value)
-    if not Path(args.input).exists() and not Path(args.input).is_symlink():
-        raise InputError("no such file or folder", path=args.input)
+    source = Path(args.input)
+    if not source.exists() and not source.is_symlink():
+        raise InputError("no such file or folder", path=source)
+    if source.exists() and not (source.is_file() or source.is_dir()):
+        raise InputError("not a regular file or a folder (a device, pipe or socket?)", path=source)
     check_writable(args.output, output_kind(args.output, args.output_type))
     if args.device is not None:
         check_device(args.device)

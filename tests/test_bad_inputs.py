@@ -175,6 +175,8 @@ PRE_MODEL: dict[str, Callable[[Path], Setup]] = {
     "output-broken-link-parent": output_case(lambda t: _bad_link(t) / "seg.nii.gz", "is a broken symbolic link",
                                              parent=True),
     "input-missing": missing_input,
+    "input-device": lambda t: Setup(_segment("-i", "/dev/null", "-o", t / "out"), named="/dev/null",
+                                    message="not a regular file or a folder (a device, pipe or socket?)"),
     "input-link-loop": loop_input,
     "output-overwrites-input": overwrite_input,
     "dicom-seg-of-nifti": dicom_seg_of_nifti,
@@ -247,6 +249,33 @@ def _nan(tmp: Path) -> Path:
     return nifti(tmp / "nan.nii.gz", data=data)
 
 
+def _huge_header(tmp: Path) -> Path:
+    """A 500-byte NIfTI whose header declares 32767^3 int16 voxels."""
+    header = nib.Nifti1Header()
+    header.set_data_dtype(np.int16)
+    header.set_data_shape((32767, 32767, 32767))
+    header.set_sform(np.eye(4), code=1)
+    (tmp / "huge.nii").write_bytes(header.binaryblock + bytes(4 + 100))
+    return tmp / "huge.nii"
+
+
+def _array(name: str, array: np.ndarray) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        nib.save(nib.Nifti1Image(array, np.eye(4)), str(tmp / name))
+        return tmp / name
+
+    return make
+
+
+def _without_pixel_data(tmp: Path) -> Path:
+    folder = dicom_series(tmp / "ct")
+    first = _first_file(folder)
+    ds = pydicom.dcmread(first)
+    del ds.PixelData
+    ds.save_as(first)
+    return folder
+
+
 def _bytes(name: str, content: bytes) -> Callable[[Path], Path]:
     def make(tmp: Path) -> Path:
         (tmp / name).write_bytes(content)
@@ -292,6 +321,18 @@ SCAN: dict[str, Callable[[Path], Setup]] = {
     "dicom-8-bits-declared": scan_case(lambda t: dicom_series(t / "ct", BitsAllocated=8),
                                        "pixel data holds 2048 bytes but the header declares 32 rows x 32 columns x "
                                        "1 frame(s) x 8 bits = 1024 bytes", named=_first_file),
+    "nifti-header-32767-cubed": scan_case(_huge_header, "a 32767x32767x32767 image needs about 1023.9 TiB, more than "
+                                                      "the memory budget of"),
+    "nifti-empty-axis": scan_case(_array("flat.nii.gz", np.zeros((0, 32, 32), np.float32)),
+                                  "image has an empty axis: shape (0, 32, 32)"),
+    "nifti-complex": scan_case(_array("complex.nii.gz", np.zeros((32, 32, 8), np.complex64)),
+                               "voxel type complex64 is not a number per voxel (complex or colour data)"),
+    "nifti-2d": scan_case(_array("slice.nii.gz", np.zeros((32, 32), np.float32)),
+                          "image is 2-D (32, 32); expected a 3-D CT volume"),
+    "dicom-rows-0": scan_case(lambda t: dicom_series(t / "ct", Rows=0, all=1),
+                              "pixel data holds 2048 bytes but the header declares 0 rows x 32 columns",
+                              named=_first_file),
+    "dicom-without-pixel-data": scan_case(_without_pixel_data, "DICOM image has no pixel data", named=_first_file),
     "dicom-zero-pixel-spacing": scan_case(lambda t: dicom_series(t / "ct", PixelSpacing=[0.0, 0.0], all=1),
                                           "voxel size 0 x 0 x 2.5 mm has a zero, negative or undefined value"),
     "dicom-memory-budget": scan_case(lambda t: dicom_series(t / "ct"),
@@ -420,6 +461,29 @@ def test_evaluate_refuses_labels_outside_the_scheme(value, dtype, message, tmp_p
     assert [line for line in err.splitlines() if line.startswith(f"  case: {pred}: {message}")]
     assert snapshot(tmp_path / "pred") | snapshot(tmp_path / "gt") == before
     assert not [p for p in (tmp_path / "report").iterdir() if p.name.startswith(PARTIAL_PREFIX)]
+
+
+@pytest.mark.parametrize(
+    "options, named, message",
+    [
+        (["--pred", "{tmp}/absent"], "{tmp}/absent", "not a folder"),
+        (["--labels", "spleen=abc"], "", "label value of 'spleen' is 'abc'; expected an integer"),
+        (["--labels", "a=1", "--nsd-tolerance-mm", "-1"], "", "NSD tolerance '-1' must be a finite number >= 0 mm"),
+        (["--dataset-json", "{tmp}/none.json"], "{tmp}/none.json", "no such file"),
+    ],
+    ids=["pred-missing", "labels-not-integer", "nsd-negative", "dataset-json-missing"],
+)
+def test_evaluate_argument_errors(options, named, message, tmp_path, capsys):
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "gt").mkdir()
+    _label_map(tmp_path / "pred" / "case.nii.gz", _labels())
+    _label_map(tmp_path / "gt" / "case.nii.gz", _labels())
+    options = [o.format(tmp=tmp_path) for o in options]
+    pred = [] if "--pred" in options else ["--pred", str(tmp_path / "pred")]
+    before = snapshot(tmp_path)
+    code = main(["evaluate", *pred, "--gt", str(tmp_path / "gt"), "-o", str(tmp_path / "report"), *options])
+    check_one_line(code, capsys.readouterr().err, Setup([], named=named.format(tmp=tmp_path), message=message))
+    assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("target", ["existing-file", "inside-a-file"])

@@ -124,7 +124,8 @@ def run_batch(
     Args:
         segment_case: segments one case and writes its outputs.
         cases: the cases, in order.
-        on_failure: called with the case and a one-line message when a case fails.
+        on_failure: called with the case and a one-line message when a case fails; the
+            message starts with the case's input path (or a file inside it).
         progress: show a tqdm bar over cases.
     """
     from tqdm import tqdm
@@ -136,8 +137,10 @@ def run_batch(
             segment_case(case)
         except KeyboardInterrupt:
             raise
-        except Exception as err:  # one bad case must not stop the batch
+        except Exception as err:  # one bad case must not stop the batch (MemoryError included)
             message = one_line_error(err)
+            if not message.startswith(str(case.input)):  # every failure names its case's input
+                message = f"{case.input}: {message}"
             summary.failed.append((case.case_id, message))
             if on_failure is not None:
                 on_failure(case, message)

@@ -76,6 +76,8 @@ def _check_nifti_header(path: Path, image: Any) -> None:
     header = image.header
     shape = tuple(int(s) for s in image.shape)
     dtype = header.get_data_dtype()
+    if dtype.kind not in "biuf":  # complex, RGB records, ...
+        raise InputError(f"voxel type {dtype} is not a number per voxel (complex or colour data)", path=path)
     voxels = math.prod(shape)
     check_fits_memory(path, voxels * CASE_BYTES_PER_VOXEL, f"a {'x'.join(map(str, shape))} image")
     spatial = min(len(shape), 3)
@@ -319,6 +321,8 @@ class MedicalImageReader(ImageReader):
         """Raise InputError unless the grid (and channel count) is what ``expect`` asks for."""
         shape = tuple(int(s) for s in shape)
         ndim = len(shape)
+        if not all(s > 0 for s in shape):
+            raise InputError(f"image has an empty axis: shape {shape}", path=path)
         if self.expect == "ct":
             if ndim != 3:
                 raise InputError(f"image is {ndim}-D {shape}; expected a 3-D CT volume", path=path)
