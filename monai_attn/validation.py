@@ -260,7 +260,9 @@ def check_segment_arguments(args: argparse.Namespace) -> None:
         if value is not None and not Path(value).exists():
             raise InputError(f"no such {'folder' if option == 'bundle' else 'file'} (--{option})", path=value)
     source = Path(args.input)
-    if not source.exists() and not source.is_symlink():
+    if source.is_symlink() and not source.exists():
+        raise InputError("symbolic link leads nowhere (broken, or a loop)", path=source)
+    if not source.exists():
         raise InputError("no such file or folder", path=source)
     if source.exists() and not (source.is_file() or source.is_dir()):
         raise InputError("not a regular file or a folder (a device, pipe or socket?)", path=source)

@@ -106,7 +106,8 @@ def missing_input(tmp: Path) -> Setup:
 
 def loop_input(tmp: Path) -> Setup:
     link = _bad_link(tmp)
-    return Setup(_segment("-i", link, "-o", tmp / "out"), named=link, message="no such file or folder")
+    return Setup(_segment("-i", link, "-o", tmp / "out"), named=link,
+                 message="symbolic link leads nowhere (broken, or a loop)")
 
 
 def overwrite_input(tmp: Path) -> Setup:
