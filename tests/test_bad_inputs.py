@@ -656,3 +656,22 @@ def test_write_errors_name_the_target_not_its_partial_file(tmp_path):
         fail(partial)
     assert err.value.filename == str(tmp_path / "seg.nii.gz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_nifti_without_orientation_is_read_with_a_warning(tmp_path, caplog):
+    from monai_attn.io import load_image
+
+    header = nib.Nifti1Header()
+    header.set_data_dtype(np.float32)
+    header.set_data_shape(SHAPE)
+    header.set_zooms((3.0, 3.0, 4.0))
+    header.set_sform(None, code=0)
+    header.set_qform(None, code=0)
+    nib.save(nib.Nifti1Image(phantom_hu(SHAPE), None, header), str(tmp_path / "analyze.nii.gz"))
+    with caplog.at_level("WARNING"):
+        image = load_image(tmp_path / "analyze.nii.gz", expect="ct")
+    assert tuple(image.shape) == (1, *SHAPE)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{tmp_path / 'analyze.nii.gz'}: the header sets no orientation (qform and sform codes 0); the volume is placed "
+        "by its voxel sizes (3 x 3 x 4 mm), centred on the origin, with a guessed orientation: check it"
+    ]

@@ -27,10 +27,10 @@ import numpy as np
 
 from monai_attn.datasets import RemapLabels
 from monai_attn.errors import InputError
-from monai_attn.io.names import case_id as file_case_id
-from monai_attn.io.names import image_suffix
 from monai_attn.evaluation.labels import NsdTolerances, check_label_values
 from monai_attn.evaluation.metrics import CaseResult, class_metrics, evaluate_label_maps
+from monai_attn.io.names import case_id as file_case_id
+from monai_attn.io.names import image_suffix
 
 logger = logging.getLogger(__name__)
 

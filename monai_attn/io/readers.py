@@ -24,6 +24,7 @@ slice order).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import zlib
@@ -42,12 +43,12 @@ from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 from PIL import Image
 
 from monai_attn.errors import InputError, brief_reason
-from monai_attn.validation import CASE_BYTES_PER_VOXEL, check_fits_memory, check_spacing
 from monai_attn.io.dicom import DicomVolume, is_dicom_file, read_dicom_series
+from monai_attn.io.names import NIFTI_SUFFIXES, PLANAR_SUFFIXES, SITK_SUFFIXES
+from monai_attn.validation import CASE_BYTES_PER_VOXEL, check_fits_memory, check_spacing
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-SITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
-PLANAR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
+log = logging.getLogger(__name__)
+
 SUPPORTED = "NIfTI, NRRD, MetaImage, DICOM, PNG, JPEG, TIFF, BMP or GIF"
 
 Expect = Literal["ct", "2d"] | None
@@ -81,9 +82,16 @@ def _check_nifti_header(path: Path, image: Any) -> None:
     voxels = math.prod(shape)
     check_fits_memory(path, voxels * CASE_BYTES_PER_VOXEL, f"a {'x'.join(map(str, shape))} image")
     spatial = min(len(shape), 3)
-    for name, (matrix, code) in (("sform", header.get_sform(coded=True)), ("qform", header.get_qform(coded=True))):
-        if code and matrix is not None:
-            _check_direction(path, np.asarray(matrix)[:spatial, :spatial])
+    coded = [m for m, code in (header.get_sform(coded=True), header.get_qform(coded=True)) if code and m is not None]
+    for matrix in coded:
+        _check_direction(path, np.asarray(matrix)[:spatial, :spatial])
+    if not coded:
+        log.warning(
+            "%s: the header sets no orientation (qform and sform codes 0); the volume is placed by its voxel sizes "
+            "(%s mm), centred on the origin, with a guessed orientation: check it",
+            path,
+            " x ".join(f"{z:g}" for z in header.get_zooms()[:spatial]),
+        )
     _check_direction(path, np.asarray(image.affine)[:spatial, :spatial])
     offset = int(getattr(image.dataobj, "offset", header.get_data_offset()))  # where reading starts
     declared = voxels * dtype.itemsize
