@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import SimpleITK as sitk
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from scipy import ndimage
@@ -242,10 +243,21 @@ def _floats(ds: Dataset, keyword: str, count: int, path: Path) -> np.ndarray:
     return np.asarray([float(v) for v in value], dtype=np.float64)
 
 
+def _header_int(ds: Dataset, keyword: str, default: int, path: Path) -> int:
+    """An integer header value (``default`` when absent or empty); InputError when it is not a number."""
+    value = ds.get(keyword)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"DICOM header {keyword} is {value!r}, not a whole number", path=path) from err
+
+
 def _check_pixels(info: SeriesInfo, members: Sequence[tuple[Path, Dataset]]) -> None:
     """Refuse series that are not grayscale single-frame slices of one size."""
     for path, ds in members:
-        samples = int(ds.get("SamplesPerPixel", 1))
+        samples = _header_int(ds, "SamplesPerPixel", 1, path)
         photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
         if samples != 1 or not photometric.startswith("MONOCHROME"):
             raise InputError(
@@ -253,35 +265,39 @@ def _check_pixels(info: SeriesInfo, members: Sequence[tuple[Path, Dataset]]) -> 
                 "expected grayscale CT slices",
                 path=path,
             )
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        frames = _header_int(ds, "NumberOfFrames", 1, path)
         if frames > 1:
             raise InputError(
                 f"multi-frame DICOM ({frames} frames) is not supported; export the series as single-frame slices",
                 path=path,
             )
         _check_pixel_data_length(path, ds, frames)
-    shapes = {(int(ds.Rows), int(ds.Columns)) for _, ds in members}
+    shapes = {(_header_int(ds, "Rows", 0, p), _header_int(ds, "Columns", 0, p)) for p, ds in members}
     if len(shapes) > 1:
         raise InputError(f"DICOM series {info.uid} mixes slice sizes {sorted(shapes)}", path=members[0][0].parent)
 
 
 def _check_pixel_data_length(path: Path, ds: Dataset, frames: int) -> None:
-    """Refuse a file whose native pixel data is not the size its header declares.
+    """Refuse a file whose native pixel data does not match the size its header declares.
 
-    Expected bytes: Rows x Columns x frames x SamplesPerPixel x BitsAllocated / 8, plus one
-    padding byte when odd. Compressed (encapsulated) pixel data is checked after decoding.
+    Expected bytes: Rows x Columns x frames x SamplesPerPixel x BitsAllocated / 8. Fewer bytes
+    would make a decoder invent the missing pixels; twice as many or more means the declared
+    size is wrong. A little more (trailing padding, as some writers add) is read as declared.
+    Compressed (encapsulated) pixel data is checked after decoding.
     """
     element = ds.get_item(_PIXEL_DATA, keep_deferred=True)
     if element is None:
         raise InputError("DICOM image has no pixel data", path=path)
-    if element.length == _UNDEFINED_LENGTH:
+    length = element.length if isinstance(element, RawDataElement) else len(element.value or b"")
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if length == _UNDEFINED_LENGTH or (syntax is not None and syntax.is_encapsulated):
         return
-    rows, columns = int(ds.Rows), int(ds.Columns)
-    bits, samples = int(ds.get("BitsAllocated", 16)), int(ds.get("SamplesPerPixel", 1))
+    rows, columns = _header_int(ds, "Rows", 0, path), _header_int(ds, "Columns", 0, path)
+    bits, samples = _header_int(ds, "BitsAllocated", 16, path), _header_int(ds, "SamplesPerPixel", 1, path)
     expected = (rows * columns * frames * samples * bits + 7) // 8
-    if element.length not in (expected, expected + expected % 2):
+    if length < expected or length >= 2 * max(expected, 1):
         raise InputError(
-            f"pixel data holds {element.length} bytes but the header declares {rows} rows x {columns} columns x "
+            f"pixel data holds {length} bytes but the header declares {rows} rows x {columns} columns x "
             f"{frames} frame(s) x {bits} bits = {expected} bytes",
             path=path,
         )
