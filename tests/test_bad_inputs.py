@@ -314,6 +314,9 @@ SCAN: dict[str, Callable[[Path], Setup]] = {
     "dicom-rows-128-data-64": scan_case(lambda t: dicom_series(t / "ct", Rows=64),
                                         "pixel data holds 2048 bytes but the header declares 64 rows x 32 columns x "
                                         "1 frame(s) x 16 bits = 4096 bytes", named=_first_file),
+    "dicom-rows-16-data-32": scan_case(lambda t: dicom_series(t / "ct", Rows=16, all=1),
+                                       "pixel data holds 2048 bytes but the header declares 16 rows x 32 columns x "
+                                       "1 frame(s) x 16 bits = 1024 bytes", named=_first_file),
     "dicom-65535-rows": scan_case(lambda t: dicom_series(t / "ct", Rows=65535, Columns=65535, all=1),
                                   "pixel data holds 2048 bytes but the header declares 65535 rows x 65535 columns",
                                   named=_first_file),
@@ -675,3 +678,15 @@ def test_a_nifti_without_orientation_is_read_with_a_warning(tmp_path, caplog):
         f"{tmp_path / 'analyze.nii.gz'}: the header sets no orientation (qform and sform codes 0); the volume is placed "
         "by its voxel sizes (3 x 3 x 4 mm), centred on the origin, with a guessed orientation: check it"
     ]
+
+
+def test_dicom_pixel_data_with_trailing_padding_is_read_as_declared(tmp_path):
+    from monai_attn.io import load_image
+
+    folder = dicom_series(tmp_path / "ct")
+    for file in folder.iterdir():
+        ds = pydicom.dcmread(file)
+        ds.PixelData = ds.PixelData + bytes(64)  # one row of padding, as some writers add
+        ds.save_as(file)
+    image = load_image(folder, expect="ct")
+    np.testing.assert_array_equal(image[0].numpy(), load_image(dicom_series(tmp_path / "plain"), expect="ct")[0].numpy())

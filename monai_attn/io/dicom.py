@@ -25,8 +25,8 @@ orientations (localizers), duplicated positions (several phases in one series), 
 RGB images, multi-frame files.
 
 Nothing is decoded before the headers are checked against the files: a slice whose pixel data
-is shorter or longer than Rows x Columns x frames x BitsAllocated declares is refused, naming
-both sizes (a decoder would otherwise fill the missing rows with invented values); voxel sizes
+is shorter than Rows x Columns x frames x BitsAllocated declares, or twice as long or more, is
+refused, naming both sizes (a decoder would otherwise fill the missing rows with invented values); voxel sizes
 outside 0.05-50 mm are refused; and the memory the series will need is compared with the
 budget of :mod:`monai_attn.validation` before any pixel is read.
 """
