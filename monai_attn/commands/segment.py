@@ -183,5 +183,5 @@ def _build_segmenter(args: argparse.Namespace, progress: bool):
     except (ValueError, KeyError, TypeError, AttributeError, ImportError) as err:  # MONAI config errors
         if isinstance(err, InputError):
             raise
-        source = args.config or args.model if args.model else bundle / "configs" / "inference.json"
+        source = (args.config or args.model) if args.model else bundle / "configs" / "inference.json"
         raise InputError(f"the model config cannot be built ({brief_reason(err)})", path=source) from err
