@@ -690,3 +690,17 @@ def test_dicom_pixel_data_with_trailing_padding_is_read_as_declared(tmp_path):
         ds.save_as(file)
     image = load_image(folder, expect="ct")
     np.testing.assert_array_equal(image[0].numpy(), load_image(dicom_series(tmp_path / "plain"), expect="ct")[0].numpy())
+
+
+def test_previews_and_reports_honour_the_umask(tmp_path):
+    """Previews and reports were 0600 (mkstemp) while other outputs were 0644."""
+    from monai_attn.evaluation.report import write_text_atomically
+    from monai_attn.io.preview import save_overlay_png
+
+    umask = os.umask(0o022)
+    try:
+        save_overlay_png(np.zeros((8, 8, 4)), np.ones((8, 8, 4), np.uint8), tmp_path / "preview.png")
+        write_text_atomically(tmp_path / "summary.md", "# report\n")
+    finally:
+        os.umask(umask)
+    assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {"preview.png": 0o644, "summary.md": 0o644}
