@@ -14,11 +14,19 @@ Refused:
 - a ``_target_`` that is not a plain dotted name under ``allowed_prefixes`` (``monai.``,
   ``monai_attn.``, ``torch.``); a bare name such as ``"Compose"`` is looked up in MONAI and
   counts as MONAI;
+- a ``_target_`` in :data:`DENIED_TARGETS` even though it is under an allowed prefix: the
+  callables there run shell commands (``monai.utils.run_cmd``), import or build anything by
+  name, run other bundles, download, or unpickle or write files (``torch.load``,
+  ``torch.save``, ``torch.hub``); bare names of these (``run_cmd``) are refused too;
 - ``_mode_`` other than ``"default"`` or ``"callable"``;
 - a ``%`` macro that copies from another file outside the config's folder (``%../x.json#a``,
   ``%/etc/y.json#b``); macros within the same file (``%#a``) or folder are fine.
 
 References (``@name``) only point at other parts of the same config and are allowed.
+
+This closes the ways a config runs code of its author's choosing; it does not make a config
+harmless in every respect (an allowed writer such as ``SaveImaged`` still writes where its
+``output_dir`` says), so the docs still ask users to run only configs they trust.
 
 Example::
 
@@ -38,6 +46,39 @@ from monai_attn.errors import InputError
 
 #: Module prefixes whose callables an untrusted config may name in ``_target_``.
 DEFAULT_ALLOWED_PREFIXES: tuple[str, ...] = ("monai.", "monai_attn.", "torch.")
+
+#: Callables under the allowed prefixes that run code, import by name, run bundles, download, or
+#: read or write pickles. Entries ending in "." deny a whole module.
+DENIED_TARGETS: tuple[str, ...] = (
+    "monai.utils.run_cmd",
+    "monai.utils.misc.run_cmd",
+    "monai.utils.optional_import",
+    "monai.utils.instantiate",
+    "monai.utils.module.",
+    "monai.bundle.",
+    "monai.apps.download_url",
+    "monai.apps.download_and_extract",
+    "monai.apps.extractall",
+    "monai.apps.utils.",
+    "torch.load",
+    "torch.save",
+    "torch.serialization.",
+    "torch.hub.",
+    "torch.package.",
+    "torch.utils.cpp_extension.",
+    "torch.utils.model_zoo.",
+    "torch.ops.load_library",
+    "torch.classes.load_library",
+    "torch.jit.load",
+)
+
+#: Bare names MONAI would resolve to the denied callables above.
+DENIED_BARE_NAMES: frozenset[str] = frozenset(
+    {t.rsplit(".", 1)[1] for t in DENIED_TARGETS if not t.endswith(".")}
+    | {"look_up", "load", "run", "download", "ConfigParser", "ConfigWorkflow", "PythonicWorkflow", "create_workflow",
+       "run_workflow", "load_bundle_config", "download_large_files", "push_to_hf_hub", "init_bundle", "ckpt_export",
+       "onnx_export", "trt_export"}
+)
 
 #: ``_mode_`` values that only change how a component is built, not what runs.
 SAFE_MODES: tuple[str, ...] = ("default", "callable")
@@ -92,9 +133,15 @@ def _check_target(value: Any, keys: list[str], source: Path, allowed: tuple[str,
     if not isinstance(value, str) or not _DOTTED_NAME.match(value):
         _refuse(source, keys, f"{_shorten(str(value))!r} is not a plain module.name")
     if "." not in value:  # a bare name is looked up in MONAI's modules
+        if value in DENIED_BARE_NAMES:
+            _refuse(source, keys, f"{value!r} resolves to a MONAI callable that runs code, downloads or unpickles")
         return
     if not value.startswith(tuple(allowed)):
         _refuse(source, keys, f"{value!r} is outside {', '.join(p + '*' for p in allowed)}")
+    for denied in DENIED_TARGETS:
+        if value == denied or value.startswith(denied if denied.endswith(".") else f"{denied}."):
+            where = f"{denied}*" if denied.endswith(".") else denied
+            _refuse(source, keys, f"{value!r} runs code, downloads, or reads or writes pickles (denied: {where})")
 
 
 def _check_macro(value: str, keys: list[str], source: Path, folder: Path) -> None:

@@ -84,3 +84,34 @@ def test_macro_through_a_symlink_out_of_the_folder_is_refused(tmp_path):
     with pytest.raises(InputError, match="reads a file outside"):
         check_config_trusted({"x": "%link.json#a"}, folder / "c.json")
     check_config_trusted({"x": "%sub/inside.json#a"}, folder / "c.json")
+
+
+@pytest.mark.parametrize(
+    "target, why",
+    [
+        ("monai.utils.run_cmd", "'monai.utils.run_cmd' runs code, downloads, or reads or writes pickles "
+                                "(denied: monai.utils.run_cmd)"),
+        ("monai.utils.misc.run_cmd", "(denied: monai.utils.misc.run_cmd)"),
+        ("monai.bundle.run", "(denied: monai.bundle.*)"),
+        ("monai.utils.module.look_up", "(denied: monai.utils.module.*)"),
+        ("torch.load", "(denied: torch.load)"),
+        ("torch.save", "(denied: torch.save)"),
+        ("torch.hub.load", "(denied: torch.hub.*)"),
+        ("torch.utils.cpp_extension.load_inline", "(denied: torch.utils.cpp_extension.*)"),
+        ("monai.apps.download_and_extract", "(denied: monai.apps.download_and_extract)"),
+        ("run_cmd", "'run_cmd' resolves to a MONAI callable that runs code, downloads or unpickles"),
+        ("ConfigParser", "'ConfigParser' resolves to a MONAI callable"),
+        ("optional_import", "'optional_import' resolves to a MONAI callable"),
+    ],
+)
+def test_callables_that_run_code_are_refused_inside_allowed_prefixes(tmp_path, target, why):
+    with pytest.raises(InputError) as err:
+        check_config_trusted({"step": {"_target_": target, "cmd_list": ["id"]}}, tmp_path / "c.json")
+    assert str(err.value).startswith(f"{tmp_path / 'c.json'}: step::_target_ '{target}' ")
+    assert why in str(err.value)
+
+
+def test_lookalikes_of_denied_names_are_allowed(tmp_path):
+    config = {"a": {"_target_": "torch.loader_free_name"}, "b": {"_target_": "LoadImaged"},
+              "c": {"_target_": "monai.bundles_are_not_this"}, "d": {"_target_": "torch.nn.Module.load_state_dict"}}
+    check_config_trusted(config, tmp_path / "c.json")
