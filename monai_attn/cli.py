@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from monai_attn import __version__
-from monai_attn.errors import InputError
+from monai_attn.errors import InputError, one_line_error
+from monai_attn.validation import set_memory_budget
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = ("demo", "synth", "segment", "evaluate", "publish")
@@ -34,7 +37,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived; raised in the main thread so the same clean-up as Ctrl-C runs.
+
+    It derives from KeyboardInterrupt so that every ``except BaseException`` clean-up (partial
+    files removed, batches stopped) treats both signals alike.
+    """
+
+
+#: Exit codes after a signal: 128 + the signal number, as shells report them.
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``monai-attn``; returns the exit code (0 ok, 1 error, 2 usage, 130 SIGINT, 143 SIGTERM).
+
+    Errors a user can act on print one line, ``error: <file>: <problem>``, without a traceback
+    (``--debug`` shows it). SIGTERM is handled like Ctrl-C: partial files are removed.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -44,16 +69,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s",
     )
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return int(args.func(args) or 0)
-    except (InputError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+    except (InputError, OSError, MemoryError) as exc:  # OSError: disk full, permission denied, read-only...
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line_error(exc)}", file=sys.stderr)
         return 1
+    except Terminated:
+        print("error: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_SIGTERM
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
+    finally:
+        set_memory_budget(None)  # a command's --max-memory ends with the command
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ def test_real_pydicom_ct_series_output_grid(tmp_path):
 def test_dicom_seg_round_trip(phantom_series, tmp_path):
     folder, _ = phantom_series
     out = tmp_path / "out" / "phantom.dcm"
-    result = threshold_segmenter().segment_to_file(folder, out, output_types=("dicom-seg",))
+    result = threshold_segmenter().segment_to_file(folder, out, output_types=["dicom-seg"])
     assert set(np.unique(result.labels)) == {0, 1, 2, 3}
 
     seg = hd.seg.segread(out)

@@ -409,7 +409,7 @@ def _nifti_bytes(tmp_path, data) -> bytes:
         (
             "cut.nii.gz",
             lambda tmp: _nifti_bytes(tmp, np.random.default_rng(0).normal(size=(20, 20, 20)))[:5000],
-            r"cut.nii.gz: file is truncated or corrupt \(",
+            r"cut.nii.gz: file is truncated: the header declares 20x20x20 float64 voxels = 64000 bytes, the file holds \d+ bytes",
         ),
         ("text.nii.gz", lambda tmp: b"hello, not an image", r"text.nii.gz: not a readable NIfTI image \("),
         ("plain.nii", lambda tmp: gzip.compress(b"x" * 400), r"plain.nii: not a readable NIfTI image"),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 import torch
 from PIL import Image
@@ -104,7 +105,7 @@ def test_folder_of_cases_continues_past_a_bad_case(tmp_path, model, capsys):
 #: Bad input kind -> the message expected after "error: <path>".
 BAD_INPUTS = {
     "empty": r"file is empty",
-    "truncated-gzip": r"file is truncated or corrupt",
+    "truncated-gzip": r"file is truncated: the header declares 20x20x20 float32 voxels = 32000 bytes, the file holds",
     "4-D": r"image is 4-D \(12, 12, 9, 2\); expected a 3-D CT volume",
     "nan": r"image contains 3 NaN or infinite voxels",
     "rgb-dicom": r"is a colour image",
@@ -162,12 +163,13 @@ def test_bad_input_gives_one_line_error(tmp_path, model, capsys, kind):
     assert not out.exists() or list(out.iterdir()) == []
 
 
-def test_failed_write_leaves_no_partial_output(tmp_path, model, capsys):
+def test_dicom_seg_of_a_nifti_fails_before_inference(tmp_path, model, capsys):
     case = write_nifti(tmp_path / "case.nii.gz", phantom_hu(), np.eye(4))
     out = tmp_path / "out"
     code, err = run(["-i", case, "-o", out / "case.dcm", "--output-type", "dicom-seg", "--statistics", *model], capsys)
-    assert code == 1 and "DICOM SEG output needs a DICOM series" in err
-    assert list(out.iterdir()) == []  # neither the statistics nor any temporary file
+    assert code == 1
+    assert err == f"error: {case}: --output-type dicom-seg needs a DICOM input (a series folder or file)\n"
+    assert not out.exists()  # refused before anything was written
 
 
 def test_dicom_series_to_dicom_seg(tmp_path, model, capsys):
@@ -176,6 +178,26 @@ def test_dicom_series_to_dicom_seg(tmp_path, model, capsys):
     code, err = run(["-i", series, "-o", tmp_path / "out", "--output-type", "dicom-seg", *model], capsys)
     assert code == 0, err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["ct.dcm"]
+
+
+def test_nifti_and_dicom_seg_from_one_inference(tmp_path, model, capsys, monkeypatch):
+    from monai_attn.inference import Segmenter
+
+    calls = []
+    segment = Segmenter.segment
+    monkeypatch.setattr(Segmenter, "segment", lambda self, *a, **k: calls.append(a) or segment(self, *a, **k))
+    series = tmp_path / "ct"
+    write_ct_series(series, np.round(phantom_hu((32, 24, 8))))
+    out = tmp_path / "out" / "labels.nii.gz"
+    code, err = run(["-i", series, "-o", out, "--output-type", "nifti", "dicom-seg", *model], capsys)
+    assert code == 0, err
+    assert len(calls) == 1  # one inference, two files
+    assert sorted(p.name for p in out.parent.iterdir()) == ["labels.dcm", "labels.nii.gz"]
+    seg = pydicom.dcmread(out.parent / "labels.dcm")
+    assert seg.Modality == "SEG"
+    labels = np.asarray(nib.load(str(out)).dataobj)
+    assert set(np.unique(labels)) == {0, 1, 2, 3}
+    assert len(seg.SegmentSequence) == 3
 
 
 def test_parts_split_the_sorted_cases(tmp_path, model, capsys):
@@ -221,8 +243,12 @@ def test_missing_default_bundle_is_a_clear_error(tmp_path, capsys, monkeypatch):
 
 def test_case_ids():
     assert Case("x", Path("a"), Path("b")).case_id == "x"
-    from monai_attn.inference.batch import case_id_of
+    from monai_attn.io.names import case_id
 
-    assert case_id_of(Path("dir/case_7.nii.gz")) == "case_7"
-    assert case_id_of(Path("dir/case_7.mha")) == "case_7"
-    assert case_id_of(Path("dir/patient_dicom")) == "patient_dicom"
+    assert case_id(Path("dir/case_7.nii.gz")) == "case_7"
+    assert case_id(Path("dir/case_7.NII.GZ")) == "case_7"
+    assert case_id(Path("dir/case_7.mha")) == "case_7"
+    assert case_id(Path("dir/scan.CT.png")) == "scan.CT"
+    assert case_id(Path("dir/case_7.dcm")) == "case_7"
+    assert case_id(Path("dir/patient_dicom")) == "patient_dicom"
+    assert case_id(Path("dir/.nii.gz")) == ".nii.gz"

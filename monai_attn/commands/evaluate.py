@@ -72,6 +72,9 @@ def _run_names(pred_dirs: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from monai_attn.validation import check_new_report_folder
+
+    check_new_report_folder(args.output)  # before any file is read
     # imported here, not at module level: scipy.stats and matplotlib add a second to every
     # command's start-up, --help included
     from monai_attn.datasets import LABEL_SCHEMES, get_descriptor

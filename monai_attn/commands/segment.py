@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monai_attn.bundle_lookup import DEFAULT_BUNDLE_NAME
-from monai_attn.errors import InputError
+from monai_attn.errors import InputError, brief_reason
+from monai_attn.validation import OUTPUT_TYPES, check_segment_arguments
 
 if TYPE_CHECKING:
     from monai_attn.inference.sharding import Shard
@@ -56,10 +57,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--tta", action="store_true", help="mirror test-time augmentation (8x slower)")
     run.add_argument("--no-postprocess", action="store_true", help="keep the raw argmax (no component/hole clean-up)")
     run.add_argument("--no-skip-air", action="store_true", help="run every window, even those entirely in air")
+    run.add_argument("--max-memory", metavar="SIZE",
+                     help="memory budget, e.g. 8G; larger cases are refused (default: the memory available)")
     run.add_argument("--series-uid", help="SeriesInstanceUID to read when a DICOM folder holds several series")
     out = parser.add_argument_group("outputs")
-    out.add_argument("--output-type", nargs="+", choices=("nifti", "dicom-seg", "png"),
-                     help="label format(s), several from one inference (default: nifti for CT, png for 2-D)")
+    out.add_argument("--output-type", nargs="+", choices=OUTPUT_TYPES, metavar="TYPE",
+                     help="label formats, one or more of nifti, dicom-seg (DICOM input only), png (2-D bundles); "
+                     "default: nifti for CT, png for 2-D bundles")
     out.add_argument("--save-probabilities", action="store_true", help="also write <case>_probabilities.nii.gz")
     out.add_argument("--preview", action="store_true", help="also write <case>_preview.png")
     out.add_argument("--statistics", action="store_true",
@@ -82,8 +86,14 @@ def run_segment(args: argparse.Namespace) -> int:
     """Segment the cases of this part; under torchrun, this rank's shard of them (see sharding.py)."""
     from monai_attn.inference.sharding import current_shard, process_group
 
-    if not 0 <= args.part_id < max(args.num_parts, 1) or args.num_parts < 1:
-        raise InputError(f"--part-id must be in 0..{args.num_parts - 1} and --num-parts >= 1")
+    task = _task_of(args)
+    if args.output_type is None:
+        args.output_type = [DEFAULT_OUTPUT_TYPE[task]]
+    if task != "ct" and {"nifti", "dicom-seg"} & set(args.output_type):
+        raise InputError(f"--output-type {' '.join(args.output_type)}: a 2-D bundle writes png labels")
+    if task == "ct" and "png" in args.output_type:
+        raise InputError("--output-type png is for 2-D bundles; CT labels are nifti or dicom-seg")
+    check_segment_arguments(args)  # before any model or image is read
     with process_group(current_shard()) as shard:
         return _segment_shard(args, shard)
 
@@ -92,21 +102,15 @@ def _segment_shard(args: argparse.Namespace, shard: Shard) -> int:
     from monai_attn.inference.batch import find_cases, run_batch
     from monai_attn.inference.sharding import gather_summary, select_shard
 
-    if not args.input.exists():
-        raise FileNotFoundError(f"{args.input}: no such file or folder")
+    output_types = args.output_type
+    cases = select_shard(find_cases(args.input, args.output, output_types), args.num_parts, args.part_id, shard)
+    if not cases and not shard.distributed:
+        logger.info("part %d of %d holds no case; nothing to do", args.part_id, args.num_parts)
+        return 0
     if args.device is None and shard.device is not None:
         args.device = shard.device
     progress = sys.stderr.isatty()
     segmenter = _build_segmenter(args, progress)
-    output_types = args.output_type or [DEFAULT_OUTPUT_TYPE[segmenter.task]]
-    if segmenter.task != "ct" and {"nifti", "dicom-seg"} & set(output_types):
-        raise InputError(f"--output-type {' '.join(output_types)}: a 2-D bundle writes png labels")
-    if segmenter.task == "ct" and "png" in output_types:
-        raise InputError("--output-type png is for 2-D bundles; CT labels are nifti or dicom-seg")
-    cases = select_shard(find_cases(args.input, args.output, output_types[0]), args.num_parts, args.part_id, shard)
-    if not cases and not shard.distributed:
-        logger.info("part %d of %d holds no case; nothing to do", args.part_id, args.num_parts)
-        return 0
     if args.attention_maps and not hasattr(segmenter.network, "forward_with_attention"):
         raise InputError("--attention-maps needs a network with attention gates (forward_with_attention)")
     inferer = segmenter.inferer
@@ -185,6 +189,23 @@ def _strict_exit(strict: bool, verdicts: dict[str, str], quiet: bool = False) ->
     return 0
 
 
+def _task_of(args: argparse.Namespace) -> str:
+    """The task of the bundle or config the command will use, read without loading a model
+    (``ct`` for a TorchScript file, whose configs are read with the model)."""
+    import json
+
+    from monai_attn.bundle_lookup import resolve_bundle
+
+    if args.model:
+        config = args.config
+    else:
+        config = resolve_bundle(args.bundle or DEFAULT_BUNDLE) / "configs" / "common.json"
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("task", "ct") if config else "ct"
+    except (OSError, ValueError):
+        return "ct"  # the loader reports an unreadable config with its own message
+
+
 def _build_segmenter(args: argparse.Namespace, progress: bool):
     """The segmenter of --bundle (default: the CT bundle) or --model/--config, options as config overrides."""
     from monai_attn.inference import Segmenter
@@ -212,6 +233,12 @@ def _build_segmenter(args: argparse.Namespace, progress: bool):
         raise InputError("give either --bundle or --model, not both")
     if args.config and not args.model:
         raise InputError("--config goes with --model")
-    if args.model:
-        return Segmenter.from_files(args.model, args.config, overrides)
-    return Segmenter.from_bundle(args.bundle or DEFAULT_BUNDLE, overrides)
+    try:
+        if args.model:
+            return Segmenter.from_files(args.model, args.config, overrides)
+        return Segmenter.from_bundle(args.bundle or DEFAULT_BUNDLE, overrides)
+    except (ValueError, KeyError, TypeError, AttributeError, ImportError) as err:  # MONAI config errors
+        if isinstance(err, InputError):
+            raise
+        source = (args.config or args.model) if args.model else args.bundle or DEFAULT_BUNDLE
+        raise InputError(f"the model config cannot be built ({brief_reason(err)})", path=source) from err

@@ -1,7 +1,7 @@
 """Pairing prediction and reference files, reading label maps and evaluating folders of cases.
 
 Cases are matched by id: the file name without its extension (``case_001.nii.gz`` ->
-``case_001``). Each pair must lie on the same voxel grid (shape, spacing, direction and
+``case_001``, :func:`monai_attn.io.names.case_id`). Each pair must lie on the same voxel grid (shape, spacing, direction and
 origin within ``GRID_ATOL``); a mismatch or an unreadable file fails that case with a
 message naming the file, a reference without a prediction fails as "missing prediction", and
 evaluation carries on with the other cases. Failures are returned, never dropped.
@@ -27,13 +27,15 @@ import numpy as np
 
 from monai_attn.datasets import RemapLabels
 from monai_attn.errors import InputError
-from monai_attn.evaluation.labels import NsdTolerances
+from monai_attn.evaluation.labels import NsdTolerances, check_label_values
 from monai_attn.evaluation.metrics import CaseResult, class_metrics, evaluate_label_maps
 from monai_attn.geometry import voxel_spacing
+from monai_attn.io.names import case_id as file_case_id
+from monai_attn.io.names import image_suffix
 
 logger = logging.getLogger(__name__)
 
-#: File name endings read as label maps, longest first so ``.nii.gz`` wins over ``.gz``.
+#: File name endings read as label maps (a subset of :data:`monai_attn.io.names.IMAGE_SUFFIXES`).
 LABEL_MAP_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm")
 
 #: Largest difference allowed between the grids of a prediction and its reference: mm for
@@ -85,12 +87,10 @@ class LabelMap:
 
 
 def case_id(path: str | os.PathLike) -> str | None:
-    """The case id of a label-map file (name without extension), None for other files."""
-    name = Path(path).name
-    for suffix in LABEL_MAP_SUFFIXES:
-        if name.lower().endswith(suffix) and len(name) > len(suffix) and not name.startswith("."):
-            return name[: -len(suffix)]
-    return None
+    """The case id of a label-map file (:func:`monai_attn.io.names.case_id`), None for other files."""
+    if Path(path).name.startswith(".") or image_suffix(path) not in LABEL_MAP_SUFFIXES:
+        return None
+    return file_case_id(path)
 
 
 def list_cases(folder: str | os.PathLike) -> dict[str, Path]:
@@ -248,6 +248,8 @@ def evaluate_case_files(
     else:
         pred = read_label_map(pred_path)
     check_same_grid(pred, ref, pred_path, ref_path)
+    check_label_values(pred.array, label_names or None, pred_path)
+    check_label_values(ref.array, label_names or None, ref_path)
     if labels is None:
         labels = sorted(present_labels(ref.array) | present_labels(pred.array))
     metrics = evaluate_label_maps(

@@ -5,6 +5,10 @@ They come from a command-line spec (``spleen=1,kidney=2,pancreas=3``), an MSD/nn
 ``dataset.json`` (``"labels": {"0": "background", "1": "spleen"}`` or, nnU-Net v2 style,
 ``{"background": 0, "spleen": 1}``) or a MONAI bundle's ``metadata.json``
 (``network_data_format.outputs.<key>.channel_def``). Background (value 0) is never evaluated.
+
+The label names are the scheme: :func:`check_label_values` refuses a label map holding a value
+outside it (a prediction with 7 or 255 where the scheme knows 1..3) or a negative value, so such
+values are never silently counted as background.
 """
 
 from __future__ import annotations
@@ -16,8 +20,57 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from monai_attn.errors import InputError
 from monai_attn.evaluation.metrics import DEFAULT_NSD_TOLERANCE_MM
+
+
+#: Values listed in a refusal; the rest are counted.
+_MAX_LISTED_VALUES = 5
+
+
+def check_label_values(array: np.ndarray, label_names: Mapping[int, str] | None, path: str | os.PathLike) -> None:
+    """Refuse negative labels, and labels outside ``label_names`` (plus background 0) when given.
+
+    Args:
+        array: integer label map.
+        label_names: the scheme, ``{value: name}``; None accepts any value >= 0.
+        path: the file, named in the message.
+
+    Raises:
+        InputError: ``<path>: holds label values outside the scheme 0 background, 1 spleen, ...:
+            7 (12 voxels), 255 (3 voxels); ...``.
+    """
+    array = np.asarray(array)
+    if array.dtype.kind == "b" or not array.size:
+        return
+    if array.dtype.kind == "u":
+        counts = np.bincount(array.ravel()) if int(array.max()) < 65536 else None
+        values = np.flatnonzero(counts) if counts is not None else np.unique(array)
+        voxels = counts[values] if counts is not None else [int((array == v).sum()) for v in values]
+    else:
+        values, voxels = np.unique(array, return_counts=True)
+    found = dict(zip((int(v) for v in values), (int(n) for n in voxels)))
+    negative = {v: n for v, n in found.items() if v < 0}
+    if negative:
+        raise InputError(f"holds negative label values {_listing(negative)}; labels are 0 (background) and up", path)
+    if label_names is None:
+        return
+    unknown = {v: n for v, n in found.items() if v != 0 and v not in label_names}
+    if unknown:
+        scheme = ", ".join(f"{v} {name}" for v, name in sorted({0: "background", **label_names}.items()))
+        raise InputError(
+            f"holds label values outside the scheme ({scheme}): {_listing(unknown)}; declare them with --labels "
+            "or remap the references with --gt-mapping",
+            path,
+        )
+
+
+def _listing(counts: Mapping[int, int]) -> str:
+    shown = [f"{v} ({n} voxels)" for v, n in sorted(counts.items())[:_MAX_LISTED_VALUES]]
+    more = len(counts) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
 def _pairs(spec: str, what: str) -> list[tuple[str, str]]:

@@ -15,7 +15,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 
 from monai_attn import __version__
 from monai_attn.evaluation.metrics import EMPTY_CLASS_POLICY, METRIC_FIELDS, CaseResult
+from monai_attn.io.atomic import atomic_path
 
 #: Per-class values averaged in the summaries (voxel counts, the tolerance and the status are not).
 SUMMARY_FIELDS: tuple[str, ...] = tuple(
@@ -199,15 +199,9 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
 
 
 def _replace_atomically(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Call ``write(partial_path)`` on a partial file beside ``path``, then rename it to ``path``."""
+    with atomic_path(path) as partial:
+        write(partial)
 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:

@@ -2,8 +2,8 @@
 
 INPUT is one scan (a NIfTI/NRRD/MHA file, or a DICOM series folder) or a folder of cases
 (image files and/or DICOM series sub-folders). A case's id is its file name without the
-image suffix, or the DICOM folder's name. One scan writes to OUTPUT as a file (or into
-OUTPUT as ``<case id>.nii.gz`` when OUTPUT is a folder); a folder of cases writes
+image suffix, or the DICOM folder's name (:func:`monai_attn.io.names.case_id`). One scan
+writes to OUTPUT as a file (or into OUTPUT as ``<case id>.nii.gz`` when OUTPUT is a folder); a folder of cases writes
 ``OUTPUT/<case id>.nii.gz`` (``.dcm`` for DICOM SEG).
 
 Scale-out: :func:`select_part` gives part K of N of the sorted case list (every N-th case
@@ -20,13 +20,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monai_attn.errors import InputError
-from monai_attn.inference.outputs import default_suffix, output_stem
+from monai_attn.errors import InputError, one_line_error
+from monai_attn.io.names import NIFTI_SUFFIXES, PLANAR_SUFFIXES, case_id, image_suffix
+from monai_attn.validation import OUTPUT_SUFFIXES, check_output_types, check_parts, output_kind
 
 logger = logging.getLogger(__name__)
 
-#: Image files taken as cases in a folder of cases.
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+#: Image files taken as cases in a folder of cases (volumes and pictures; DICOM comes as series folders).
+CASE_SUFFIXES: tuple[str, ...] = (*NIFTI_SUFFIXES, ".nrrd", ".nhdr", ".mha", ".mhd", *PLANAR_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -47,59 +48,68 @@ class BatchSummary:
     seconds: float = 0.0
 
 
-def case_id_of(path: Path) -> str:
-    """``case_001.nii.gz`` -> ``case_001``; a DICOM folder -> its name."""
-    name = path.name
-    for suffix in IMAGE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+def _unreadable_link(entry: Path) -> bool:
+    """A symbolic link that leads nowhere (broken, or a loop): kept as a case so it is reported."""
+    return entry.is_symlink() and not entry.exists()
 
 
-def find_cases(input_path: str | os.PathLike, output_path: str | os.PathLike, output_type: str = "nifti") -> list[Case]:
+def find_cases(
+    input_path: str | os.PathLike, output_path: str | os.PathLike, output_types: Sequence[str] = ("nifti",)
+) -> list[Case]:
     """The cases of ``segment -i INPUT -o OUTPUT``, sorted by case id.
+
+    ``Case.output`` is the label file of the first of ``output_types``; the other types' files
+    go beside it (:func:`monai_attn.validation.output_paths`). Broken links and link loops in
+    a folder of cases are kept as cases, so that reading them fails and is reported.
 
     Raises:
         FileNotFoundError: INPUT does not exist.
         InputError: a folder with no images, duplicate case ids, OUTPUT a file for many
-            cases, or an output that would overwrite an input.
+            cases (or neither a label file nor a folder), an output that would overwrite an
+            input, or ``dicom-seg`` asked for an input that is not DICOM.
     """
     from monai_attn.io import is_dicom_series_dir
+    from monai_attn.io.dicom import is_dicom_file
 
     source, target = Path(input_path), Path(output_path)
-    suffix = default_suffix(output_type)
+    output_types = check_output_types(output_types)
+    suffix = OUTPUT_SUFFIXES[output_types[0]][0]
     if not source.exists():
         raise FileNotFoundError(f"{source}: no such file or folder")
+    kind = output_kind(target, output_types)
     if source.is_file() or is_dicom_series_dir(source):
-        case_id = case_id_of(source)
-        is_file_target = output_stem(target) != target.name and not target.is_dir()
-        cases = [Case(case_id, source, target if is_file_target else target / f"{case_id}{suffix}")]
+        cases = [Case(case_id(source), source, target if kind == "file" else target / f"{case_id(source)}{suffix}")]
     else:
         cases = []
         for entry in sorted(source.iterdir()):
-            is_image = entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES) and not entry.name.startswith(".")
-            if is_image or (entry.is_dir() and is_dicom_series_dir(entry)):
-                cases.append(Case(case_id_of(entry), entry, target / f"{case_id_of(entry)}{suffix}"))
+            if entry.name.startswith("."):
+                continue
+            is_image = entry.is_file() and entry.name.lower().endswith(CASE_SUFFIXES)
+            if is_image or _unreadable_link(entry) or (entry.is_dir() and is_dicom_series_dir(entry)):
+                cases.append(Case(case_id(entry), entry, target / f"{case_id(entry)}{suffix}"))
         if not cases:
-            raise InputError("no images found (expected NIfTI/NRRD/MHA files or DICOM series folders)", path=source)
-        if output_stem(target) != target.name and not target.is_dir():
+            raise InputError("no images found (expected NIfTI/NRRD/MHA/PNG/JPEG/TIFF files or DICOM series folders)",
+                             path=source)
+        if kind == "file":
             raise InputError(f"{source} is a folder of cases; the output must be a folder", path=target)
         ids = [c.case_id for c in cases]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise InputError(f"several inputs share the case id(s) {', '.join(duplicates)}", path=source)
     for case in cases:
-        if case.output.resolve() == case.input.resolve():
+        if os.path.realpath(case.output) == os.path.realpath(case.input):  # no error on link loops
             raise InputError("the output would overwrite the input", path=case.output)
+        if "dicom-seg" in output_types and not (
+            is_dicom_series_dir(case.input) or (case.input.is_file() and image_suffix(case.input) in ("", ".dcm")
+                                                and is_dicom_file(case.input))
+        ):
+            raise InputError("--output-type dicom-seg needs a DICOM input (a series folder or file)", path=case.input)
     return sorted(cases, key=lambda c: c.case_id)
 
 
 def select_part(cases: Sequence[Case], num_parts: int = 1, part_id: int = 0) -> list[Case]:
     """Part ``part_id`` of ``num_parts``: every ``num_parts``-th case of the sorted list."""
-    if num_parts < 1:
-        raise ValueError(f"num_parts must be >= 1, got {num_parts}")
-    if not 0 <= part_id < num_parts:
-        raise ValueError(f"part_id must be in 0..{num_parts - 1}, got {part_id}")
+    check_parts(num_parts, part_id)
     return sorted(cases, key=lambda c: c.case_id)[part_id::num_parts]
 
 
@@ -115,7 +125,8 @@ def run_batch(
     Args:
         segment_case: segments one case and writes its outputs.
         cases: the cases, in order.
-        on_failure: called with the case and a one-line message when a case fails.
+        on_failure: called with the case and a one-line message when a case fails; the
+            message starts with the case's input path (or a file inside it).
         progress: show a tqdm bar over cases.
     """
     from tqdm import tqdm
@@ -127,8 +138,10 @@ def run_batch(
             segment_case(case)
         except KeyboardInterrupt:
             raise
-        except Exception as err:  # one bad case must not stop the batch
+        except Exception as err:  # one bad case must not stop the batch (MemoryError included)
             message = one_line_error(err)
+            if not message.startswith(str(case.input)):  # every failure names its case's input
+                message = f"{case.input}: {message}"
             summary.failed.append((case.case_id, message))
             if on_failure is not None:
                 on_failure(case, message)
@@ -138,14 +151,8 @@ def run_batch(
     return summary
 
 
-def one_line_error(err: BaseException) -> str:
-    """A user-facing one-line message: InputError as is, others with their type."""
-    text = " ".join(str(err).split())
-    if isinstance(err, (InputError, FileNotFoundError, NotADirectoryError, PermissionError)):
-        return text
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
-def datalist(input_path: str | os.PathLike, output_dir: str | os.PathLike, output_type: str = "nifti") -> list[dict[str, str]]:
+def datalist(
+    input_path: str | os.PathLike, output_dir: str | os.PathLike, output_types: Sequence[str] = ("nifti",)
+) -> list[dict[str, str]]:
     """The cases of a bundle's inference run as MONAI data: ``[{"image": path, "output": label path}]``."""
-    return [{"image": str(c.input), "output": str(c.output)} for c in find_cases(input_path, output_dir, output_type)]
+    return [{"image": str(c.input), "output": str(c.output)} for c in find_cases(input_path, output_dir, output_types)]

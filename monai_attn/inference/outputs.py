@@ -14,134 +14,86 @@ outputs are named after it:
 ``case_attention_gate1.nii.gz``  alpha of each attention gate (float32, finest gate first)
 ==========================  ================================================================
 
-Every file is first written under a temporary name in the target folder; only when all are
-written are they renamed, so a failed case leaves no partial output.
+Every file is first written to a partial file in the target folder (one level,
+``.partial-<pid>.<name>``); only when all are written are they renamed together
+(:class:`monai_attn.io.atomic.PartialFiles`), so a failed case leaves no partial output.
+Several ``output_types`` (``("nifti", "dicom-seg")``) write ``case.nii.gz`` and ``case.dcm``
+from the same result.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
-import torch
 import numpy as np
 from monai.utils import MetaKeys
 
 from monai_attn.errors import InputError
-
-OUTPUT_TYPES = ("nifti", "dicom-seg", "png")
-_SUFFIXES = {"nifti": (".nii.gz", ".nii"), "dicom-seg": (".dcm",), "png": (".png",)}
-
-
-def output_stem(path: str | os.PathLike) -> str:
-    """The file name without its image suffix (``case.nii.gz`` -> ``case``)."""
-    name = Path(path).name
-    for suffix in (".nii.gz", ".nii", ".dcm", ".png"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def default_suffix(output_type: str) -> str:
-    """The label file suffix of an output type."""
-    return _SUFFIXES[output_type][0]
-
-
-def with_output_type(path: str | os.PathLike, output_type: str) -> Path:
-    """``path`` with the label suffix of ``output_type`` (``out/case.nii.gz`` -> ``out/case.dcm``)."""
-    path = Path(path)
-    if path.name.lower().endswith(_SUFFIXES[output_type]):
-        return path
-    return path.parent / f"{output_stem(path)}{default_suffix(output_type)}"
+from monai_attn.io.atomic import PartialFiles, atomic_path
+from monai_attn.io.names import case_id
+from monai_attn.validation import check_output_types, output_paths
 
 
 def write_outputs(
     result,
     output_path: str | os.PathLike,
     *,
-    output_type: str = "nifti",
+    output_types: Sequence[str] = ("nifti",),
     probabilities: bool = False,
     preview: bool = False,
     statistics: bool = False,
     attention_maps: bool = False,
     hu_window: Sequence[float] | None = None,
 ) -> list[Path]:
-    """Write a :class:`~monai_attn.inference.SegmentationResult`'s outputs; returns their paths."""
+    """Write a :class:`~monai_attn.inference.SegmentationResult`'s outputs, all or nothing.
+
+    ``output_path`` is the label file of the first output type (``case.nii.gz``); the label
+    files of the other types and the optional outputs go beside it, named after it
+    (:func:`monai_attn.validation.output_paths`). Returns the paths written.
+    """
     from monai_attn.io import save_like
 
-    if output_type not in OUTPUT_TYPES:
-        raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-    output_path = Path(output_path)
-    if not output_path.name.lower().endswith(_SUFFIXES[output_type]):
-        raise InputError(
-            f"a {output_type} output must end with {' or '.join(_SUFFIXES[output_type])}", path=output_path
-        )
-    folder, stem = output_path.parent, output_stem(output_path)
-    stage = _Stage(folder)
-    try:
-        if output_type == "nifti":
-            save_like(result.labels, result.image, stage.add(output_path), dtype=np.uint8)
-        elif output_type == "png":
-            _save_label_png(result.labels, stage.add(output_path))
-        else:
-            from monai_attn.io.dicom_seg import write_dicom_seg
+    output_types = check_output_types(output_types)
+    labels_by_type = output_paths(output_path, output_types)
+    folder, stem = Path(output_path).parent, case_id(output_path)
+    with PartialFiles() as files:
+        for output_type, label_path in labels_by_type.items():
+            if output_type == "nifti":
+                save_like(result.labels, result.image, label_path, dtype=np.uint8)
+            elif output_type == "png":
+                _save_label_png(result.labels, label_path)
+            else:
+                from monai_attn.io.dicom_seg import write_dicom_seg
 
-            write_dicom_seg(result.labels, result.image, stage.add(output_path), result.label_names)
+                write_dicom_seg(result.labels, result.image, label_path, result.label_names)
         if probabilities and result.probabilities is not None:
-            _save_probabilities(result.probabilities, result.image, stage.add(folder / f"{stem}_probabilities.nii.gz"))
+            _save_probabilities(result.probabilities, result.image, folder / f"{stem}_probabilities.nii.gz")
         if attention_maps and result.attention_maps is not None:
             for k, alpha in enumerate(result.attention_maps, start=1):
-                save_like(alpha, result.image, stage.add(folder / f"{stem}_attention_gate{k}.nii.gz"), dtype=np.float32)
+                save_like(alpha, result.image, folder / f"{stem}_attention_gate{k}.nii.gz", dtype=np.float32)
         if statistics:
             from monai_attn.io.statistics import write_statistics
 
-            write_statistics(result.statistics(), stage.add(folder / f"{stem}_statistics.json"))
+            write_statistics(result.statistics(), folder / f"{stem}_statistics.json")
             if result.qc is not None:
-                write_statistics(result.qc.as_dict(), stage.add(folder / f"{stem}_qc.json"))
+                write_statistics(result.qc.as_dict(), folder / f"{stem}_qc.json")
         if preview:
-            _save_preview(result, stage.add(folder / f"{stem}_preview.png"), hu_window)
-    except BaseException:
-        stage.discard()
-        raise
-    return stage.commit()
-
-
-class _Stage:
-    """Temporary files in ``folder`` that become their final names together."""
-
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder = folder
-        self.pending: list[tuple[Path, Path]] = []
-
-    def add(self, final: Path) -> Path:
-        """A temporary path in the same folder, with ``final``'s suffix, for ``final``."""
-        name = final.name
-        suffix = ".nii.gz" if name.lower().endswith(".nii.gz") else final.suffix
-        tmp = self.folder / f".{name}.{uuid.uuid4().hex}.tmp{suffix}"
-        self.pending.append((tmp, final))
-        return tmp
-
-    def commit(self) -> list[Path]:
-        for tmp, final in self.pending:
-            os.replace(tmp, final)
-        return [final for _, final in self.pending]
-
-    def discard(self) -> None:
-        for tmp, _ in self.pending:
-            tmp.unlink(missing_ok=True)
+            _save_preview(result, folder / f"{stem}_preview.png", hu_window)
+        written = [target for _, target in files.pending]
+    return written
 
 
 def _save_label_png(labels: np.ndarray, path: Path) -> None:
-    """A (W, H) label map (MONAI's 2-D array order) as an 8-bit PNG of the photograph's size."""
+    """A (W, H) label map (MONAI's 2-D array order) as an 8-bit PNG of the picture's size."""
     from PIL import Image
 
     if labels.ndim != 2:
         raise InputError(f"a png output needs a 2-D label map, got shape {labels.shape}", path=path)
-    Image.fromarray(np.ascontiguousarray(labels.T.astype(np.uint8))).save(path, format="PNG")
+    with atomic_path(path) as partial:
+        Image.fromarray(np.ascontiguousarray(labels.T.astype(np.uint8))).save(partial, format="PNG")
 
 
 def _save_probabilities(probs: np.ndarray, reference, path: Path) -> None:
@@ -158,11 +110,14 @@ def _save_probabilities(probs: np.ndarray, reference, path: Path) -> None:
     image.header.set_sform(affine, code=1)
     image.header.set_xyzt_units("mm", "sec")
     image.header.set_slope_inter(1.0 / 255.0, 0.0)
-    nib.save(image, path)
+    with atomic_path(path) as partial:
+        nib.save(image, partial)
 
 
 def _save_preview(result, path: Path, hu_window: Sequence[float] | None) -> None:
-    """3-D: axial, coronal and sagittal slices through the organs, in RAS with true aspect; 2-D: the image."""
+    """3-D: axial, coronal and sagittal slices through the organs, in RAS with true aspect; 2-D: the picture."""
+    import torch
+
     from monai_attn.io.preview import save_overlay_png
 
     window = {} if hu_window is None else {"hu_window": (float(hu_window[0]), float(hu_window[1]))}

@@ -285,24 +285,22 @@ class Segmenter:
         types and the other outputs go next to it, named after it. All outputs of the case
         appear together: each is written to a temporary file and renamed at the end.
         """
-        from monai_attn.inference.outputs import with_output_type, write_outputs
+        from monai_attn.inference.outputs import write_outputs
 
         result = self.segment(
             input_path, series_uid=series_uid, probabilities=save_probabilities, attention_maps=attention_maps
         )
         tick = time.perf_counter()
-        for index, output_type in enumerate(output_types):
-            first = index == 0
-            write_outputs(
-                result,
-                with_output_type(output_path, output_type),
-                output_type=output_type,
-                probabilities=save_probabilities and first,
-                preview=preview and first,
-                statistics=statistics and first,
-                attention_maps=attention_maps and first,
-                hu_window=self.display_window,
-            )
+        write_outputs(
+            result,
+            output_path,
+            output_types=output_types,
+            probabilities=save_probabilities,
+            preview=preview,
+            statistics=statistics,
+            attention_maps=attention_maps,
+            hu_window=self.display_window,
+        )
         result.timings["write"] = time.perf_counter() - tick
         result.timings["total"] += result.timings["write"]
         return result

@@ -301,7 +301,7 @@ class SaveSegmentationd(Transform):
         self.output_key = output_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        from monai_attn.inference.outputs import write_outputs, with_output_type
+        from monai_attn.inference.outputs import write_outputs
         from monai_attn.inference.segmenter import SegmentationResult
 
         d = dict(data)
@@ -311,15 +311,14 @@ class SaveSegmentationd(Transform):
             label_names=self.label_names,
             qc=d.get("qc"),
         )
-        for index, output_type in enumerate(self.output_types):
-            write_outputs(
-                result,
-                with_output_type(d[self.output_key], output_type),
-                output_type=output_type,
-                preview=self.preview and index == 0,
-                statistics=self.statistics and index == 0,
-                hu_window=self.display_window,
-            )
+        write_outputs(
+            result,
+            d[self.output_key],
+            output_types=self.output_types,
+            preview=self.preview,
+            statistics=self.statistics,
+            hu_window=self.display_window,
+        )
         return d
 
 

@@ -6,19 +6,31 @@
   ``ImageReader`` classes, for ``LoadImaged`` in pipelines and bundle configs.
 - :func:`list_dicom_series`, :func:`is_dicom_series_dir`, :class:`SeriesInfo`: DICOM folders.
 - :func:`save_like`: write a NIfTI on the grid of the image a result came from.
+
+Names are imported on first use (PEP 562), so the light modules of this package
+(:mod:`~monai_attn.io.atomic`, :mod:`~monai_attn.io.names`) load without SimpleITK, MONAI or torch.
 """
 
-from monai_attn.io.dicom import SeriesInfo, is_dicom_series_dir, list_dicom_series, read_dicom_series
-from monai_attn.io.readers import MedicalImageReader, SimpleITKReader, load_image
-from monai_attn.io.writers import save_like
+from importlib import import_module
 
-__all__ = [
-    "MedicalImageReader",
-    "SeriesInfo",
-    "SimpleITKReader",
-    "is_dicom_series_dir",
-    "list_dicom_series",
-    "load_image",
-    "read_dicom_series",
-    "save_like",
-]
+#: Public name -> the module defining it.
+_EXPORTS = {
+    "MedicalImageReader": "monai_attn.io.readers",
+    "SeriesInfo": "monai_attn.io.dicom",
+    "SimpleITKReader": "monai_attn.io.readers",
+    "is_dicom_series_dir": "monai_attn.io.dicom",
+    "list_dicom_series": "monai_attn.io.dicom",
+    "load_image": "monai_attn.io.readers",
+    "read_dicom_series": "monai_attn.io.dicom",
+    "save_like": "monai_attn.io.writers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'monai_attn.io' has no attribute {name!r}")
+    value = getattr(import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

@@ -23,6 +23,12 @@ missing or unevenly spaced slices are filled by linear interpolation along the s
 Series that cannot be a volume raise :class:`~monai_attn.errors.InputError`: mixed
 orientations (localizers), duplicated positions (several phases in one series), large gaps,
 RGB images, multi-frame files.
+
+Nothing is decoded before the headers are checked against the files: a slice whose pixel data
+is shorter than Rows x Columns x frames x BitsAllocated declares, or twice as long or more, is
+refused, naming both sizes (a decoder would otherwise fill the missing rows with invented values); voxel sizes
+outside 0.05-50 mm are refused; and the memory the series will need is compared with the
+budget of :mod:`monai_attn.validation` before any pixel is read.
 """
 
 from __future__ import annotations
@@ -36,11 +42,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import SimpleITK as sitk
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from scipy import ndimage
 
-from monai_attn.errors import InputError
+from monai_attn.errors import InputError, brief_reason
+from monai_attn.validation import CASE_BYTES_PER_VOXEL, check_fits_memory, check_spacing
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,13 @@ MAX_INTERPOLATED_GAP = 3.0
 SPACING_TOLERANCE = 0.01
 # In-plane shift between slices (in pixels) above which the series counts as tilted.
 TILT_TOLERANCE_PX = 0.1
+
+
+# Elements longer than this are not read with the header (their length is kept).
+_DEFER_BYTES = 1024
+_PIXEL_DATA = 0x7FE00010
+# Lengths of encapsulated (compressed) pixel data are not known from the header.
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -106,9 +121,9 @@ class DicomVolume:
 
 
 def _read_header(path: Path) -> Dataset | None:
-    """The DICOM header of ``path`` without pixel data, or None if it is not a DICOM file."""
+    """The DICOM header of ``path`` (pixel data deferred, its length known), or None if not DICOM."""
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+        return pydicom.dcmread(path, defer_size=_DEFER_BYTES)
     except InvalidDicomError:
         return None
     except Exception as err:  # a damaged or foreign file in a series folder is skipped, whatever pydicom raises
@@ -228,10 +243,21 @@ def _floats(ds: Dataset, keyword: str, count: int, path: Path) -> np.ndarray:
     return np.asarray([float(v) for v in value], dtype=np.float64)
 
 
+def _header_int(ds: Dataset, keyword: str, default: int, path: Path) -> int:
+    """An integer header value (``default`` when absent or empty); InputError when it is not a number."""
+    value = ds.get(keyword)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"DICOM header {keyword} is {value!r}, not a whole number", path=path) from err
+
+
 def _check_pixels(info: SeriesInfo, members: Sequence[tuple[Path, Dataset]]) -> None:
     """Refuse series that are not grayscale single-frame slices of one size."""
     for path, ds in members:
-        samples = int(ds.get("SamplesPerPixel", 1))
+        samples = _header_int(ds, "SamplesPerPixel", 1, path)
         photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
         if samples != 1 or not photometric.startswith("MONOCHROME"):
             raise InputError(
@@ -239,15 +265,58 @@ def _check_pixels(info: SeriesInfo, members: Sequence[tuple[Path, Dataset]]) -> 
                 "expected grayscale CT slices",
                 path=path,
             )
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        frames = _header_int(ds, "NumberOfFrames", 1, path)
         if frames > 1:
             raise InputError(
                 f"multi-frame DICOM ({frames} frames) is not supported; export the series as single-frame slices",
                 path=path,
             )
-    shapes = {(int(ds.Rows), int(ds.Columns)) for _, ds in members}
+        _check_pixel_data_length(path, ds, frames)
+    shapes = {(_header_int(ds, "Rows", 0, p), _header_int(ds, "Columns", 0, p)) for p, ds in members}
     if len(shapes) > 1:
         raise InputError(f"DICOM series {info.uid} mixes slice sizes {sorted(shapes)}", path=members[0][0].parent)
+
+
+def _check_pixel_data_length(path: Path, ds: Dataset, frames: int) -> None:
+    """Refuse a file whose native pixel data does not match the size its header declares.
+
+    Expected bytes: Rows x Columns x frames x SamplesPerPixel x BitsAllocated / 8. Fewer bytes
+    would make a decoder invent the missing pixels; twice as many or more means the declared
+    size is wrong. A little more (trailing padding, as some writers add) is read as declared.
+    Compressed (encapsulated) pixel data is checked after decoding.
+    """
+    element = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    if element is None:
+        raise InputError("DICOM image has no pixel data", path=path)
+    length = element.length if isinstance(element, RawDataElement) else len(element.value or b"")
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if length == _UNDEFINED_LENGTH or (syntax is not None and syntax.is_encapsulated):
+        return
+    rows, columns = _header_int(ds, "Rows", 0, path), _header_int(ds, "Columns", 0, path)
+    bits, samples = _header_int(ds, "BitsAllocated", 16, path), _header_int(ds, "SamplesPerPixel", 1, path)
+    expected = (rows * columns * frames * samples * bits + 7) // 8
+    if length < expected or length >= 2 * max(expected, 1):
+        raise InputError(
+            f"pixel data holds {length} bytes but the header declares {rows} rows x {columns} columns x "
+            f"{frames} frame(s) x {bits} bits = {expected} bytes",
+            path=path,
+        )
+
+
+def _check_series_size(info: SeriesInfo, members: Sequence[tuple[Path, Dataset]], geometry: _SliceGeometry) -> None:
+    """Voxel sizes in the sane range and the series' memory within the budget, before decoding."""
+    first = members[0][1]
+    folder = members[0][0].parent if len(members) > 1 else members[0][0]
+    if len(members) > 1:
+        slice_mm = float(np.median(np.diff(geometry.positions_mm)))
+    else:
+        slice_mm = _single_slice_spacing(first)
+    check_spacing(folder, (*geometry.pixel_spacing_mm, slice_mm))
+    rows, columns = int(first.Rows), int(first.Columns)
+    voxels = rows * columns * len(members)
+    check_fits_memory(
+        folder, voxels * CASE_BYTES_PER_VOXEL, f"DICOM series {info.uid} ({columns}x{rows}x{len(members)} voxels)"
+    )
 
 
 def _slice_geometry(info: SeriesInfo, members: Sequence[tuple[Path, Dataset]]) -> _SliceGeometry:
@@ -300,8 +369,7 @@ def _read_pixels(paths: Sequence[Path], shape: tuple[int, int]) -> np.ndarray:
         try:
             pixels = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
         except RuntimeError as err:
-            reason = " ".join(str(err).split())[-200:]
-            raise InputError(f"cannot decode DICOM pixel data ({reason})", path=path) from err
+            raise InputError(f"cannot decode DICOM pixel data ({brief_reason(err)})", path=path) from err
         if pixels.shape[-2:] != shape or pixels.size != shape[0] * shape[1]:
             raise InputError(f"pixel data has shape {pixels.shape}; expected one {shape} slice", path=path)
         volume[k] = pixels.reshape(shape)
@@ -415,6 +483,7 @@ def read_dicom_series(path: str | os.PathLike, series_uid: str | None = None) ->
         info = _series_info(str(ds.SeriesInstanceUID), members)
     _check_pixels(info, members)
     geometry = _slice_geometry(info, members)
+    _check_series_size(info, members, geometry)
     files = tuple(members[i][0] for i in geometry.order)
     first = members[0][1]
     volume = _read_pixels(files, (int(first.Rows), int(first.Columns)))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from pydicom.sr.coding import Code
 
 from monai_attn import __version__
 from monai_attn.errors import InputError
+from monai_attn.io.atomic import atomic_path
 
 #: Segmented property types of the abdominal CT labels (SNOMED CT).
 ORGAN_CODES: dict[str, Code] = {
@@ -121,14 +121,8 @@ def write_dicom_seg(
     ]
     with _quiet_highdicom():
         seg = _segmentation(sources, frames, descriptions, algorithm_name, algorithm_version)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        seg.save_as(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as partial:
+        seg.save_as(partial)
     return path
 
 

@@ -5,8 +5,9 @@ centroid of the labelled voxels, or given indices) in radiological display conve
 right on the left of axial and coronal views, anterior up in axial views, anterior on the left of
 sagittal views) with the physical aspect ratio of anisotropic voxels, labels overlaid in distinct
 colours and a legend. 2-D images (grey or RGB) are drawn side by side with and without overlay.
-Matplotlib's Agg canvas is used directly, so no display or pyplot state is needed; the PNG is
-written to a temporary file and moved into place, so readers never see a partial file.
+Matplotlib's Agg canvas is used directly, so no display or pyplot state is needed; matplotlib is
+imported only when a preview is drawn. The PNG is written atomically
+(:func:`monai_attn.io.atomic.atomic_path`), so readers never see a partial file.
 
 Example::
 
@@ -17,15 +18,18 @@ Example::
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
-from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch as LegendPatch
+
+from monai_attn.io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
 
 #: Figure size (inches) at :data:`DPI` for 3-D (three views) and 2-D (two panels) previews.
 FIGSIZE_3D = (15.0, 5.6)
@@ -161,6 +165,8 @@ def _figure_3d(image, label, spacing_mm, affine, hu_window, label_names, indices
         (f"sagittal  i={i}", image[i, :, :], None if label is None else label[i, :, :], sz / sy),
     ]
     widths = [image.shape[0] * sx, image.shape[0] * sx, image.shape[1] * sy]
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=FIGSIZE_3D, dpi=DPI)
     grid = figure.add_gridspec(1, 3, width_ratios=widths, left=0.01, right=0.99, top=0.92, bottom=0.1, wspace=0.03)
     values = _label_values(label, label_names)
@@ -179,6 +185,8 @@ def _figure_3d(image, label, spacing_mm, affine, hu_window, label_names, indices
 
 
 def _figure_2d(image, label, label_names, alpha) -> Figure:
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=FIGSIZE_2D, dpi=DPI)
     grid = figure.add_gridspec(1, 2, left=0.01, right=0.99, top=0.92, bottom=0.1, wspace=0.03)
     values = _label_values(label, label_names)
@@ -208,6 +216,8 @@ def _label_values(label: np.ndarray | None, label_names: Mapping[int, str] | Non
 
 
 def _label_cmap(values: list[int]) -> ListedColormap:
+    from matplotlib.colors import ListedColormap
+
     return ListedColormap([label_colour(v) for v in values] or [(0, 0, 0)])
 
 
@@ -228,19 +238,14 @@ def _overlay(axes, plane: np.ndarray, values: list[int], cmap: ListedColormap, a
 def _legend(figure: Figure, values: list[int], label_names: Mapping[int, str] | None) -> None:
     if not values:
         return
+    from matplotlib.patches import Patch as LegendPatch
+
     names = {int(k): v for k, v in (label_names or {}).items()}
     handles = [LegendPatch(color=label_colour(v), label=f"{v} {names.get(v, '')}".strip()) for v in values]
     figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), frameon=False, fontsize=10)
 
 
 def _save_atomically(figure: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        figure.savefig(temporary, format="png", dpi=DPI)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as partial:
+        figure.savefig(partial, format="png", dpi=DPI)
     return path

@@ -24,7 +24,10 @@ slice order).
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -39,12 +42,13 @@ from monai.transforms import LoadImage
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 from PIL import Image
 
-from monai_attn.errors import InputError
+from monai_attn.errors import InputError, brief_reason
 from monai_attn.io.dicom import DicomVolume, is_dicom_file, read_dicom_series
+from monai_attn.io.names import NIFTI_SUFFIXES, PLANAR_SUFFIXES, SITK_SUFFIXES
+from monai_attn.validation import CASE_BYTES_PER_VOXEL, check_fits_memory, check_spacing
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-SITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
-PLANAR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
+log = logging.getLogger(__name__)
+
 SUPPORTED = "NIfTI, NRRD, MetaImage, DICOM, PNG, JPEG, TIFF, BMP or GIF"
 
 Expect = Literal["ct", "2d"] | None
@@ -55,10 +59,78 @@ def _suffix(path: Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
-def _reason(err: BaseException) -> str:
-    """A one-line, bounded description of a third-party exception."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+#: Smallest |determinant| of a voxel-to-world matrix (mm^3) taken as a real volume.
+_MIN_VOXEL_VOLUME_MM3 = 1e-9
+
+
+def _check_direction(path: Path, matrix: np.ndarray) -> None:
+    """Refuse a singular voxel-to-world matrix (axes that coincide or vanish): no volume can be placed."""
+    if matrix.size and abs(float(np.linalg.det(matrix))) < _MIN_VOXEL_VOLUME_MM3:
+        columns = "; ".join(" ".join(f"{v:g}" for v in col) for col in matrix.T)
+        raise InputError(
+            f"degenerate affine: its voxel axes ({columns}) span no volume (determinant 0)", path=path
+        )
+
+
+def _check_nifti_header(path: Path, image: Any) -> None:
+    """Before any voxel is read: memory within budget, a real affine, and as many bytes as declared."""
+    header = image.header
+    shape = tuple(int(s) for s in image.shape)
+    dtype = header.get_data_dtype()
+    if dtype.kind not in "biuf":  # complex, RGB records, ...
+        raise InputError(f"voxel type {dtype} is not a number per voxel (complex or colour data)", path=path)
+    voxels = math.prod(shape)
+    check_fits_memory(path, voxels * CASE_BYTES_PER_VOXEL, f"a {'x'.join(map(str, shape))} image")
+    spatial = min(len(shape), 3)
+    coded = [m for m, code in (header.get_sform(coded=True), header.get_qform(coded=True)) if code and m is not None]
+    for matrix in coded:
+        _check_direction(path, np.asarray(matrix)[:spatial, :spatial])
+    if not coded:
+        log.warning(
+            "%s: the header sets no orientation (qform and sform codes 0); the volume is placed by its voxel sizes "
+            "(%s mm), centred on the origin, with a guessed orientation: check it",
+            path,
+            " x ".join(f"{z:g}" for z in header.get_zooms()[:spatial]),
+        )
+    _check_direction(path, np.asarray(image.affine)[:spatial, :spatial])
+    offset = int(getattr(image.dataobj, "offset", header.get_data_offset()))  # where reading starts
+    declared = voxels * dtype.itemsize
+    held = _nifti_payload_bytes(path, offset + declared) - offset
+    if held < declared:
+        raise InputError(
+            f"file is truncated: the header declares {'x'.join(map(str, shape))} {dtype.name} voxels = "
+            f"{declared} bytes, "
+            f"the file holds {max(held, 0)} bytes of voxel data",
+            path=path,
+        )
+
+
+def _nifti_payload_bytes(path: Path, expected_total: int) -> int:
+    """Bytes of a NIfTI file after decompression (header included).
+
+    Plain files: the file size. Gzip files: the size in the gzip trailer when it matches
+    ``expected_total`` (modulo 2**32, as stored); otherwise the stream is decompressed and
+    counted up to where it ends or breaks (a truncated file).
+    """
+    if not path.name.lower().endswith(".gz"):
+        return path.stat().st_size
+    with open(path, "rb") as raw:
+        raw.seek(-4, os.SEEK_END)
+        if int.from_bytes(raw.read(4), "little") == expected_total % 2**32:
+            return expected_total
+    total, member = 0, zlib.decompressobj(wbits=31)
+    with open(path, "rb") as raw:
+        while data := raw.read(1 << 20):
+            while data:
+                try:  # bounded output per call: a small gzip can expand a thousandfold
+                    total += len(member.decompress(data, 1 << 24))
+                except zlib.error:  # damaged stream: count what decoded
+                    return total
+                if member.eof:  # next member of a multi-member file, if any
+                    data, member = member.unused_data, zlib.decompressobj(wbits=31)
+                else:
+                    data = member.unconsumed_tail
+    return total
 
 
 def _sitk_array_and_meta(image: sitk.Image) -> tuple[np.ndarray, dict]:
@@ -118,10 +190,20 @@ class SimpleITKReader(ImageReader):
         path = Path(paths[0])
         if path.is_dir() or _suffix(path) == ".dcm" or is_dicom_file(path):
             return read_dicom_series(path, series_uid=self.series_uid)
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
         try:
-            return sitk.ReadImage(str(path))
+            reader.ReadImageInformation()  # the header only: size, type and geometry
         except RuntimeError as err:
-            raise InputError(f"not a readable image ({_reason(err)})", path=path) from err
+            raise InputError(f"not a readable image ({brief_reason(err)})", path=path) from err
+        size = tuple(int(s) for s in reader.GetSize())
+        voxels = math.prod(size) * reader.GetNumberOfComponents()
+        check_fits_memory(path, voxels * CASE_BYTES_PER_VOXEL, f"a {'x'.join(map(str, size))} image")
+        _check_direction(path, np.asarray(reader.GetDirection(), dtype=np.float64).reshape(len(size), len(size)))
+        try:
+            return reader.Execute()
+        except RuntimeError as err:
+            raise InputError(f"file is truncated or corrupt ({brief_reason(err)})", path=path) from err
 
     def get_data(self, img: sitk.Image | DicomVolume) -> tuple[np.ndarray, dict]:
         """Array (i, j, k[, channel]) and MONAI meta (RAS affine, spatial_shape, spacing, DICOM fields)."""
@@ -199,6 +281,8 @@ class MedicalImageReader(ImageReader):
         return [self._open(Path(p)) for p in ensure_tuple(data)]
 
     def _open(self, path: Path) -> _Source:
+        if path.is_symlink() and not path.exists():
+            raise InputError("symbolic link leads nowhere (broken, or a loop)", path=path)
         if not path.exists():
             raise InputError("no such file or folder", path=path)
         if path.is_file() and path.stat().st_size == 0:
@@ -209,11 +293,14 @@ class MedicalImageReader(ImageReader):
             try:
                 obj = backend.read(path)
             except Exception as err:  # nibabel raises many types for non-NIfTI content
-                raise InputError(f"not a readable NIfTI image ({_reason(err)})", path=path) from err
+                raise InputError(f"not a readable NIfTI image ({brief_reason(err)})", path=path) from err
             shape = tuple(int(s) for s in obj.shape)
             while len(shape) > 3 and shape[-1] == 1:
                 shape = shape[:-1]
             self._check_dims(path, shape, 1)
+            _check_nifti_header(path, obj)
+            if self.expect == "ct":
+                check_spacing(path, np.linalg.norm(np.asarray(obj.affine)[:3, :3], axis=0))
         elif suffix in PLANAR_SUFFIXES:
             backend = PILReader(converter=_planar_converter)
             try:
@@ -221,7 +308,7 @@ class MedicalImageReader(ImageReader):
                     pages = getattr(probe, "n_frames", 1)
                 obj = backend.read(path)
             except Exception as err:  # PIL raises UnidentifiedImageError, OSError, SyntaxError...
-                raise InputError(f"not a readable image ({_reason(err)})", path=path) from err
+                raise InputError(f"not a readable image ({brief_reason(err)})", path=path) from err
             if pages > 1:
                 raise InputError(f"multi-page image ({pages} pages); expected one 2-D image per file", path=path)
             self._check_dims(path, (obj.width, obj.height), len(obj.getbands()))
@@ -230,6 +317,8 @@ class MedicalImageReader(ImageReader):
             obj = backend.read(path)
             image = obj.image if isinstance(obj, DicomVolume) else obj
             self._check_dims(path, image.GetSize(), image.GetNumberOfComponentsPerPixel())
+            if self.expect == "ct":
+                check_spacing(path, image.GetSpacing())
         else:
             raise InputError(
                 f"not an image: unsupported file type '{suffix or path.name}' (expected {SUPPORTED})", path=path
@@ -240,6 +329,8 @@ class MedicalImageReader(ImageReader):
         """Raise InputError unless the grid (and channel count) is what ``expect`` asks for."""
         shape = tuple(int(s) for s in shape)
         ndim = len(shape)
+        if not all(s > 0 for s in shape):
+            raise InputError(f"image has an empty axis: shape {shape}", path=path)
         if self.expect == "ct":
             if ndim != 3:
                 raise InputError(f"image is {ndim}-D {shape}; expected a 3-D CT volume", path=path)
@@ -262,7 +353,7 @@ class MedicalImageReader(ImageReader):
             except InputError:
                 raise
             except Exception as err:  # truncated gzip (EOFError), zlib.error, short reads (ValueError/OSError)
-                raise InputError(f"file is truncated or corrupt ({_reason(err)})", path=source.path) from err
+                raise InputError(f"file is truncated or corrupt ({brief_reason(err)})", path=source.path) from err
             array = np.asarray(array)
             if np.issubdtype(array.dtype, np.floating):
                 bad = int(array.size - np.count_nonzero(np.isfinite(array)))

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from monai_attn.io.atomic import atomic_path
 
 
 def organ_statistics(
@@ -60,14 +61,8 @@ def organ_statistics(
 
 
 def write_statistics(stats: Mapping, path: str | os.PathLike) -> Path:
-    """Write statistics as indented JSON, atomically (temp file + rename)."""
+    """Write statistics as indented JSON, atomically (:func:`~monai_attn.io.atomic.atomic_path`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        tmp.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as partial:
+        partial.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
     return path

@@ -3,13 +3,12 @@
 :func:`save_like` writes a NIfTI whose shape, spacing, origin and direction are those of the
 reference image as it was read (``meta["original_affine"]``, ``meta["spatial_shape"]``), so a
 segmentation overlays the user's original scan, whether that scan was NIfTI, NRRD or a DICOM
-series. Writes are atomic: a temporary file in the target folder is renamed over the target.
+series. Writes are atomic (:func:`monai_attn.io.atomic.atomic_path`).
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import nibabel as nib
@@ -21,6 +20,7 @@ from monai.data.utils import to_affine_nd
 from monai.utils import MetaKeys
 
 from monai_attn.errors import InputError
+from monai_attn.io.atomic import atomic_path
 
 
 def _reference_grid(reference: MetaTensor) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -86,13 +86,6 @@ def save_like(
     image.header.set_sform(affine, code=1)
     image.header.set_xyzt_units("mm", "sec")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp{suffix}"
-    try:
-        nib.save(image, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as partial:
+        nib.save(image, partial)
     return path

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from monai_attn import __version__
+from monai_attn.io.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -108,12 +108,7 @@ def write_dataset_json(
         "test": list(test),
     }
     content.update(extra or {})
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".dataset.", suffix=".json", dir=out)
-    with os.fdopen(handle, "w") as stream:
-        json.dump(content, stream, indent=2)
-        stream.write("\n")
-    path = out / "dataset.json"
-    os.replace(temporary, path)
+    path = Path(out_dir) / "dataset.json"
+    with atomic_path(path) as partial:
+        partial.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
     return path
