@@ -209,6 +209,38 @@ def test_windows_at_or_below_skip_below_are_skipped_and_counted_once_per_call():
     assert (every.counts.run, every.counts.skipped) == (2, 0)
 
 
+class ClaimsCuda(torch.Tensor):
+    """A CPU tensor that says it is on CUDA, so MONAI's adaptive inferer tries GPU stitching first."""
+
+    @property
+    def is_cuda(self):
+        return True
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="the WindowPredictor's counts are kept across MONAI's retry after a GPU out-of-memory")
+def test_windows_run_before_a_gpu_out_of_memory_are_counted_once(monkeypatch):
+    from monai.inferers import SlidingWindowInferer
+
+    calls = []
+    original = SlidingWindowInferer.__call__
+
+    def stitching_runs_out_of_memory_on_the_gpu(self, inputs, network, *args, **kwargs):
+        calls.append(kwargs.get("device"))
+        if len(calls) == 1:
+            network(torch.as_tensor(inputs)[:, :, :16, :16, :16])  # one window ran, then the output did not fit
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return original(self, torch.as_tensor(inputs), network, *args, **kwargs)
+
+    monkeypatch.setattr(SlidingWindowInferer, "__call__", stitching_runs_out_of_memory_on_the_gpu)
+    inferer = SegmentationInferer((16, 16, 16), 1, 0.0, precision="fp32")
+    image = (torch.rand(1, 1, 32, 16, 16) + 0.1).as_subclass(ClaimsCuda)
+    logits = inferer(image, tiny_unet())
+    assert len(calls) == 2 and str(calls[1]) == "cpu"  # MONAI stitched on the CPU the second time
+    assert logits.shape == (1, 4, 32, 16, 16)
+    assert inferer.counts.run == 2  # the two windows of the pass that finished
+
+
 def test_skipped_windows_do_not_change_labels_inside_the_body(tmp_path):
     hu = np.full((96, 40, 20), -1000.0, np.float32)
     hu[60:92, 6:34, 4:16] = phantom_hu((32, 28, 12))  # the body fills one end of a long scan
