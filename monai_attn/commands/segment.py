@@ -48,6 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="weights: a TorchScript file exported from a bundle, or a state dict (.pt, needs --config)")
     model.add_argument("--config", type=Path,
                        help="a bundle-style JSON config (network_def, preprocessing, inferer, postprocessing; with --model)")
+    model.add_argument("--trust-config", action="store_true",
+                       help="let a --bundle folder, --config or TorchScript config from outside the package run code "
+                       "($ expressions, any _target_); MONAI configs are code: only for configs you trust")
     run = parser.add_argument_group("inference")
     run.add_argument("--device", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     run.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="autocast precision (default auto)")
@@ -235,8 +238,8 @@ def _build_segmenter(args: argparse.Namespace, progress: bool):
         raise InputError("--config goes with --model")
     try:
         if args.model:
-            return Segmenter.from_files(args.model, args.config, overrides)
-        return Segmenter.from_bundle(args.bundle or DEFAULT_BUNDLE, overrides)
+            return Segmenter.from_files(args.model, args.config, overrides, trust=args.trust_config)
+        return Segmenter.from_bundle(args.bundle or DEFAULT_BUNDLE, overrides, trust=args.trust_config or None)
     except (ValueError, KeyError, TypeError, AttributeError, ImportError) as err:  # MONAI config errors
         if isinstance(err, InputError):
             raise

@@ -7,6 +7,12 @@ spacing, intensity window, window size, label colours, post-processing rules, th
 from its ``channel_def``), exactly as ``python -m monai.bundle run --config_file
 "['configs/common.json','configs/inference.json']"`` reads them.
 
+Trust: MONAI configs are code (``$`` expressions run as Python, ``_target_`` builds any
+class). The bundles shipped with the package are trusted; any other bundle folder, ``--config``
+file or configs embedded in a TorchScript file are checked with
+:func:`monai_attn.config_trust.check_config_trusted` unless the caller trusts them
+(``segment --trust-config``).
+
 Weights are a state dict (``torch.load(..., weights_only=True)``; a checkpoint dict holding
 it under ``network``, ``model`` or ``state_dict`` works too) or a TorchScript file. A
 TorchScript file exported with ``python -m monai.bundle ckpt_export`` carries its configs and
@@ -26,6 +32,7 @@ import torch
 from monai.bundle import ConfigParser
 from monai.bundle.utils import merge_kv
 
+from monai_attn.config_trust import check_config_trusted
 from monai_attn.errors import InputError
 
 #: Keys under which training checkpoints commonly hold the network's state dict.
@@ -36,13 +43,22 @@ INFERENCE_CONFIGS = ("configs/common.json", "configs/inference.json")
 _EMBEDDED_CONFIGS = ("common.json", "inference.json")
 
 
-def bundle_parser(bundle_dir: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> ConfigParser:
-    """The merged inference config of a bundle folder, its metadata as ``_meta_``, ``overrides`` applied."""
+def bundle_parser(
+    bundle_dir: str | os.PathLike, overrides: Mapping[str, Any] | None = None, trust: bool | None = None
+) -> ConfigParser:
+    """The merged inference config of a bundle folder, its metadata as ``_meta_``, ``overrides`` applied.
+
+    ``trust`` None trusts the bundles shipped with the package only; False checks any bundle.
+    """
     bundle = Path(bundle_dir)
     files = [bundle / name for name in INFERENCE_CONFIGS if (bundle / name).is_file()]
     if not (bundle / "configs" / "inference.json").is_file():
         raise InputError("not a bundle: configs/inference.json is missing", path=bundle)
     contents = [_read_json(f) for f in files]
+    if not (is_shipped_bundle(bundle) if trust is None else trust):
+        for path, content in zip(files, contents):
+            if not is_shipped_config(content):
+                check_config_trusted(content, path)
     meta = bundle / "configs" / "metadata.json"
     return config_parser(contents, _read_json(meta) if meta.is_file() else {}, bundle, overrides)
 
@@ -80,8 +96,10 @@ def load_network(parser: ConfigParser | None, weights: str | os.PathLike) -> tor
     return network
 
 
-def load_torchscript(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> tuple[torch.nn.Module, ConfigParser]:
-    """A TorchScript model and the configs and metadata ``ckpt_export`` embedded in it.
+def load_torchscript(
+    path: str | os.PathLike, overrides: Mapping[str, Any] | None = None, trust: bool = False
+) -> tuple[torch.nn.Module, ConfigParser]:
+    """A TorchScript model and the configs and metadata ``ckpt_export`` embedded in it (checked unless ``trust``).
 
     Raises:
         InputError: the file carries no inference config (export it with
@@ -91,6 +109,10 @@ def load_torchscript(path: str | os.PathLike, overrides: Mapping[str, Any] | Non
 
     network, meta, extra = load_net_with_metadata(str(path), map_location="cpu", more_extra_files=_EMBEDDED_CONFIGS)
     contents = [json.loads(extra[name]) for name in _EMBEDDED_CONFIGS if extra.get(name)]
+    if not trust:
+        for content in contents:
+            if not is_shipped_config(content):
+                check_config_trusted(content, path)
     if not contents:
         raise InputError(
             "TorchScript file carries no inference config; export it with python -m monai.bundle ckpt_export "
@@ -101,14 +123,38 @@ def load_torchscript(path: str | os.PathLike, overrides: Mapping[str, Any] | Non
 
 
 def config_file_parser(
-    config: str | os.PathLike | Mapping, overrides: Mapping[str, Any] | None = None
+    config: str | os.PathLike | Mapping, overrides: Mapping[str, Any] | None = None, trust: bool = False
 ) -> ConfigParser:
-    """Parser of a user's JSON config (or mapping); ``bundle_root`` defaults to the config's grand-parent."""
+    """Parser of a user's JSON config (or mapping), checked unless ``trust``; ``bundle_root`` defaults
+    to the config's grand-parent."""
     if isinstance(config, Mapping):
         return config_parser([config], config.get("_meta_", {}), None, overrides)
     path = Path(config)
     content = _read_json(path)
+    if not trust:
+        check_config_trusted(content, path)
     return config_parser([content], content.get("_meta_", {}), path.resolve().parent.parent, overrides)
+
+
+def is_shipped_bundle(folder: str | os.PathLike) -> bool:
+    """True for a bundle installed with the package (or in the checkout the package runs from)."""
+    from monai_attn.bundle_lookup import installed_bundles
+
+    real = os.path.realpath(folder)
+    return any(os.path.realpath(shipped) == real for shipped in installed_bundles().values())
+
+
+def is_shipped_config(content: Mapping[str, Any]) -> bool:
+    """True when ``content`` equals one of the inference configs of a shipped bundle (e.g. as
+    ``ckpt_export`` embeds them in a TorchScript file): the package's own code, trusted."""
+    from monai_attn.bundle_lookup import installed_bundles
+
+    for folder in installed_bundles().values():
+        for name in INFERENCE_CONFIGS:
+            path = folder / name
+            if path.is_file() and _read_json(path) == content:
+                return True
+    return False
 
 
 def is_torchscript(path: str | os.PathLike) -> bool:

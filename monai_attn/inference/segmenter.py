@@ -138,18 +138,20 @@ class Segmenter:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_bundle(
-        cls, bundle: str | os.PathLike = "ct", overrides: Mapping[str, Any] | None = None
+        cls, bundle: str | os.PathLike = "ct", overrides: Mapping[str, Any] | None = None, trust: bool | None = None
     ) -> Segmenter:
         """Build from a bundle: a folder, or an installed bundle's name or short name (``ct``, ``retina``, ``cells``).
 
         ``overrides`` replace config ids before parsing, as ``python -m monai.bundle run
         --overlap 0.5`` does (e.g. ``{"device": "cpu", "roi_size": [128, 128, 128]}``).
+        Bundles shipped with the package are trusted; others may not run code unless ``trust``
+        (see :mod:`monai_attn.inference.models`).
         """
         from monai_attn.inference.models import bundle_parser, load_network
         from monai_attn.bundle_lookup import resolve_bundle
 
         folder = resolve_bundle(bundle)
-        parser = bundle_parser(folder, overrides)
+        parser = bundle_parser(folder, overrides, trust)
         weights = folder / "models" / "model.pt"
         if not weights.is_file() and (folder / "models" / "model.ts").is_file():
             weights = folder / "models" / "model.ts"
@@ -161,16 +163,21 @@ class Segmenter:
         model: str | os.PathLike,
         config: str | os.PathLike | Mapping | None = None,
         overrides: Mapping[str, Any] | None = None,
+        trust: bool = False,
     ) -> Segmenter:
-        """Build from weights and a config; a TorchScript file exported from a bundle needs no config."""
+        """Build from weights and a config; a TorchScript file exported from a bundle needs no config.
+
+        The config (or the configs embedded in the TorchScript file) may not run code unless
+        ``trust`` (see :mod:`monai_attn.inference.models`).
+        """
         from monai_attn.inference.models import config_file_parser, is_torchscript, load_network, load_torchscript
 
         if config is None:
             if not is_torchscript(model):
                 raise FileNotFoundError(f"{model}: a state dict needs --config (or use --bundle)")
-            network, parser = load_torchscript(model, overrides)
+            network, parser = load_torchscript(model, overrides, trust)
             return cls.from_parser(parser, network)
-        parser = config_file_parser(config, overrides)
+        parser = config_file_parser(config, overrides, trust)
         return cls.from_parser(parser, load_network(parser, model))
 
     @classmethod
@@ -238,9 +245,9 @@ class Segmenter:
         net_input = data["image"]
         outputs = self.inferer(net_input[None].to(self.device), self.network, attention_maps=attention_maps)
         logits, alphas = (outputs[0], outputs[1:]) if isinstance(outputs, tuple) else (outputs, ())
-        data["pred"] = MetaTensor(logits[0], affine=net_input.affine)
+        data["pred"] = MetaTensor(_plain(logits[0]), affine=net_input.affine)
         if attention_maps:
-            data["attention_maps"] = [MetaTensor(a[0], affine=net_input.affine) for a in alphas]
+            data["attention_maps"] = [MetaTensor(_plain(a[0]), affine=net_input.affine) for a in alphas]
         del outputs, logits, alphas
         data["image"] = None  # the network input is no longer needed
         timings["network"] = time.perf_counter() - tick
@@ -304,6 +311,11 @@ class Segmenter:
         result.timings["write"] = time.perf_counter() - tick
         result.timings["total"] += result.timings["write"]
         return result
+
+
+def _plain(tensor: torch.Tensor) -> torch.Tensor:
+    """The tensor without MONAI's meta data (it gets the network grid's affine anew)."""
+    return tensor.as_tensor() if isinstance(tensor, MetaTensor) else tensor
 
 
 def segment(
