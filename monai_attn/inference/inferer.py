@@ -96,7 +96,16 @@ class WindowPredictor:
         self.attention_gates = attention_gates
         self.counts = WindowCounts()
 
-    def __call__(self, windows: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    def __call__(
+        self, windows: torch.Tensor, coords: Sequence[Sequence[slice]] | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """Logits (B, classes, *roi) (and alphas) of a batch of windows; ``coords`` are MONAI's window slices.
+
+        A batch holding the window at the image's origin starts a pass: MONAI restarts the
+        pass after a GPU out-of-memory (stitching on the CPU instead), so the counts start over.
+        """
+        if coords is not None and any(all(s.start == 0 for s in list(c)[2:]) for c in coords):
+            self.counts = WindowCounts(roi_size=self.counts.roi_size, voxels_needed=self.counts.voxels_needed)
         if self.skip_below is None:
             run = list(range(len(windows)))
         else:
@@ -223,6 +232,7 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
             sw_device=sw_device,
             device=device,
             progress=progress,
+            with_coord=True,
         )
         self.precision = precision
         self.skip_below = skip_below

@@ -105,10 +105,16 @@ def load_torchscript(
         InputError: the file carries no inference config (export it with
             ``--config_file "['configs/common.json','configs/inference.json']"``, or give ``--config``).
     """
-    from monai.data import load_net_with_metadata
-
-    network, meta, extra = load_net_with_metadata(str(path), map_location="cpu", more_extra_files=_EMBEDDED_CONFIGS)
-    contents = [json.loads(extra[name]) for name in _EMBEDDED_CONFIGS if extra.get(name)]
+    extra = dict.fromkeys(("metadata.json", *_EMBEDDED_CONFIGS), "")
+    try:
+        network = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except RuntimeError as err:
+        raise InputError(f"cannot load TorchScript ({' '.join(str(err).split())[:200]})", path=path) from err
+    try:
+        meta = json.loads(extra["metadata.json"]) if extra["metadata.json"] else {}
+    except json.JSONDecodeError as err:
+        raise InputError(f"TorchScript metadata.json is not valid JSON ({err})", path=path) from err
+    contents = [json.loads(extra[name]) for name in _EMBEDDED_CONFIGS if extra[name]]
     if not trust:
         for content in contents:
             if not is_shipped_config(content):
@@ -119,7 +125,7 @@ def load_torchscript(
             "--config_file \"['configs/common.json','configs/inference.json']\" or pass --config",
             path=path,
         )
-    return network, config_parser(contents, meta or {}, None, overrides)
+    return network, config_parser(contents, meta, None, overrides)
 
 
 def config_file_parser(
