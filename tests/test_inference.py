@@ -475,14 +475,17 @@ def test_from_files_state_dict_torchscript_and_bundle(tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps(ct_config(**settings)))
     run = {"device": "cpu", "precision": "fp32"}
-    from_state = Segmenter.from_files(weights, config, overrides=run)
+    # a config that is not one of the package's own may run code only when trusted
+    with pytest.raises(InputError, match=r"\$-expression"):
+        Segmenter.from_files(weights, config, overrides=run)
+    from_state = Segmenter.from_files(weights, config, overrides=run, trust=True)
     assert tuple(from_state.inferer.roi_size) == (32, 32, 32) and from_state.inferer.overlap == 0.5
     assert from_state.label_names == {1: "spleen", 2: "kidney", 3: "pancreas"}
 
     scripted = tmp_path / "model.ts"
     torch.jit.save(torch.jit.script(net), str(scripted))
     assert is_torchscript(scripted) and not is_torchscript(weights)
-    from_script = Segmenter.from_files(scripted, config, overrides=run)
+    from_script = Segmenter.from_files(scripted, config, overrides=run, trust=True)
 
     bundle = tmp_path / "bundle"
     (bundle / "configs").mkdir(parents=True)
@@ -493,7 +496,7 @@ def test_from_files_state_dict_torchscript_and_bundle(tmp_path):
         (bundle / "configs" / name).write_text((ct / name).read_text())
     common = json.loads((ct / "common.json").read_text())
     (bundle / "configs" / "common.json").write_text(json.dumps({**common, **settings, "spacing_mm": [1.5, 1.5, 2.0]}))
-    from_bundle = Segmenter.from_bundle(bundle, overrides=run)
+    from_bundle = Segmenter.from_bundle(bundle, overrides=run, trust=True)
     assert from_bundle.preprocessing.transforms[-2].spacing_transform.pixdim.tolist() == [1.5, 1.5, 2.0]
 
     image = load_image(write_nifti(tmp_path / "c.nii.gz", phantom_hu(), oblique_affine()))

@@ -14,13 +14,13 @@ import pytest
 import SimpleITK as sitk
 import torch
 from monai.data import MetaTensor
-from monai.transforms import Invertd
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from monai_attn.errors import InputError
+from monai_attn.inference import ResampleToInputd
 from monai_attn.io import is_dicom_series_dir, list_dicom_series, load_image, save_like
 from monai_attn.transforms import ct_inference_transforms
 
@@ -334,14 +334,12 @@ def test_dicom_save_like_has_series_geometry(tmp_path):
 def test_ct_inference_from_loaded_dicom_keeps_series_geometry(tmp_path):
     write_ct_series(tmp_path / "ct", phantom_hu(n=6), row_dir=(0.0, 1.0, 0.0), col_dir=(0.0, 0.0, -1.0))
     image = load_image(tmp_path / "ct", expect="ct")
-    pre = ct_inference_transforms(load=False)
+    pre = ct_inference_transforms(spacing_mm=(1.5, 1.5, 2.0), hu_window=(-175.0, 250.0), body_threshold_hu=-500.0,
+                                  body_margin_mm=10.0, check_input=False)
     data = pre({"image": image})
-    data["pred"] = MetaTensor(
-        torch.ones_like(data["image"]),
-        meta=dict(data["image"].meta),
-        applied_operations=list(data["image"].applied_operations),
-    )
-    data = Invertd("pred", transform=pre, orig_keys="image")(data)
+    assert data["input"] is image  # a read scan is taken as it is
+    data["pred"] = MetaTensor(torch.ones_like(data["image"], dtype=torch.uint8), affine=data["image"].affine)
+    data = ResampleToInputd(("pred",), mode="nearest")(data)
     out = save_like(data["pred"], image, tmp_path / "seg.nii.gz")
     assert_same_geometry(sitk.ReadImage(str(out)), sitk_series(tmp_path / "ct"))
 

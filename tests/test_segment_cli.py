@@ -44,7 +44,7 @@ def model(tmp_path) -> list[str]:
     torch.jit.save(torch.jit.script(ThresholdNet()), str(weights))
     config = tmp_path / "model" / "config.json"
     config.write_text(json.dumps(ct_config(roi_size=[32, 32, 32], spacing_mm=None, postprocess=False)))
-    return ["--model", str(weights), "--config", str(config), "--device", "cpu", "--precision", "fp32"]
+    return ["--model", str(weights), "--config", str(config), "--trust-config", "--device", "cpu", "--precision", "fp32"]
 
 
 def run(args: list[str], capsys) -> tuple[int, str]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from monai.data import MetaTensor
-from monai.transforms import Invertd, Randomizable
+from monai.transforms import Randomizable
 from monai.utils import set_determinism
 from PIL import Image
 
-from monai_attn.io import save_like
+from monai_attn.inference import ResampleToInputd
+from monai_attn.io import load_image, save_like
 from monai_attn.transforms import (
     ct_inference_transforms,
     ct_train_transforms,
@@ -22,6 +24,9 @@ from monai_attn.transforms import (
 )
 
 SHAPE = (48, 56, 16)
+#: The CT presets have no defaults: these are the settings every CT test here uses.
+CT = {"hu_window": (-175.0, 250.0), "body_threshold_hu": -500.0, "body_margin_mm": 10.0}
+SPACING = (1.5, 1.5, 2.0)
 
 
 def oblique_affine() -> np.ndarray:
@@ -54,7 +59,7 @@ def phantom_ct(tmp_path):
 
 def test_ct_preprocessing_geometry_and_intensity(phantom_ct):
     image_path, label_path, hu, _ = phantom_ct
-    data = ct_val_transforms(spacing_mm=(1.5, 1.5, 2.0))({"image": str(image_path), "label": str(label_path)})
+    data = ct_val_transforms(spacing_mm=SPACING, **CT)({"image": str(image_path), "label": str(label_path)})
     image, label = data["image"], data["label"]
     np.testing.assert_allclose(image.pixdim.numpy(), [1.5, 1.5, 2.0], atol=1e-6)
     assert nib.aff2axcodes(image.affine.numpy()) == ("R", "A", "S")  # closest to RAS; the 0.4 rad tilt stays
@@ -72,18 +77,16 @@ def test_ct_preprocessing_geometry_and_intensity(phantom_ct):
 
 def test_ct_inference_inverts_to_input_grid(phantom_ct, tmp_path):
     image_path, _, hu, _ = phantom_ct
-    pre = ct_inference_transforms(spacing_mm=(1.5, 1.5, 2.0))
+    pre = ct_inference_transforms(spacing_mm=SPACING, **CT)
     data = pre({"image": str(image_path)})
+    assert data["input"].shape == (1, *SHAPE)  # the scan as read is kept for the way back
+    assert data["image"].shape != data["input"].shape
     # a "prediction" on the model grid: soft tissue brighter than 100 HU
     threshold = (100 + 175) / 425
-    data["pred"] = MetaTensor(
-        (data["image"] > threshold).float(),
-        meta=dict(data["image"].meta),
-        applied_operations=list(data["image"].applied_operations),
-    )
-    data = Invertd("pred", transform=pre, orig_keys="image", nearest_interp=True)(data)
-    assert data["pred"].shape == (1, *SHAPE)
-    out = save_like(data["pred"], data["image"], tmp_path / "seg.nii.gz")
+    data["pred"] = MetaTensor((data["image"] > threshold).to(torch.uint8), affine=data["image"].affine)
+    data = ResampleToInputd(("pred",), mode="nearest")(data)
+    assert data["pred"].shape == (1, *SHAPE) and data["pred"].dtype == torch.uint8
+    out = save_like(data["pred"], data["input"], tmp_path / "seg.nii.gz")
 
     written, source = nib.load(out), nib.load(image_path)
     assert written.shape == source.shape
@@ -94,11 +97,21 @@ def test_ct_inference_inverts_to_input_grid(phantom_ct, tmp_path):
     assert dice > 0.8
 
 
+def test_ct_inference_takes_a_read_scan_as_well_as_a_path(phantom_ct):
+    image_path, _, _, _ = phantom_ct
+    pre = ct_inference_transforms(spacing_mm=SPACING, **CT)
+    from_path = pre({"image": str(image_path)})
+    from_image = pre({"image": load_image(image_path)})
+    torch.testing.assert_close(from_image["image"].as_tensor(), from_path["image"].as_tensor())
+    np.testing.assert_allclose(from_image["image"].affine, from_path["image"].affine)
+    np.testing.assert_allclose(from_image["body_centre_mm"], from_path["body_centre_mm"])
+
+
 def test_ct_train_patches_oversample_small_organ(phantom_ct):
     image_path, label_path, _, _ = phantom_ct
     set_determinism(seed=0)
     train = ct_train_transforms(
-        patch_size=(16, 16, 8), num_samples=8, class_ratios=(1, 0, 0, 1), affine_prob=0.0, label_mapping=None
+        spacing_mm=SPACING, **CT, patch_size=(16, 16, 8), num_samples=8, class_ratios=(1, 0, 0, 1), affine_prob=0.0, label_mapping=None
     )
     patches = train({"image": str(image_path), "label": str(label_path)})
     set_determinism(seed=None)
@@ -112,7 +125,7 @@ def test_ct_train_patches_oversample_small_organ(phantom_ct):
 def test_ct_train_class_indices_are_cached_and_dropped_after_the_crop(phantom_ct):
     """The class indices are computed before the first random step, so CacheDataset keeps them."""
     image_path, label_path, _, _ = phantom_ct
-    train = ct_train_transforms(patch_size=(16, 16, 8), num_samples=2, label_mapping=None)
+    train = ct_train_transforms(spacing_mm=SPACING, **CT, patch_size=(16, 16, 8), num_samples=2, label_mapping=None)
     first_random = train.get_index_of_first(lambda t: isinstance(t, Randomizable))
     cached = train({"image": str(image_path), "label": str(label_path)}, end=first_random)
     label = np.asarray(cached["label"][0])
@@ -129,7 +142,7 @@ def test_ct_train_remaps_labels_from_descriptor(tmp_path):
     label[10:12, 10:12, 5:7] = 1
     nib.save(nib.Nifti1Image(hu, affine), tmp_path / "ct.nii.gz")
     nib.save(nib.Nifti1Image(label, affine), tmp_path / "label.nii.gz")
-    data = ct_val_transforms(label_mapping="msd_task07_pancreas")(
+    data = ct_val_transforms(spacing_mm=SPACING, **CT, label_mapping="msd_task07_pancreas")(
         {"image": str(tmp_path / "ct.nii.gz"), "label": str(tmp_path / "label.nii.gz")}
     )
     assert set(data["label"].unique().tolist()) == {0.0, 3.0}
