@@ -107,7 +107,10 @@ def train(network, dataset: dict[str, Any], folder: Path, settings: Settings, de
     set_determinism(settings.seed)
     # No mirroring or 90-degree turns: they teach a network that a spleen may lie where the liver
     # is (both ~50-70 HU), which a short training does not recover from.
+    ct = ct_bundle_settings()
     transforms = ct_train_transforms(spacing_mm=settings.spacing_mm, patch_size=settings.patch,
+                                     hu_window=ct["hu_window"], body_threshold_hu=ct["body_threshold_hu"],
+                                     body_margin_mm=ct["body_margin_mm"],
                                      num_samples=settings.patches_per_volume, flip_prob=0.0, rotate90_prob=0.0)
     transforms.set_random_state(seed=settings.seed)
     files = [{k: str(folder / v) for k, v in item.items()} for item in dataset["training"]]
@@ -135,13 +138,25 @@ def train(network, dataset: dict[str, Any], folder: Path, settings: Settings, de
     return {"train_seconds": time.perf_counter() - start, "final_loss": statistics.fmean(tail)}
 
 
+def ct_bundle_settings() -> dict[str, Any]:
+    """The CT bundle's intensity window and body crop (configs/common.json), for training as the bundle does."""
+    from monai_attn.bundle_lookup import resolve_bundle
+
+    common = json.loads((resolve_bundle("ct") / "configs" / "common.json").read_text())
+    return {k: common[k] for k in ("hu_window", "body_threshold_hu", "body_margin_mm")}
+
+
 def segment_test_cases(network, dataset: dict[str, Any], folder: Path, out_dir: Path, settings: Settings,
                        device: str) -> list[float]:
     """Segment every test case with the Segmenter; returns the seconds per case (read to write)."""
+    from monai_attn.bundle_lookup import resolve_bundle
     from monai_attn.inference import Segmenter
+    from monai_attn.inference.models import bundle_parser
 
-    segmenter = Segmenter(network, spacing_mm=settings.spacing_mm, roi_size=settings.patch, device=device,
-                          label_names=LABEL_NAMES, num_classes=len(LABEL_NAMES) + 1)
+    # the CT bundle's preprocessing, inferer and postprocessing around the trained network
+    overrides = {"spacing_mm": list(settings.spacing_mm), "roi_size": list(settings.patch), "device": device,
+                 "num_classes": len(LABEL_NAMES) + 1}
+    segmenter = Segmenter.from_parser(bundle_parser(resolve_bundle("ct"), overrides), network)
     seconds = []
     for image in dataset["test"]:
         path = folder / image

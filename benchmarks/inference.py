@@ -13,15 +13,18 @@ converted DICOM series), the same weights run as
   and Gaussian blending over the whole resampled volume in memory, argmax, ``Invertd``
   (nearest) back to the input grid, ``SaveImaged``;
 - ``fp32``, ``no-skip``, ``overlap-0.5`` (c): ``monai-attn segment`` with one speed-up turned
-  off (``--precision fp32``, ``--no-skip-air``, ``--overlap 0.5``);
+  off (``--precision fp32``, ``--no-skip-air``, ``--overlap 0.5``: the bundle config overrides
+  ``precision``, ``skip_empty_windows``, ``overlap``);
 - ``no-postprocess`` (d): ``monai-attn segment --no-postprocess``, the raw argmax like (b),
   to separate the post-processing's effect on Dice from the rest of the pipeline's.
 
 Every run is a fresh Python process, so its peak resident set size (RSS) is its own; the
 wall time counts from loading the model to the written label file (not the interpreter's
-start-up and imports). Each run is profiled with cProfile to split its time into stages
-(reading, preprocessing/resampling, network, windows + stitching, argmax, post-processing,
-inversion, writing). Dice against the phantom's labels is computed from the written files
+start-up and imports). Each run's time is split into the stages of
+:class:`monai_attn.inference.SegmentationResult.timings` (loading the model, preprocessing
+including reading, network including windows and stitching, post-processing including the
+argmax and the inversion to the input grid, writing); the stock recipe is timed at the same
+stage boundaries. Dice against the phantom's labels is computed from the written files
 (read and grid-checked with ``monai_attn.evaluation``). With ``--repeats`` > 1 the order of the runs alternates
 (forward, then backward) and the median time is reported.
 
@@ -45,17 +48,14 @@ Timings on a shared machine are noisy; compare numbers from the same run.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import inspect
 import json
 import math
 import multiprocessing
 import os
-import pstats
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -100,24 +100,24 @@ CASES = {
 
 @dataclass(frozen=True)
 class Variant:
-    """One way of segmenting a scan: ``monai-attn segment`` with extra options, or the stock recipe."""
+    """One way of segmenting a scan: the Segmenter with config overrides, or the stock recipe."""
 
     name: str
     title: str
-    segment_options: tuple[str, ...] | None  # None: the MONAI stock recipe
+    overrides: dict[str, Any] | None  # the bundle config ids ``segment``'s options set; None: the stock recipe
 
 
 VARIANTS = {
-    "segment": Variant("segment", "(a) monai-attn segment", ()),
+    "segment": Variant("segment", "(a) monai-attn segment", {}),
     "monai": Variant("monai", "(b) MONAI stock recipe", None),
-    "fp32": Variant("fp32", "(c) segment --precision fp32", ("--precision", "fp32")),
-    "no-skip": Variant("no-skip", "(c) segment --no-skip-air", ("--no-skip-air",)),
-    "overlap-0.5": Variant("overlap-0.5", "(c) segment --overlap 0.5", ("--overlap", "0.5")),
-    "no-postprocess": Variant("no-postprocess", "(d) segment --no-postprocess", ("--no-postprocess",)),
+    "fp32": Variant("fp32", "(c) segment --precision fp32", {"precision": "fp32"}),
+    "no-skip": Variant("no-skip", "(c) segment --no-skip-air", {"skip_empty_windows": False}),
+    "overlap-0.5": Variant("overlap-0.5", "(c) segment --overlap 0.5", {"overlap": 0.5}),
+    "no-postprocess": Variant("no-postprocess", "(d) segment --no-postprocess", {"postprocess": False}),
 }
 
-#: A tiny network on a coarse grid for ``--quick`` (random weights).
-QUICK_CONFIG = {
+#: A tiny network on a coarse grid for ``--quick`` (random weights), over the CT bundle's settings.
+QUICK_SETTINGS = {
     "network_def": {
         "_target_": "monai_attn.networks.GridAttentionUNet",
         "spatial_dims": 3,
@@ -125,10 +125,13 @@ QUICK_CONFIG = {
         "out_channels": 4,
         "channels": [4, 8, 16, 32, 64],
     },
-    "segmenter": {"spacing_mm": [8.0, 8.0, 8.0], "roi_size": [32, 32, 32], "overlap": 0.25},
+    "spacing_mm": [8.0, 8.0, 8.0],
+    "roi_size": [32, 32, 32],
+    "overlap": 0.25,
 }
 
-STAGES = ("load model", "read", "preprocess", "network", "windows + stitching", "argmax", "postprocess", "invert", "write")
+#: Stages of :attr:`SegmentationResult.timings`, and the time to build the segmenter.
+STAGES = ("load model", "preprocess", "network", "postprocess", "write")
 
 
 # ---------------------------------------------------------------------------------------- inputs
@@ -168,45 +171,48 @@ def write_phantom(case: Case, image_path: Path, label_path: Path) -> str:
 
 @dataclass(frozen=True)
 class Model:
-    """The weights every variant uses, and how ``monai-attn segment`` is told about them."""
+    """The weights every variant uses: a bundle folder, or weights with a bundle-style config."""
 
-    config: str  # JSON config path: network_def + segmenter
+    config: str  # bundle-style JSON config (network_def, preprocessing, inferer, postprocessing...)
     weights: str
-    segment_options: tuple[str, ...]
+    bundle: str | None  # a bundle folder: Segmenter.from_bundle; None: Segmenter.from_files(weights, config)
     trained: bool
     description: str
+    trust: bool = False  # the config may run code ($ expressions): written here, or --trust-config
 
 
 def resolve_model(args: argparse.Namespace, work_dir: Path) -> Model:
     """``--model/--config``, else the bundle with trained weights, else random weights of its architecture."""
     if args.model:
         if not args.config:
-            raise SystemExit("error: --model needs --config (network_def and segmenter settings)")
-        return Model(str(args.config), str(args.model), ("--model", str(args.model), "--config", str(args.config)),
-                     True, f"weights {args.model}")
+            raise SystemExit("error: --model needs --config (a bundle-style config: network_def, preprocessing, ...)")
+        return Model(str(args.config), str(args.model), None, True, f"weights {args.model}", args.trust_config)
     bundle = Path(args.bundle) if args.bundle else BUNDLE
-    bundle_config = bundle / "configs" / "inference.json"
+    bundle_common = bundle / "configs" / "common.json"
     bundle_weights = bundle / "models" / "model.pt"
-    if not args.quick and not args.random_weights and bundle_config.is_file() and bundle_weights.is_file():
-        return Model(str(bundle_config), str(bundle_weights), ("--bundle", str(bundle)), True,
-                     f"trained weights of {_short(bundle)}")
+    if not args.quick and not args.random_weights and bundle_common.is_file() and bundle_weights.is_file():
+        return Model(str(bundle_common), str(bundle_weights), str(bundle), True, f"trained weights of {_short(bundle)}",
+                     args.trust_config)
     if args.bundle and not args.random_weights:
-        raise SystemExit(f"error: {bundle}: no configs/inference.json with models/model.pt")
+        raise SystemExit(f"error: {bundle}: no configs/common.json with models/model.pt")
+    if not bundle_common.is_file():
+        raise SystemExit(f"error: {bundle_common} not found; pass --model and --config")
     models = work_dir / "models"
     models.mkdir(parents=True, exist_ok=True)
+    # the bundle's settings and metadata in one config, so that Segmenter.from_files needs nothing else
+    config = json.loads(bundle_common.read_text())
+    config["_meta_"] = json.loads((bundle / "configs" / "metadata.json").read_text())
     if args.quick:
-        config = models / "quick_config.json"
-        config.write_text(json.dumps(QUICK_CONFIG, indent=2))
+        config.update(QUICK_SETTINGS)
         source = "a tiny GridAttentionUNet (--quick)"
-    elif bundle_config.is_file():
-        config = bundle_config
-        source = f"the network of {_short(bundle_config)}"
     else:
-        raise SystemExit(f"error: {bundle_config} not found; pass --model and --config")
+        source = f"the network of {_short(bundle_common)}"
+    config_path = models / f"{'quick' if args.quick else bundle.name}_config.json"
+    config_path.write_text(json.dumps(config, indent=2))
     weights = models / f"random_seed{WEIGHT_SEED}_{'quick' if args.quick else bundle.name}.pt"
-    _write_random_weights(config, weights)
-    return Model(str(config), str(weights), ("--model", str(weights), "--config", str(config)), False,
-                 f"random weights (seed {WEIGHT_SEED}) of {source}: Dice is not meaningful")
+    _write_random_weights(config_path, weights)
+    return Model(str(config_path), str(weights), None, False,
+                 f"random weights (seed {WEIGHT_SEED}) of {source}: Dice is not meaningful", trust=True)
 
 
 def _short(path: Path) -> str:
@@ -216,20 +222,30 @@ def _short(path: Path) -> str:
 
 def _write_random_weights(config: Path, weights: Path) -> None:
     import torch
-    from monai.bundle import ConfigParser
 
-    parser = ConfigParser(json.loads(config.read_text()))
-    parser.config.setdefault("bundle_root", str(config.resolve().parent.parent))
+    from monai_attn.inference.models import config_file_parser
+
     torch.manual_seed(WEIGHT_SEED)
-    network = parser.get_parsed_content("network_def")
+    network = config_file_parser(config, trust=True).get_parsed_content("network_def")  # written by this script
     torch.save(network.state_dict(), weights)
+
+
+def build_segmenter(model: dict[str, Any], overrides: dict[str, Any]):
+    """The Segmenter of ``model`` (a :class:`Model` as a dict) with config-id ``overrides``."""
+    from monai_attn.inference import Segmenter
+
+    if model["bundle"]:
+        return Segmenter.from_bundle(model["bundle"], overrides, trust=model["trust"] or None)
+    return Segmenter.from_files(model["weights"], model["config"], overrides, trust=model["trust"])
 
 
 # ---------------------------------------------------------------------------------------- child
 
 
-def monai_stock_recipe(image_path: str, output_dir: str, network: Any, settings: dict[str, Any], device: str) -> None:
-    """MONAI's usual whole-volume inference recipe, as tutorials and bundles write it.
+def monai_stock_recipe(
+    image_path: str, output_dir: str, network: Any, settings: dict[str, Any], device: str
+) -> dict[str, float]:
+    """MONAI's usual whole-volume inference recipe, as tutorials and bundles write it; seconds per stage.
 
     ``settings``: ``spacing_mm``, ``hu_window``, ``roi_size``, ``sw_batch_size`` of the
     model (the same as the Segmenter uses); overlap 0.5, Gaussian blending, fp32.
@@ -259,136 +275,79 @@ def monai_stock_recipe(image_path: str, output_dir: str, network: Any, settings:
             ScaleIntensityRanged("image", a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True),
         ]
     )
-    post = Compose(
+    post_labels = Compose(
         [
             AsDiscreted("pred", argmax=True),
             Invertd("pred", transform=pre, orig_keys="image", nearest_interp=True),
-            SaveImaged("pred", output_dir=output_dir, output_postfix="", separate_folder=False,
-                       output_dtype=np.uint8, resample=False, print_log=False),
         ]
     )
+    save = SaveImaged("pred", output_dir=output_dir, output_postfix="", separate_folder=False,
+                      output_dtype=np.uint8, resample=False, print_log=False)
     network = network.eval().to(device)
+    timings = {}
+    tick = time.perf_counter()
     data = pre({"image": image_path})
+    timings["preprocess"] = time.perf_counter() - tick
+    tick = time.perf_counter()
     with torch.no_grad():
         data["pred"] = sliding_window_inference(
             data["image"][None].to(device), tuple(settings["roi_size"]), settings["sw_batch_size"], network,
             overlap=0.5, mode="gaussian",
         )[0].cpu()
-    post(data)
-
-
-def _stage_functions(kind: str, network_class: type | None) -> dict[str, list[Callable]]:
-    """The functions whose cumulative profile time makes up each stage."""
-    from monai.inferers import sliding_window_inference
-
-    from monai_attn.inference.models import load_segmenter_config
-
-    stages: dict[str, list[Callable]] = {s: [] for s in STAGES}
-    stages["load model"] = [load_segmenter_config]
-    stages["network"] = [network_class.forward] if network_class is not None else []
-    stages["windows + stitching"] = [sliding_window_inference]
-    if kind == "segment":
-        from monai_attn.inference import postprocess, resample, segmenter
-        from monai_attn.inference.outputs import write_outputs
-        from monai_attn.io import load_image
-
-        stages.update(
-            {
-                "read": [load_image],
-                "preprocess": [_attribute(segmenter.Segmenter, "_crop_to_body"),
-                               _attribute(segmenter.Segmenter, "_to_network_grid")],
-                "argmax": [_attribute(segmenter, "_reduce_logits")],
-                "postprocess": [postprocess.postprocess_labels],
-                "invert": [resample.resample_to_grid],
-                "write": [write_outputs],
-            }
-        )
-    else:
-        from monai import transforms as t
-
-        stages.update(
-            {
-                "read": [t.LoadImaged.__call__],
-                "preprocess": [t.EnsureChannelFirstd.__call__, t.Orientationd.__call__, t.Spacingd.__call__,
-                               t.ScaleIntensityRanged.__call__],
-                "argmax": [t.AsDiscreted.__call__],
-                "invert": [t.Invertd.__call__],
-                "write": [t.SaveImaged.__call__],
-            }
-        )
-    return stages
-
-
-def _attribute(owner: Any, name: str) -> Callable:
-    """``owner.name``, with a message saying what to update when the Segmenter was refactored."""
-    if not hasattr(owner, name):
-        raise AttributeError(f"{owner.__name__}.{name} is gone: update the stage map in benchmarks/inference.py")
-    return getattr(owner, name)
-
-
-def stage_seconds(profile: pstats.Stats, stages: dict[str, list[Callable]]) -> dict[str, float]:
-    """Seconds per stage from a profile (cumulative times; stitching excludes the network's time)."""
-    cumulative = {key: value[3] for key, value in profile.stats.items()}  # (file, line, name) -> cumtime
-
-    def seconds(fn: Callable) -> float:
-        code = inspect.unwrap(fn).__code__
-        return cumulative.get((code.co_filename, code.co_firstlineno, code.co_name), 0.0)
-
-    times = {stage: sum(seconds(fn) for fn in fns) for stage, fns in stages.items()}
-    times["windows + stitching"] -= times["network"]
-    return times
+    timings["network"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    data = post_labels(data)
+    timings["postprocess"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    save(data)
+    timings["write"] = time.perf_counter() - tick
+    return timings
 
 
 def run_variant(payload: dict[str, Any]) -> dict[str, Any]:
-    """Child process: segment one case one way; time, peak memory, stage profile, windows run."""
-    from pydoc import locate
-
+    """Child process: segment one case one way; time, peak memory, seconds per stage, windows run."""
     import torch
 
-    from monai_attn.inference import Segmenter
-    from monai_attn.inference.models import load_segmenter_config
+    from monai_attn.inference.models import bundle_parser, config_file_parser, load_network
 
     if payload.get("threads"):
         torch.set_num_threads(payload["threads"])
-    config = json.loads(Path(payload["config"]).read_text())
-    target = config.get("network_def", {}).get("_target_") if isinstance(config.get("network_def"), dict) else None
-    network_class = locate(target) if target else None
-    windows = [0]
-
-    def count_windows(module: torch.nn.Module, inputs: tuple) -> None:
-        if network_class is not None and type(module) is network_class:
-            windows[0] += int(inputs[0].shape[0])
-
-    hook = torch.nn.modules.module.register_module_forward_pre_hook(count_windows)
+    model = payload["model"]
     rss_before = rss_bytes()
     device = payload["device"]
-    profiler = cProfile.Profile()
     start = time.perf_counter()
-    profiler.enable()
-    if payload["segment_options"] is not None:
-        from monai_attn import cli
-
-        code = cli.main(["segment", "-i", payload["image"], "-o", payload["output"], "--device", device,
-                         *payload["model_options"], *payload["segment_options"]])
-        if code != 0:
-            raise SystemExit(f"monai-attn segment exited with {code}")
+    if payload["overrides"] is not None:
+        segmenter = build_segmenter(model, {**payload["overrides"], "device": device})
+        load_seconds = time.perf_counter() - start
+        result = segmenter.segment_to_file(payload["image"], payload["output"])
+        windows = result.windows_run
+        stages = {"load model": load_seconds, **{s: result.timings.get(s, 0.0) for s in STAGES[1:]}}
     else:
-        network, kwargs = load_segmenter_config(payload["config"], payload["weights"])
-        defaults = {k: p.default for k, p in inspect.signature(Segmenter).parameters.items()}
-        settings = {k: kwargs.get(k, defaults[k]) for k in ("spacing_mm", "hu_window", "roi_size", "sw_batch_size")}
-        monai_stock_recipe(payload["image"], str(Path(payload["output"]).parent), network, settings, device)
+        if model["bundle"]:
+            parser = bundle_parser(model["bundle"], trust=model["trust"] or None)
+        else:
+            parser = config_file_parser(model["config"], trust=model["trust"])
+        network = load_network(parser, model["weights"])
+        load_seconds = time.perf_counter() - start
+        settings = {k: parser.get_parsed_content(k) for k in ("spacing_mm", "hu_window", "roi_size", "sw_batch_size")}
+        counted = [0]
+
+        def count_windows(module: torch.nn.Module, inputs: tuple) -> None:
+            counted[0] += int(inputs[0].shape[0])
+
+        hook = network.register_forward_pre_hook(count_windows)
+        timings = monai_stock_recipe(payload["image"], str(Path(payload["output"]).parent), network, settings, device)
+        hook.remove()
+        windows = counted[0]
+        stages = {"load model": load_seconds, **timings}
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    profiler.disable()
     wall = time.perf_counter() - start
-    hook.remove()
-    stages = stage_seconds(pstats.Stats(profiler), _stage_functions(
-        "segment" if payload["segment_options"] is not None else "monai", network_class))
     result = {
         "seconds": wall,
         "peak_rss_bytes": peak_rss_bytes(),
         "rss_after_imports_bytes": rss_before,
-        "windows_run": windows[0],
+        "windows_run": windows,
         "stages": stages,
     }
     if device.startswith("cuda"):
@@ -505,8 +464,9 @@ def render(rows: dict[tuple[str, str], dict[str, Any]], precision: dict[str, str
                            f"{row['seconds']:.1f}"])
     return (
         markdown_table(headers, table, "ll" + "l" + "r" * (len(headers) - 3))
-        + "\n\nTime per stage (s), from cProfile cumulative times; 'windows + stitching' is MONAI's "
-        "sliding_window_inference without the network's forward time; 'other' is the rest of the wall time.\n\n"
+        + "\n\nTime per stage (s): SegmentationResult.timings for segment (preprocess includes reading, network "
+        "the sliding windows and stitching, postprocess the argmax and the inversion); the stock recipe timed at "
+        "the same boundaries; 'other' is the rest of the wall time.\n\n"
         + markdown_table(["case", "variant", *STAGES, "other", "total"], stage_rows, "ll" + "r" * (len(STAGES) + 2))
     )
 
@@ -557,8 +517,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=1, help="runs per variant; the order alternates")
     parser.add_argument("--work-dir", type=Path, default=default_work_dir(), help="phantoms, weights and outputs")
     parser.add_argument("--bundle", help="bundle folder (default: bundles/abdomen_ct_attention_unet when trained)")
-    parser.add_argument("--model", help="weights (state dict) instead of the bundle; needs --config")
-    parser.add_argument("--config", help="JSON config with network_def and segmenter, for --model")
+    parser.add_argument("--model", help="weights (state dict or TorchScript) instead of the bundle; needs --config")
+    parser.add_argument("--config", help="bundle-style JSON config (network_def, preprocessing, inferer, "
+                        "postprocessing...), for --model")
+    parser.add_argument("--trust-config", action="store_true",
+                        help="let --config or --bundle run code ($ expressions), as segment --trust-config")
     parser.add_argument("--random-weights", action="store_true", help="random weights even when the bundle is trained")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--threads", type=int, default=1,
@@ -600,9 +563,7 @@ def main(argv: list[str] | None = None) -> None:
         output.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "name": f"{case}/{variant}", "image": str(image), "output": str(output), "device": args.device,
-            "threads": args.threads, "config": model.config, "weights": model.weights,
-            "model_options": list(model.segment_options),
-            "segment_options": None if VARIANTS[variant].segment_options is None else list(VARIANTS[variant].segment_options),
+            "threads": args.threads, "model": asdict(model), "overrides": VARIANTS[variant].overrides,
         }
         load = load_average()[0]
         result = run_child(__file__, payload)

@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_description  # noqa: E402
 
 from monai_attn.datasets import RemapLabels  # noqa: E402
-from monai_attn.inference import Segmenter  # noqa: E402
-from monai_attn.inference.resample import resample_to_grid  # noqa: E402
+from monai_attn.inference import LogitsToLabelsd, OrganQCd, Segmenter  # noqa: E402
+from monai_attn.inference.models import bundle_parser, load_network  # noqa: E402
 from monai_attn.io import load_image  # noqa: E402
 from monai_attn.qc import expected_calibration_error, fit_temperature  # noqa: E402
 from monai_attn.synthetic import generate_abdomen_ct_case  # noqa: E402
@@ -56,11 +56,19 @@ def as_image(hu: np.ndarray, affine: np.ndarray, name: str):
                       meta={"filename_or_obj": name})
 
 
+def labels_stage(segmenter: Segmenter) -> LogitsToLabelsd:
+    """The segmenter's logits-to-labels stage (it holds the temperature)."""
+    stages = [t for t in getattr(segmenter.postprocessing, "transforms", ()) if isinstance(t, LogitsToLabelsd)]
+    if len(stages) != 1:
+        raise SystemExit("the bundle's postprocessing has no single LogitsToLabelsd stage")
+    return stages[0]
+
+
 def calibration(segmenter: Segmenter, cases: list[tuple[np.ndarray, np.ndarray, np.ndarray]], voxels: int) -> dict:
     """Fit the temperature on voxels near the organs; ECE before/after; organ entropies at the fit."""
     rng = np.random.default_rng(0)
     logits, labels = [], []
-    segmenter.temperature = 1.0
+    labels_stage(segmenter).temperature = 1.0
     for k, (hu, reference, affine) in enumerate(cases):
         result = segmenter.segment(as_image(hu, affine, f"tuning_{k}"), probabilities=True)
         near = np.argwhere(_dilate(reference > 0) | (result.labels > 0))
@@ -73,7 +81,7 @@ def calibration(segmenter: Segmenter, cases: list[tuple[np.ndarray, np.ndarray, 
     temperature = fit_temperature(logits_t, labels_t)
     before = expected_calibration_error(torch.softmax(logits_t, 1).numpy(), labels_t.numpy())
     after = expected_calibration_error(torch.softmax(logits_t / temperature, 1).numpy(), labels_t.numpy())
-    segmenter.temperature = temperature
+    labels_stage(segmenter).temperature = temperature
     entropies = {name: [] for name in ORGANS.values()}
     for k, (hu, _, affine) in enumerate(cases):
         result = segmenter.segment(as_image(hu, affine, f"tuning_{k}"))
@@ -119,7 +127,6 @@ def qc_cost(segmenter: Segmenter, size: tuple[int, int, int]) -> dict:
     The entropy is computed inside the reduction of the logits to labels; its share is the time
     of that reduction on logits of the case's network grid minus the time of the argmax alone.
     """
-    from monai_attn.inference.segmenter import _reduce_logits
     from monai_attn.qc import check_ct_input
 
     hu, _, affine = generate_abdomen_ct_case(1000, 0, size, (0.8, 0.8, 2.5))
@@ -128,16 +135,21 @@ def qc_cost(segmenter: Segmenter, size: tuple[int, int, int]) -> dict:
     check_ct_input(image)
     input_seconds = time.perf_counter() - start
     result = segmenter.segment(image)
-    body = hu > segmenter.air_threshold_hu
-    net_shape = segmenter._to_network_grid(segmenter._crop_to_body(image, body)).shape[1:]
-    logits = torch.randn(segmenter.num_classes, *net_shape)
+    net_shape = segmenter.preprocessing({"image": image})["image"].shape[1:]
+    logits = torch.randn(len(segmenter.label_names) + 1, *net_shape)
     start = time.perf_counter()
-    _reduce_logits(logits, False, 1.0)
+    LogitsToLabelsd("pred", temperature=labels_stage(segmenter).temperature)({"pred": logits})
     with_entropy = time.perf_counter() - start
     start = time.perf_counter()
     logits.argmax(0)
     argmax_only = time.perf_counter() - start
-    qc_seconds = input_seconds + result.timings["qc"] + max(0.0, with_entropy - argmax_only)
+    labels = torch.from_numpy(result.labels)[None]
+    from monai.data import MetaTensor
+
+    start = time.perf_counter()
+    OrganQCd(segmenter.label_names)({"pred": MetaTensor(labels, affine=torch.as_tensor(affine)), "input": image})
+    organ_seconds = time.perf_counter() - start  # runs the input checks again
+    qc_seconds = input_seconds + organ_seconds + max(0.0, with_entropy - argmax_only)
     return {"size": list(size), "segment_seconds": round(result.timings["total"], 2),
             "qc_seconds": round(qc_seconds, 3), "share": round(qc_seconds / result.timings["total"], 4)}
 
@@ -155,7 +167,7 @@ def main() -> None:
     size, spacing = ((64, 64, 40), (5.0, 5.0, 6.0)) if args.quick else ((256, 256, 128), None)
     cases, tuning = (2, 1) if args.quick else (args.cases, args.tuning_cases)
     torch.manual_seed(0)
-    segmenter = Segmenter.from_bundle(args.bundle, device="cpu")
+    segmenter = Segmenter.from_bundle(args.bundle, overrides={"device": "cpu"})
     report = {"machine": machine_description()}
     tuning_cases = [generate_abdomen_ct_case(500, k, size, spacing) for k in range(tuning)]
     report["calibration"] = calibration(segmenter, tuning_cases, 2000 if args.quick else 200_000)
@@ -168,8 +180,8 @@ def main() -> None:
             rows += [{**r, "kind": name} for r in score(segmenter, variant_hu, variant_ref, variant_affine,
                                                         f"heldout_{k}/{name}")]
     for image_path, labels_path, model in args.extra_case:
-        extra = Segmenter.from_files(model, args.bundle / "configs" / "inference.json", device="cpu",
-                                     temperature=segmenter.temperature)
+        parser = bundle_parser(args.bundle, {"device": "cpu", "temperature": labels_stage(segmenter).temperature})
+        extra = Segmenter.from_parser(parser, load_network(parser, model))
         image = load_image(image_path)
         reference = RemapLabels("totalsegmentator")(np.asarray(nib.load(labels_path).dataobj))
         rows += [{**r, "kind": f"real ({Path(model).name})"}

@@ -19,8 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 NAMES = ("abdomen_ct_attention_unet", "retina_attention_unet", "cells_attention_unet")
 #: Files each bundle must ship (the configs the docs run, the model card, the licence, the weights).
 BUNDLE_FILES = (
-    "LICENSE", "configs/metadata.json", "configs/train.json", "configs/evaluate.json", "configs/inference.json",
-    "configs/multi_gpu_train.json", "configs/logging.conf", "docs/README.md", "models/model.pt",
+    "LICENSE", "configs/metadata.json", "configs/common.json", "configs/train.json", "configs/evaluate.json",
+    "configs/inference.json", "configs/multi_gpu_train.json", "configs/multi_gpu_evaluate.json", "configs/logging.conf",
+    "docs/README.md", "models/model.pt",
 )
 #: What a training run, an evaluation or Python may leave in a bundle folder.
 STRAYS = ("runs/events.out.tfevents.1", "eval/report/summary.json", "models/checkpoint_epoch=3.pt",
