@@ -217,8 +217,6 @@ class ClaimsCuda(torch.Tensor):
         return True
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="the WindowPredictor's counts are kept across MONAI's retry after a GPU out-of-memory")
 def test_windows_run_before_a_gpu_out_of_memory_are_counted_once(monkeypatch):
     from monai.inferers import SlidingWindowInferer
 
@@ -532,7 +530,6 @@ def test_torchscript_without_an_embedded_config_is_refused(tmp_path):
         Segmenter.from_files(tmp_path / "model.ts")
 
 
-@pytest.mark.xfail(strict=True, raises=json.JSONDecodeError, reason="a plain torch.jit.save file has no metadata.json")
 def test_plain_torchscript_without_any_metadata_is_refused(tmp_path):
     scripted = tmp_path / "model.ts"
     torch.jit.save(torch.jit.script(tiny_unet()), str(scripted))
