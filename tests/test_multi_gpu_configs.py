@@ -27,15 +27,16 @@ from monai_attn.errors import InputError
 from monai_attn.synthetic import write_cells_dataset
 from monai_attn.training import EpochCheckpointSaver, distributed_sampler, last_checkpoint, one_line_errors
 from monai_attn.training.errors import input_error_in
-from test_bundles import BUNDLES, NAMES, config, run_workflow, workflow
+from test_bundles import BUNDLES, NAMES, config, run_config, run_workflow, workflow
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = "cells_attention_unet"
 
 
 def parser_of(name: str, *files: str) -> ConfigParser:
+    """The bundle's common.json with ``files`` merged over it, as a run reads them."""
     parser = ConfigParser()
-    parser.read_config(config(name, *files))
+    parser.read_config(run_config(name, *files))
     return parser
 
 
@@ -144,7 +145,8 @@ def two_cells(tmp_path_factory) -> Path:
 
 
 def test_bundle_training_on_too_few_cases_prints_one_error_line(two_cells, tmp_path):
-    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config(CELLS, "train.json")[0],
+    files = "['{}','{}']".format(*run_config(CELLS, "train.json"))
+    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files,
                "--dataset_dir", str(two_cells), "--bundle_root", str(tmp_path), "--n_folds", "8", "--epochs", "1"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -158,7 +160,7 @@ def test_bundle_training_on_too_few_cases_prints_one_error_line(two_cells, tmp_p
 
 def test_bundle_evaluation_of_fewer_cases_than_folds_scores_them_all(two_cells, tmp_path):
     flow = workflow(CELLS, ("train.json", "evaluate.json"), tmp_path, two_cells, n_folds=8,
-                    ckpt_dir=str(BUNDLES / CELLS / "models"))
+                    ckpt_dir=str(BUNDLES / CELLS / "models"), output_dir=str(tmp_path / "eval"))
     run_workflow(flow)
     with open(tmp_path / "eval" / "report" / "per_case.csv", newline="") as table:
         assert len(list(csv.DictReader(table))) == 2
@@ -204,11 +206,11 @@ def test_multi_gpu_evaluate_matches_single_process_evaluation(tmp_path):
     data = tmp_path / "cells5"
     write_cells_dataset(data, cases=5, seed=6, size=64)
     common = ["--dataset_dir", str(data), "--evaluate_all", "True", "--ckpt_dir", str(BUNDLES / CELLS / "models")]
-    done = torchrun(config(CELLS, "train.json", "evaluate.json", "multi_gpu_evaluate.json"), *common,
+    done = torchrun(run_config(CELLS, "train.json", "evaluate.json", "multi_gpu_evaluate.json"), *common,
                     "--output_dir", str(tmp_path / "two"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     single = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file",
-                             str(config(CELLS, "train.json", "evaluate.json")), *common,
+                             str(run_config(CELLS, "train.json", "evaluate.json")), *common,
                              "--output_dir", str(tmp_path / "one")],
                             cwd=tmp_path, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -223,7 +225,7 @@ def test_multi_gpu_evaluate_matches_single_process_evaluation(tmp_path):
 def test_multi_gpu_training_with_fewer_validation_cases_than_ranks_fails_in_one_line(tmp_path):
     data = tmp_path / "cells4"
     write_cells_dataset(data, cases=4, seed=6, size=64)
-    done = torchrun(config(CELLS, "train.json", "multi_gpu_train.json"), "--dataset_dir", str(data),
+    done = torchrun(run_config(CELLS, "train.json", "multi_gpu_train.json"), "--dataset_dir", str(data),
                     "--n_folds", "4", "--bundle_root", str(tmp_path), "--num_workers", "0", cwd=tmp_path)
     assert done.returncode != 0
     expected = ("error: 1 validation case(s) cannot be shared among 2 processes: start fewer processes "
