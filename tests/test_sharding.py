@@ -23,7 +23,7 @@ import torch.multiprocessing as mp
 
 from monai_attn.inference.batch import Case, run_batch
 from monai_attn.inference.sharding import Shard, current_shard, gather_summary, process_group, select_shard
-from test_inference import ThresholdNet, phantom_hu, write_nifti
+from test_inference import ThresholdNet, ct_config, phantom_hu, write_nifti
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,7 +101,7 @@ def test_gather_summary_combines_every_rank_with_gloo(tmp_path):
     assert results[0]["mine"] == ["case_00", "case_02", "case_04"] and results[1]["mine"] == ["case_01", "case_03"]
     for result in results:  # both ranks hold the whole picture
         assert result["done"] == ["case_00", "case_01", "case_02", "case_04"]
-        assert result["failed"] == [["case_03", "ValueError: fake failure"]]
+        assert result["failed"] == [["case_03", f"{Path('in/case_03.nii.gz')}: ValueError: fake failure"]]
         assert result["verdicts"] == {"case_00": "ok", "case_01": "ok", "case_02": "ok", "case_04": "warn"}
 
 
@@ -123,8 +123,8 @@ def tiny_cases(tmp_path) -> tuple[Path, list[str]]:
     weights = tmp_path / "threshold.ts"
     torch.jit.save(torch.jit.script(ThresholdNet()), str(weights))
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"segmenter": {"roi_size": [32, 32, 32], "spacing_mm": None, "postprocess": False}}))
-    return folder, ["--model", str(weights), "--config", str(config), "--precision", "fp32"]
+    config.write_text(json.dumps(ct_config(roi_size=[32, 32, 32], spacing_mm=None, postprocess=False)))
+    return folder, ["--model", str(weights), "--config", str(config), "--trust-config", "--precision", "fp32"]
 
 
 def _cli_rank(rank: int, world_size: int, port: int, argv: list[str], out_dir: str) -> None:
