@@ -102,5 +102,6 @@ def test_output_kind_and_paths(tmp_path):
 def test_output_types():
     assert check_output_types("dicom-seg") == ("dicom-seg",)
     assert check_output_types(["dicom-seg", "nifti", "dicom-seg"]) == ("dicom-seg", "nifti")
-    with pytest.raises(InputError, match="--output-type 'png' is not one of nifti, dicom-seg"):
-        check_output_types(["nifti", "png"])
+    assert check_output_types(["png"]) == ("png",)  # label maps of the 2-D bundles
+    with pytest.raises(InputError, match="--output-type 'jpeg' is not one of nifti, dicom-seg, png"):
+        check_output_types(["nifti", "jpeg"])
