@@ -69,7 +69,7 @@ def resolve_bundle(name_or_path: str | os.PathLike) -> Path:
         if wanted in (name, short):
             return folder
     known = ", ".join(f"{name} ({short})" if short else name for name, (short, _) in catalogue.items())
-    raise InputError(f"unknown bundle '{wanted}': not a folder, nor one of {known}")
+    raise InputError(f"no such bundle: not a folder, nor one of {known}", path=wanted)
 
 
 def default_bundle() -> Path:

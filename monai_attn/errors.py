@@ -52,3 +52,14 @@ def brief_reason(err: BaseException) -> str:
     if len(text) <= MAX_REASON_CHARS:
         return text
     return text[: MAX_REASON_CHARS].rsplit(" ", 1)[0] + " ..."
+
+
+def input_error_in(error: BaseException | None) -> InputError | None:
+    """The first :class:`InputError` in ``error``'s chain of causes and contexts, or None."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, InputError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None

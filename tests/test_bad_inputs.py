@@ -30,7 +30,7 @@ from monai_attn.cli import EXIT_SIGTERM, main
 from monai_attn.io.atomic import PARTIAL_PREFIX, atomic_path, partial_path, remove_stale_partials
 from test_dicom_seg import write_ct_series
 from test_inference import ct_config, phantom_hu, write_nifti
-from test_segment_cli import INPUT_ERRORS_WRAPPED, model  # noqa: F401  (fixture)
+from test_segment_cli import model  # noqa: F401  (fixture)
 
 SHAPE = (32, 32, 16)
 
@@ -139,8 +139,9 @@ def empty_folder(tmp: Path) -> Setup:
 def missing_option_file(option: str) -> Callable[[Path], Setup]:
     def make(tmp: Path) -> Setup:
         case = nifti(tmp / "case.nii.gz")
+        message = "no such bundle: not a folder, nor one of" if option == "bundle" else f"(--{option})"
         return Setup(_segment("-i", case, "-o", tmp / "out", f"--{option}", tmp / "absent"), named=tmp / "absent",
-                     message=f"(--{option})", inputs=[case])
+                     message=message, inputs=[case])
 
     return make
 
@@ -396,15 +397,7 @@ def run_case(setup: Setup, model_args: list[str], tmp: Path, capsys) -> None:
     assert snapshot(tmp) == before  # inputs unchanged, nothing written, nothing left behind
 
 
-#: Known defect: ``resolve_bundle`` raises its InputError without ``path=``, so the line reads
-#: "error: unknown bundle '<path>': ..." instead of starting with the path. Strict: fails once fixed.
-BUNDLE_ERROR_WITHOUT_PATH = pytest.mark.xfail(strict=True, raises=AssertionError,
-                                              reason="an unknown --bundle is not named at the start of the error")
-
-
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=BUNDLE_ERROR_WITHOUT_PATH if n == "bundle-missing" else ()) for n in sorted(PRE_MODEL)]
-)
+@pytest.mark.parametrize("name", sorted(PRE_MODEL))
 def test_refused_before_any_model(name, tmp_path, capsys):
     setup = PRE_MODEL[name](tmp_path)
     start = time.perf_counter()
@@ -412,8 +405,6 @@ def test_refused_before_any_model(name, tmp_path, capsys):
     assert time.perf_counter() - start < 1.0 or name.startswith("device-cuda")  # CUDA check imports torch
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="segment's argument checks import monai_attn.inference, whose __init__ imports torch and MONAI")
 def test_argument_errors_need_neither_torch_nor_monai(tmp_path):
     """A fresh process refuses --overlap 1.5 in well under a second, before importing torch or MONAI."""
     case = nifti(tmp_path / "case.nii.gz")
@@ -434,7 +425,7 @@ def test_argument_errors_need_neither_torch_nor_monai(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=() if n.startswith("config-") else INPUT_ERRORS_WRAPPED) for n in sorted(SCAN)]
+    "name", sorted(SCAN)
 )
 def test_refused_when_the_scan_is_read(name, tmp_path, capsys, model):  # noqa: F811
     run_case(SCAN[name](tmp_path), model, tmp_path, capsys)
@@ -518,7 +509,6 @@ def test_evaluate_refuses_a_report_path_that_is_a_file(target, tmp_path, capsys)
 
 
 # ---------------------------------------------------------------- a batch of good and bad cases
-@INPUT_ERRORS_WRAPPED
 def test_batch_writes_the_good_cases_and_reports_each_bad_one(tmp_path, capsys, model):  # noqa: F811
     cases = tmp_path / "cases"
     cases.mkdir()

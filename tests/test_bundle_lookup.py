@@ -55,7 +55,7 @@ def test_unknown_bundle_lists_the_known_names(tmp_path):
     with pytest.raises(InputError) as err:
         resolve_bundle(tmp_path / "missing")
     assert str(err.value) == (
-        f"unknown bundle '{tmp_path / 'missing'}': not a folder, nor one of abdomen_ct_attention_unet (ct), "
+        f"{tmp_path / 'missing'}: no such bundle: not a folder, nor one of abdomen_ct_attention_unet (ct), "
         "cells_attention_unet (cells), retina_attention_unet (retina)"
     )
 

@@ -350,9 +350,6 @@ def test_evaluate_run_writes_report_on_the_original_grid(name, datasets, trained
         assert np.asarray(Image.open(predictions[0])).shape == np.asarray(Image.open(label)).shape
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="evaluate.json's SaveImaged names predictions 0, 1, ...: LogitsToLabelsd and "
-                          "ResampleToInputd make new MetaTensors without the input's filename_or_obj")
 def test_evaluate_predictions_are_named_after_their_cases(datasets, trained, tmp_path):
     name = "cells_attention_unet"
     flow = run_workflow(workflow(name, ("train.json", "evaluate.json"), trained[name], datasets[name],

@@ -26,7 +26,7 @@ from monai_attn.datasets import evaluation_cases, split_cases
 from monai_attn.errors import InputError
 from monai_attn.synthetic import write_cells_dataset
 from monai_attn.training import EpochCheckpointSaver, distributed_sampler, last_checkpoint, one_line_errors
-from monai_attn.training.errors import input_error_in
+from monai_attn.errors import input_error_in
 from test_bundles import BUNDLES, NAMES, config, run_config, run_workflow, workflow
 
 REPO = Path(__file__).resolve().parents[1]

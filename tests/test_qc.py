@@ -24,7 +24,7 @@ from monai_attn.qc import (
 from monai_attn.qc.input_checks import Finding
 from monai_attn.synthetic import generate_abdomen_ct_case
 from test_inference import one_thread  # noqa: F401
-from test_segment_cli import INPUT_ERRORS_WRAPPED, model  # noqa: F401
+from test_segment_cli import model  # noqa: F401  (fixture)
 
 PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"
 REAL_CT = Path(__file__).resolve().parents[2] / "shared" / "real-ct"
@@ -197,8 +197,7 @@ def _write(path: Path, hu: np.ndarray, affine: np.ndarray) -> Path:
     return path
 
 
-@INPUT_ERRORS_WRAPPED
-def test_segment_refuses_non_ct_unless_forced_and_strict_fails_on_qc(tmp_path, capsys, model):
+def test_segment_refuses_non_ct_unless_forced_and_strict_fails_on_qc(tmp_path, capsys, model):  # noqa: F811
     hu, _, affine = generate_abdomen_ct_case(0, 3, (56, 56, 40), (6.0, 6.0, 8.0))
     raw = _write(tmp_path / "raw.nii.gz", (hu.astype(np.int32) + 1024).clip(0).astype(np.uint16), affine)
     before = raw.read_bytes()

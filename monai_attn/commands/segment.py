@@ -87,8 +87,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_segment(args: argparse.Namespace) -> int:
     """Segment the cases of this part; under torchrun, this rank's shard of them (see sharding.py)."""
-    from monai_attn.inference.sharding import current_shard, process_group
-
     task = _task_of(args)
     if args.output_type is None:
         args.output_type = [DEFAULT_OUTPUT_TYPE[task]]
@@ -97,6 +95,8 @@ def run_segment(args: argparse.Namespace) -> int:
     if task == "ct" and "png" in args.output_type:
         raise InputError("--output-type png is for 2-D bundles; CT labels are nifti or dicom-seg")
     check_segment_arguments(args)  # before any model or image is read
+    from monai_attn.inference.sharding import current_shard, process_group
+
     with process_group(current_shard()) as shard:
         return _segment_shard(args, shard)
 

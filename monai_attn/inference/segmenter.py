@@ -39,6 +39,7 @@ import torch
 from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 
+from monai_attn.errors import input_error_in
 from monai_attn.inference.devices import resolve_device
 from monai_attn.inference.stages import REQUESTED
 from monai_attn.io.statistics import organ_statistics
@@ -238,7 +239,7 @@ class Segmenter:
         )}
         if series_uid is not None:
             data["series_uid"] = series_uid
-        data = self.preprocessing(data)
+        data = _unwrapped(self.preprocessing, data)
         timings["preprocess"] = time.perf_counter() - start
 
         tick = time.perf_counter()
@@ -253,7 +254,7 @@ class Segmenter:
         timings["network"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        data = self.postprocessing(data)
+        data = _unwrapped(self.postprocessing, data)
         timings["postprocess"] = time.perf_counter() - tick
         timings["total"] = time.perf_counter() - start
         counts = getattr(self.inferer, "counts", None)
@@ -311,6 +312,17 @@ class Segmenter:
         result.timings["write"] = time.perf_counter() - tick
         result.timings["total"] += result.timings["write"]
         return result
+
+
+def _unwrapped(stage: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """``stage(data)``, raising the :class:`InputError` MONAI's ``Compose`` wraps in a RuntimeError."""
+    try:
+        return stage(data)
+    except RuntimeError as err:
+        cause = input_error_in(err)
+        if cause is None:
+            raise
+        raise cause from None
 
 
 def _plain(tensor: torch.Tensor) -> torch.Tensor:

@@ -46,6 +46,12 @@ def image_name(image: Any) -> str:
     return str(meta.get("filename_or_obj", "image"))
 
 
+def _source_meta(image: Any) -> dict[str, Any]:
+    """The meta data a derived array keeps from its source: the file name (outputs are named after it)."""
+    meta = getattr(image, "meta", {})
+    return {"filename_or_obj": meta["filename_or_obj"]} if "filename_or_obj" in meta else {}
+
+
 class LoadScand(Transform):
     """Read ``data[key]`` (a path) as a channel-first MetaTensor; keep a reference as ``input``.
 
@@ -146,10 +152,11 @@ class LogitsToLabelsd(MapTransform):
                 if probs is not None:
                     probs[:, a : a + step] = soft.to(torch.float16).cpu()
             affine = logits.affine if isinstance(logits, MetaTensor) else None
-            d[key] = MetaTensor(labels[None], affine=affine)
+            meta = _source_meta(logits)
+            d[key] = MetaTensor(labels[None], affine=affine, meta=meta)
             d["entropy"] = {k: float(entropy_sum[k] / counts[k]) for k in range(classes) if counts[k] > 0}
             if probs is not None:
-                d["probabilities"] = MetaTensor(probs, affine=affine)
+                d["probabilities"] = MetaTensor(probs, affine=affine, meta=meta)
         return d
 
 
@@ -180,7 +187,7 @@ class CleanLabelsd(MapTransform):
             if centre is not None and any(rule.paired for rule in self.rules.values()):
                 midline = float(world_to_voxel(np.asarray(labels.affine, dtype=float), centre)[0])
             postprocess_labels(array, self.rules, midline=midline)
-            d[key] = MetaTensor(torch.from_numpy(array)[None], affine=labels.affine)
+            d[key] = MetaTensor(torch.from_numpy(array)[None], affine=labels.affine, meta=_source_meta(labels))
         return d
 
 
@@ -217,18 +224,24 @@ class ResampleToInputd(MapTransform):
         reference = d[self.input_key]
         dst_affine = np.asarray(reference.affine, dtype=float)
         dst_shape = tuple(int(s) for s in reference.shape[1:])
-        for index, key in enumerate(self.key_iterator(d)):
+        meta = _source_meta(reference)
+        for key in self.key_iterator(d):
             mode = self.mode if key == self.keys[0] else "linear"
             value = d[key]
             if isinstance(value, (list, tuple)):
-                d[key] = [self._resample(v, mode, dst_affine, dst_shape, False) for v in value]
+                d[key] = [self._resample(v, mode, dst_affine, dst_shape, False, meta) for v in value]
             else:
-                d[key] = self._resample(value, mode, dst_affine, dst_shape, key == "probabilities")
+                d[key] = self._resample(value, mode, dst_affine, dst_shape, key == "probabilities", meta)
         return d
 
     @staticmethod
     def _resample(
-        value: MetaTensor, mode: str, dst_affine: np.ndarray, dst_shape: tuple[int, ...], background_fill: bool
+        value: MetaTensor,
+        mode: str,
+        dst_affine: np.ndarray,
+        dst_shape: tuple[int, ...],
+        background_fill: bool,
+        meta: dict[str, Any],
     ) -> MetaTensor:
         src_affine = np.asarray(value.affine, dtype=float)
         channels = [
@@ -237,7 +250,7 @@ class ResampleToInputd(MapTransform):
         ]
         if value.dtype == torch.float16:  # probabilities stay half precision on large grids
             channels = [c.astype(np.float16) for c in channels]
-        return MetaTensor(torch.from_numpy(np.stack(channels)), affine=torch.as_tensor(dst_affine))
+        return MetaTensor(torch.from_numpy(np.stack(channels)), affine=torch.as_tensor(dst_affine), meta=meta)
 
 
 class OrganQCd(Transform):

@@ -15,18 +15,7 @@ import os
 import sys
 from types import TracebackType
 
-from monai_attn.errors import InputError
-
-
-def input_error_in(error: BaseException | None) -> InputError | None:
-    """The first :class:`InputError` in ``error``'s chain of causes and contexts, or None."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, InputError):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
+from monai_attn.errors import input_error_in
 
 
 def one_line_errors() -> None:
