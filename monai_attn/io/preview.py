@@ -27,30 +27,17 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch as LegendPatch
 
+from monai_attn.io.label_colours import label_colour as palette_colour
+
 #: Figure size (inches) at :data:`DPI` for 3-D (three views) and 2-D (two panels) previews.
 FIGSIZE_3D = (15.0, 5.6)
 FIGSIZE_2D = (10.0, 5.6)
 DPI = 100
 
-_COLOURS = np.array(
-    [
-        (0.90, 0.10, 0.10),
-        (0.10, 0.80, 0.20),
-        (0.20, 0.40, 1.00),
-        (1.00, 0.85, 0.00),
-        (0.90, 0.20, 0.90),
-        (0.00, 0.85, 0.85),
-        (1.00, 0.50, 0.00),
-        (0.60, 0.30, 0.90),
-        (0.55, 0.85, 0.25),
-        (1.00, 0.55, 0.70),
-    ]
-)
-
-
 def label_colour(value: int) -> tuple[float, float, float]:
-    """RGB colour (0-1) used for label ``value`` (> 0) in every preview."""
-    return tuple(float(c) for c in _COLOURS[(int(value) - 1) % len(_COLOURS)])
+    """RGB colour (0-1, as matplotlib takes it) of label ``value`` (> 0) in every preview:
+    :func:`monai_attn.io.label_colours.label_colour` scaled to 0-1."""
+    return tuple(c / 255.0 for c in palette_colour(value))
 
 
 def save_overlay_png(
