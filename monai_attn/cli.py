@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from monai_attn import __version__
 from monai_attn.errors import InputError
+from monai_attn.quiet import quiet_library_debug_logs
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = ("demo", "synth", "segment", "evaluate")
@@ -44,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s",
     )
+    quiet_library_debug_logs()
     try:
         return int(args.func(args) or 0)
     except (InputError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
