@@ -115,7 +115,10 @@ def clear_previous(out_dir: str | Path) -> None:
         raise InputError(f"holds {', '.join(present)} not written by synth; choose a new or empty folder", path=out)
     for name in present:
         path = out / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     logger.info("replaced the earlier synthetic data set in %s", out)
 
 
