@@ -344,7 +344,7 @@ def write_ct_series(folder: Path, shape_src: tuple[int, int, int], spacing=(0.7,
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.PatientID, ds.PatientName, ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "p", "p", "CT", 1, k + 1
+        ds.PatientID, ds.PatientName, ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "p", "Phantom^P", "CT", 1, k + 1
         ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.StudyID = "20240101", "120000", "1", "1"
         ds.PatientBirthDate, ds.PatientSex, ds.ReferringPhysicianName, ds.Manufacturer = "", "O", "", "x"
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
