@@ -193,7 +193,7 @@ def run(settings: Settings, seeds: list[int], work_dir: Path, device: str) -> di
             if evaluation.failures:
                 raise RuntimeError(f"{name}: evaluation failed for {evaluation.failures}")
             results[attention] += [replace(r, case_id=f"{r.case_id}/seed{seed}") for r in evaluation.results]
-            dice = summarize(evaluation.results, LABEL_NAMES)["foreground_mean"]["dice"]
+            dice = summarize(evaluation.results, LABEL_NAMES)["foreground_mean"]["Dice"]
             runs[attention].append({"seed": seed, **training, "seconds_per_case": statistics.fmean(seconds),
                                     "mean_dice": dice, "load_average": load})
             print(f"seed {seed}, {name}: {params[attention] / 1e6:.3f} M parameters, trained "
@@ -217,16 +217,18 @@ def run(settings: Settings, seeds: list[int], work_dir: Path, device: str) -> di
 def render(rows: dict[str, dict[str, Any]]) -> str:
     """The paper-style table (Dice mean ± sd over test cases and seeds), then mean Dice per seed."""
 
-    def dice(row: dict[str, Any], organ: str) -> str:
-        mean, sd = row["mean"][organ]["dice"], row["std"][organ]["dice"]
-        return f"{mean:.3f} ± {sd:.3f}" if math.isfinite(mean) else "–"
+    def dice(row: dict[str, Any], label: int) -> str:
+        mean, sd = row["mean"][str(label)]["Dice"], row["std"][str(label)]["Dice"]
+        if not math.isfinite(mean):
+            return "–"
+        return f"{mean:.3f} ± {sd:.3f}" if math.isfinite(sd) else f"{mean:.3f}"
 
     table = []
     for name, row in rows.items():
-        means = [row["mean"][o]["dice"] for o in LABEL_NAMES.values()]
+        means = [row["mean"][str(label)]["Dice"] for label in LABEL_NAMES]
         finite = [m for m in means if math.isfinite(m)]
         table.append([name, f"{row['params'] / 1e6:.3f}", f"{row['train_seconds']:.0f}", f"{row['final_loss']:.3f}",
-                      f"{row['seconds_per_case']:.2f}", *(dice(row, o) for o in LABEL_NAMES.values()),
+                      f"{row['seconds_per_case']:.2f}", *(dice(row, label) for label in LABEL_NAMES),
                       f"{statistics.fmean(finite):.3f}" if finite else "–"])
     headers = ["network", "params (M)", "training (s)", "final loss", "inference (s/case)",
                *(f"Dice {o}" for o in LABEL_NAMES.values()), "mean Dice"]

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from monai_attn import __version__
 from monai_attn.errors import InputError, one_line_error
+from monai_attn.quiet import quiet_library_debug_logs
 from monai_attn.validation import set_memory_budget
 
 #: Subcommand modules, in the order ``--help`` lists them.
@@ -71,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    quiet_library_debug_logs()
     try:
         return int(args.func(args) or 0)
     except (InputError, OSError, MemoryError) as exc:  # OSError: disk full, permission denied, read-only...

@@ -188,13 +188,13 @@ def test_empty_classes_in_summary_means_and_columns(tmp_path: Path) -> None:
     ]
     write_report(results, tmp_path, {1: "spleen"})
     summary = json.loads((tmp_path / "summary.json").read_text())
-    counts = summary["cases_per_class"]["spleen"]
+    counts = summary["cases_per_class"]["1"]
     assert counts == {"ok": 1, "missed": 1, "spurious": 1, "both_empty": 1, "n": 3}
     dice_a = results[0].metrics[1].dice
-    assert summary["mean"]["spleen"]["dice"] == pytest.approx((dice_a + 0 + 0) / 3)  # d left out
-    assert summary["mean"]["spleen"]["hd95_mm"] == pytest.approx(2.5)  # only case a has HD95
-    per_case = {c["case_id"]: c["metrics"]["spleen"] for c in summary["metric_per_case"]}
-    assert per_case["d"]["dice"] is None and per_case["b"]["hd95_mm"] is None  # NaN -> null
+    assert summary["mean"]["1"]["Dice"] == pytest.approx((dice_a + 0 + 0) / 3)  # d left out
+    assert summary["mean"]["1"]["hd95_mm"] == pytest.approx(2.5)  # only case a has HD95
+    per_case = {c["case_id"]: c["metrics"]["1"] for c in summary["metric_per_case"]}
+    assert per_case["d"]["Dice"] is None and per_case["b"]["hd95_mm"] is None  # NaN -> null
     assert "missed" in (tmp_path / "summary.md").read_text()
 
 
@@ -293,19 +293,19 @@ def test_report_files_contents(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert {r["class"] for r in rows} == {"spleen", "kidney", "pancreas"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["labels"] == {"spleen": 1, "kidney": 2, "pancreas": 3}
-    assert summary["nsd_tolerance_mm"] == {"spleen": 1.0, "kidney": 1.0, "pancreas": 2.0}
+    assert summary["nsd_tolerance_mm"] == {"1": 1.0, "2": 1.0, "3": 2.0}
     for name in ("spleen", "kidney", "pancreas"):
         dice = [float(r["dice"]) for r in rows if r["class"] == name]
-        assert summary["mean"][name]["dice"] == pytest.approx(np.nanmean(dice))
+        assert summary["mean"][str(summary["labels"][name])]["Dice"] == pytest.approx(np.nanmean(dice))
         # per-case values equal a direct computation on the files
         first = next(r for r in rows if r["class"] == name and r["case_id"] == "case_0")
         ref, prd = read_label_map(gt / "case_0.nii.gz"), read_label_map(pred / "case_0.nii.gz")
         label = summary["labels"][name]
-        direct = class_metrics(prd.array == label, ref.array == label, ref.spacing_mm, summary["nsd_tolerance_mm"][name])
+        direct = class_metrics(prd.array == label, ref.array == label, ref.spacing_mm, summary["nsd_tolerance_mm"][str(label)])
         assert float(first["hd95_mm"]) == pytest.approx(direct.hd95_mm)
         assert float(first["nsd"]) == pytest.approx(direct.nsd)
-    fg = np.mean([summary["mean"][n]["dice"] for n in ("spleen", "kidney", "pancreas")])
-    assert summary["foreground_mean"]["dice"] == pytest.approx(fg)
+    fg = np.mean([summary["mean"][k]["Dice"] for k in ("1", "2", "3")])
+    assert summary["foreground_mean"]["Dice"] == pytest.approx(fg)
     assert "| spleen (1) |" in stdout and "foreground mean" in stdout
 
     # Serial and parallel evaluation give the same numbers.
@@ -344,7 +344,7 @@ def write_ct_series(folder: Path, shape_src: tuple[int, int, int], spacing=(0.7,
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.PatientID, ds.PatientName, ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "p", "p", "CT", 1, k + 1
+        ds.PatientID, ds.PatientName, ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "p", "Phantom^P", "CT", 1, k + 1
         ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.StudyID = "20240101", "120000", "1", "1"
         ds.PatientBirthDate, ds.PatientSex, ds.ReferringPhysicianName, ds.Manufacturer = "", "O", "", "x"
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
@@ -495,7 +495,7 @@ def test_multi_organ_metric_in_an_ignite_evaluator(tmp_path: Path) -> None:
     assert [r.case_id for r in single.case_results()] == ["case_0", "case_1", "case_2"]
     assert engine.state.metrics["mean_dice"] == pytest.approx(fg_dice)
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
-    assert summary["foreground_mean"]["dice"] == pytest.approx(fg_dice)
+    assert summary["foreground_mean"]["Dice"] == pytest.approx(fg_dice)
 
 
 # --- speed ----------------------------------------------------------------------------------------
@@ -540,8 +540,8 @@ def test_gt_mapping_scores_against_a_totalsegmentator_reference(tmp_path: Path) 
     spleen = labels == 1
     added = (ours == 1) & ~spleen
     expected = 2 * spleen.sum() / (2 * spleen.sum() + added.sum())
-    assert summary["mean"]["spleen"]["dice"] == pytest.approx(expected) and expected < 1
-    assert summary["mean"]["kidney"]["dice"] == pytest.approx(1.0)
-    assert summary["mean"]["pancreas"]["dice"] == 0.0
+    assert summary["mean"]["1"]["Dice"] == pytest.approx(expected) and expected < 1
+    assert summary["mean"]["2"]["Dice"] == pytest.approx(1.0)
+    assert summary["mean"]["3"]["Dice"] == 0.0
     assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "-o", str(out),
                  "--gt-mapping", "no_such_set"]) != 0

@@ -2,18 +2,44 @@
 
 Tasks: ``abdomen-ct`` (NIfTI CT in HU with spleen/kidney/pancreas labels, optionally DICOM
 series), ``retina`` (RGB fundus PNGs with disc/cup labels and vessel masks) and ``cells``
-(EM PNGs with membrane labels). Case ``i`` depends only on ``--seed`` and ``i``.
+(EM PNGs with membrane labels). Training case ``i`` depends only on ``--seed`` and ``i``;
+test cases (``--test-cases``) come from a held-out seed that no training set uses
+(:func:`monai_attn.synthetic.rng.case_key`), so evaluating on them never scores training data.
+
+Writing into a folder that holds an earlier ``synth`` data set replaces it: the folders and
+files ``synth`` writes (:data:`OWNED`) are removed first, so no stale ``imagesTs/`` or
+``imagesTr_dicom/`` remain; anything else in the folder is left alone. A folder holding a
+data set that ``synth`` did not write (a ``dataset.json`` without its ``"synthetic"`` record)
+is refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import shutil
 import time
+from pathlib import Path
 
 from monai_attn.errors import InputError
+from monai_attn.synthetic.rng import MAX_SEED
 
 logger = logging.getLogger(__name__)
+
+#: Entries of the output folder that ``synth`` writes (and replaces on a re-run).
+OWNED: tuple[str, ...] = (
+    "dataset.json",
+    "imagesTr",
+    "labelsTr",
+    "imagesTs",
+    "labelsTs",
+    "imagesTr_dicom",
+    "imagesTs_dicom",
+    "labelsTr_vessels",
+    "labelsTs_vessels",
+    "previews",
+)
 
 
 def add_parser(subparsers) -> None:
@@ -53,18 +79,47 @@ def add_parser(subparsers) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="output folder (created if missing; an earlier synth data set in it is replaced)")
     parser.add_argument("--cases", type=int, default=10, help="training cases (default: 10)")
-    parser.add_argument("--test-cases", type=int, default=0, help="test cases in imagesTs/ (default: 0)")
-    parser.add_argument("--seed", type=int, default=0, help="data-set seed (default: 0)")
+    parser.add_argument("--test-cases", type=int, default=0,
+                        help="test cases in imagesTs/, from a held-out seed no training set uses (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help=f"data-set seed, 0 .. {MAX_SEED} (default: 0)")
     parser.add_argument("--preview", action="store_true", help="also write previews/<case>.png overlays")
 
 
 def _check(args: argparse.Namespace) -> None:
     if args.cases < 0 or args.test_cases < 0 or args.cases + args.test_cases == 0:
         raise InputError(f"--cases {args.cases} and --test-cases {args.test_cases}: need at least one case")
-    if args.seed < 0:
-        raise InputError(f"--seed {args.seed}: must be >= 0")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise InputError(f"--seed {args.seed}: must be 0 .. {MAX_SEED}")
+
+
+def clear_previous(out_dir: str | Path) -> None:
+    """Remove an earlier ``synth`` data set (the :data:`OWNED` entries) from ``out_dir``.
+
+    Raises:
+        InputError: ``out_dir`` is a file, or holds a data set ``synth`` did not write.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError("is a file; synth writes a data set folder", path=out)
+    present = [name for name in OWNED if (out / name).exists()]
+    if not present:
+        return
+    try:
+        ours = "synthetic" in json.loads((out / "dataset.json").read_text())
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise InputError(f"holds {', '.join(present)} not written by synth; choose a new or empty folder", path=out)
+    for name in present:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    logger.info("replaced the earlier synthetic data set in %s", out)
 
 
 def _run_abdomen_ct(args: argparse.Namespace) -> int:
@@ -114,6 +169,7 @@ def _run_2d(args: argparse.Namespace, write_dataset) -> int:
 
 
 def _report(args: argparse.Namespace, write) -> int:
+    clear_previous(args.output)
     start = time.perf_counter()
     path = write()
     total = args.cases + args.test_cases

@@ -56,7 +56,7 @@ class MultiOrganMetric(CumulativeIterationMetric):
             string keys are accepted); background 0 is ignored.
         nsd_tolerance_mm: NSD tolerance, one for all classes or ``{label value: mm}``.
         aggregate_metric: metric that :meth:`aggregate` averages (one of
-            ``report.SUMMARY_FIELDS``, e.g. ``"dice"``, ``"hd95_mm"``, ``"nsd"``).
+            ``report.SUMMARY_FIELDS``, e.g. ``"Dice"``, ``"hd95_mm"``, ``"nsd"``).
 
     ``y_pred`` and ``y`` are batch-first (B, C, H, W[, D]) tensors or lists of channel-first
     tensors; C = 1 means a label map, C > 1 a one-hot or probability map (argmax over C).
@@ -68,7 +68,7 @@ class MultiOrganMetric(CumulativeIterationMetric):
         self,
         label_names: Mapping[int | str, str],
         nsd_tolerance_mm: float | Mapping[int | str, float] = DEFAULT_NSD_TOLERANCE_MM,
-        aggregate_metric: str = "dice",
+        aggregate_metric: str = "Dice",
     ) -> None:
         self._case_ids: list[str] = []
         self._case_spacings: list[tuple[float, ...]] = []
@@ -144,7 +144,7 @@ class MultiOrganMetric(CumulativeIterationMetric):
             metrics = {}
             for label, row in zip(self.label_names, rows.tolist()):
                 values = dict(zip(_STORED_FIELDS, row))
-                for count in ("tp_voxels", "fp_voxels", "fn_voxels"):
+                for count in ("tp_voxels", "fp_voxels", "fn_voxels", "tn_voxels"):
                     values[count] = int(values[count])
                 metrics[label] = ClassMetrics(**values)
             results.append(CaseResult(case_id=case_name, metrics=metrics, spacing_mm=spacing, seconds=math.nan))

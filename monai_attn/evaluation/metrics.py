@@ -6,7 +6,8 @@ voxel spacing in mm (one value per array axis, in the order of the array's axes)
 Definitions (they follow MONAI's ``DiceMetric``, ``HausdorffDistanceMetric(percentile=95)`` and
 ``SurfaceDiceMetric`` with ``use_subvoxels=False``; the tests check the agreement):
 
-- Overlap from voxel counts TP, FP, FN: Dice = 2TP / (2TP + FP + FN), IoU = TP / (TP + FP + FN),
+- Overlap from voxel counts TP, FP, FN (TN, the voxels outside both masks, is kept for
+  nnU-Net-style reports): Dice = 2TP / (2TP + FP + FN), IoU = TP / (TP + FP + FN),
   precision = TP / (TP + FP), recall (sensitivity) = TP / (TP + FN).
 - Volumes in mL: voxel count x voxel volume (product of the spacing in mm) / 1000.
 - Surface: the mask's voxels that have at least one face neighbour (6-connectivity in 3-D)
@@ -74,6 +75,7 @@ class ClassMetrics:
     tp_voxels: int
     fp_voxels: int
     fn_voxels: int
+    tn_voxels: int
 
     @property
     def volume_diff_ml(self) -> float:
@@ -116,6 +118,7 @@ METRIC_FIELDS: tuple[str, ...] = (
     "tp_voxels",
     "fp_voxels",
     "fn_voxels",
+    "tn_voxels",
     "status",
 )
 
@@ -201,6 +204,7 @@ def class_metrics(
     n_pred = int(np.count_nonzero(pred))
     n_ref = int(np.count_nonzero(ref))
     fp, fn = n_pred - tp, n_ref - tp
+    tn = int(pred.size) - tp - fp - fn
     voxel_ml = float(np.prod(np.asarray(spacing_mm, dtype=float))) / 1000.0
     hd95 = nsd = math.nan
     if n_pred and n_ref:
@@ -222,6 +226,7 @@ def class_metrics(
         tp_voxels=tp,
         fp_voxels=fp,
         fn_voxels=fn,
+        tn_voxels=tn,
     )
 
 

@@ -1,11 +1,17 @@
 """Evaluation reports: ``summary.json``, ``per_case.csv``, ``summary.md`` and ``boxplot.png``.
 
-``summary.json`` follows nnU-Net's ``summary.json`` (``metric_per_case``, ``mean`` per class,
-``foreground_mean`` = mean of the class means) with organ names as keys and NaN written as
-``null``. ``per_case.csv`` has one row per case and class. ``summary.md`` is a Markdown table
-of mean +- standard deviation per class that also reads well in a terminal. Every file is
-written to a temporary name first and then renamed, so a report folder never holds a half
-written file.
+``summary.json`` is laid out as nnU-Net v2's ``compute_metrics_on_folder`` writes it, so
+scripts written for nnU-Net read it unchanged: ``metric_per_case`` (per case
+``prediction_file``, ``reference_file`` and ``metrics`` keyed by label-id strings ``"1"``,
+``"2"``, ... with ``Dice``, ``IoU``, ``FP``, ``TP``, ``FN``, ``TN``, ``n_pred``, ``n_ref``),
+``mean`` (label-id string -> metric -> mean over cases, NaN left out) and ``foreground_mean``
+(metric -> mean of the class means). Our further metrics (precision, recall, volumes, HD95,
+NSD, status) sit beside nnU-Net's in the same per-class dictionaries, and everything else
+(organ names, SD, median, outcome counts, failures) under extra top-level keys, which nnU-Net's
+``load_summary_json`` ignores. NaN is written as ``null``. ``per_case.csv`` has one row per case
+and class. ``summary.md`` is a Markdown table of mean +- standard deviation per class that also
+reads well in a terminal. Every file is written to a temporary name first and then renamed, so
+a report folder never holds a half written file.
 """
 
 from __future__ import annotations
@@ -22,16 +28,47 @@ from typing import Any
 import numpy as np
 
 from monai_attn import __version__
-from monai_attn.evaluation.metrics import EMPTY_CLASS_POLICY, METRIC_FIELDS, CaseResult
+from monai_attn.evaluation.metrics import EMPTY_CLASS_POLICY, METRIC_FIELDS, CaseResult, ClassMetrics
 from monai_attn.io.atomic import atomic_path
 
-#: Per-class values averaged in the summaries (voxel counts, the tolerance and the status are not).
-SUMMARY_FIELDS: tuple[str, ...] = tuple(
-    f for f in METRIC_FIELDS if f not in ("nsd_tolerance_mm", "tp_voxels", "fp_voxels", "fn_voxels", "status")
+#: nnU-Net v2's per-class metric keys, in its order.
+NNUNET_FIELDS: tuple[str, ...] = ("Dice", "IoU", "FP", "TP", "FN", "TN", "n_pred", "n_ref")
+
+#: Our metrics written beside nnU-Net's in each per-class dictionary of ``summary.json``.
+EXTRA_FIELDS: tuple[str, ...] = (
+    "precision",
+    "recall",
+    "volume_ref_ml",
+    "volume_pred_ml",
+    "volume_diff_ml",
+    "hd95_mm",
+    "nsd",
 )
+
+#: Per-class values averaged in the summaries (the NSD tolerance and the status are not).
+SUMMARY_FIELDS: tuple[str, ...] = NNUNET_FIELDS + EXTRA_FIELDS
 
 #: Outcome counts per class (``ClassMetrics.status`` values).
 STATUSES: tuple[str, ...] = ("ok", "missed", "spurious", "both_empty")
+
+
+def class_entry(metrics: ClassMetrics) -> dict[str, float | int | str]:
+    """One class of one case as ``summary.json`` stores it: nnU-Net's keys, then ours."""
+    values = metrics.as_dict()
+    entry: dict[str, float | int | str] = {
+        "Dice": metrics.dice,
+        "IoU": metrics.iou,
+        "FP": metrics.fp_voxels,
+        "TP": metrics.tp_voxels,
+        "FN": metrics.fn_voxels,
+        "TN": metrics.tn_voxels,
+        "n_pred": metrics.tp_voxels + metrics.fp_voxels,
+        "n_ref": metrics.tp_voxels + metrics.fn_voxels,
+    }
+    entry.update({f: values[f] for f in EXTRA_FIELDS})
+    entry["nsd_tolerance_mm"] = metrics.nsd_tolerance_mm
+    entry["status"] = metrics.status
+    return entry
 
 
 def _finite(values: Iterable[float]) -> np.ndarray:
@@ -40,8 +77,8 @@ def _finite(values: Iterable[float]) -> np.ndarray:
 
 
 def _sample_std(values: np.ndarray) -> float:
-    """Sample standard deviation (n - 1 in the denominator); 0 for a single value."""
-    return float(np.std(values, ddof=1)) if values.size > 1 else 0.0
+    """Sample standard deviation (n - 1 in the denominator); NaN for a single value (no spread)."""
+    return float(np.std(values, ddof=1)) if values.size > 1 else math.nan
 
 
 def _stat(values: Iterable[float], fn: Any) -> float:
@@ -50,11 +87,12 @@ def _stat(values: Iterable[float], fn: Any) -> float:
 
 
 def class_values(results: Sequence[CaseResult], label: int, name: str) -> list[float]:
-    """Values of metric ``name`` of class ``label`` over cases (NaN where the case lacks it)."""
+    """Values of metric ``name`` (a :data:`SUMMARY_FIELDS` key) of class ``label`` over cases
+    (NaN where the case lacks the class)."""
     values = []
     for result in results:
         metrics = result.metrics.get(label)
-        values.append(float(metrics.as_dict()[name]) if metrics is not None else math.nan)
+        values.append(float(class_entry(metrics)[name]) if metrics is not None else math.nan)
     return values
 
 
@@ -67,26 +105,50 @@ def summarize(
     reference_dir: str | None = None,
     unmatched_predictions: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The ``summary.json`` document (NaN kept as float NaN; :func:`to_json` writes null)."""
+    """The ``summary.json`` document (NaN kept as float NaN; :func:`to_json` writes null).
+
+    Per-class dictionaries (``mean``, ``std``, ``median``, ``cases_per_class``,
+    ``nsd_tolerance_mm`` and each case's ``metrics``) are keyed by the label value as a string,
+    as nnU-Net writes them; ``labels`` maps organ name -> label value (as nnU-Net's
+    ``dataset.json`` does).
+    """
     labels = list(label_names)
     per_class: dict[str, dict[str, dict[str, float]]] = {"mean": {}, "std": {}, "median": {}}
     counts: dict[str, dict[str, int]] = {}
     for label in labels:
-        name = label_names[label]
-        for key, fn in (("mean", np.mean), ("std", _sample_std), ("median", np.median)):
-            per_class[key][name] = {f: _stat(class_values(results, label, f), fn) for f in SUMMARY_FIELDS}
+        key = str(label)
+        for name, fn in (("mean", np.mean), ("std", _sample_std), ("median", np.median)):
+            per_class[name][key] = {f: _stat(class_values(results, label, f), fn) for f in SUMMARY_FIELDS}
         statuses = [r.metrics[label].status for r in results if label in r.metrics]
-        counts[name] = {status: statuses.count(status) for status in STATUSES}
-        counts[name]["n"] = counts[name]["ok"] + counts[name]["missed"] + counts[name]["spurious"]
+        counts[key] = {status: statuses.count(status) for status in STATUSES}
+        counts[key]["n"] = counts[key]["ok"] + counts[key]["missed"] + counts[key]["spurious"]
     tolerances = {
-        label_names[label]: next((r.metrics[label].nsd_tolerance_mm for r in results if label in r.metrics), math.nan)
+        str(label): next((r.metrics[label].nsd_tolerance_mm for r in results if label in r.metrics), math.nan)
         for label in labels
     }
     return {
+        "metric_per_case": [
+            {
+                "prediction_file": r.prediction_file,
+                "reference_file": r.reference_file,
+                "metrics": {str(label): class_entry(r.metrics[label]) for label in labels if label in r.metrics},
+                "case_id": r.case_id,
+                "spacing_mm": list(r.spacing_mm),
+                "seconds": r.seconds,
+            }
+            for r in results
+        ],
+        "mean": per_class["mean"],
+        "foreground_mean": {
+            f: _stat((per_class["mean"][str(label)][f] for label in labels), np.mean) for f in SUMMARY_FIELDS
+        },
         "monai_attn_version": __version__,
         "prediction_dir": prediction_dir,
         "reference_dir": reference_dir,
         "labels": {label_names[label]: label for label in labels},
+        "std": per_class["std"],
+        "median": per_class["median"],
+        "cases_per_class": counts,
         "nsd_tolerance_mm": tolerances,
         "empty_class_policy": EMPTY_CLASS_POLICY,
         "n_cases": len(results) + len(failures),
@@ -94,24 +156,6 @@ def summarize(
         "n_failed": len(failures),
         "failures": [{"case_id": f.case_id, "reason": f.reason} for f in failures],
         "unmatched_predictions": list(unmatched_predictions),
-        "foreground_mean": {
-            f: _stat((per_class["mean"][label_names[label]][f] for label in labels), np.mean) for f in SUMMARY_FIELDS
-        },
-        "mean": per_class["mean"],
-        "std": per_class["std"],
-        "median": per_class["median"],
-        "cases_per_class": counts,
-        "metric_per_case": [
-            {
-                "case_id": r.case_id,
-                "prediction_file": r.prediction_file,
-                "reference_file": r.reference_file,
-                "spacing_mm": list(r.spacing_mm),
-                "seconds": r.seconds,
-                "metrics": {label_names[label]: r.metrics[label].as_dict() for label in labels if label in r.metrics},
-            }
-            for r in results
-        ],
     }
 
 
@@ -146,9 +190,12 @@ def per_case_csv(results: Sequence[CaseResult], label_names: Mapping[int, str]) 
 
 
 def _mean_sd(mean: float, sd: float, digits: int, signed: bool = False) -> str:
+    """``mean ± sd``; the mean alone when there is no spread (a single case: SD is NaN)."""
     if not math.isfinite(mean):
         return "–"
     sign = "+" if signed else ""
+    if not math.isfinite(sd):
+        return f"{mean:{sign}.{digits}f}"
     return f"{mean:{sign}.{digits}f} ± {sd:.{digits}f}"
 
 
@@ -159,7 +206,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         lines += [f"Prediction: `{summary.get('prediction_dir')}`, reference: `{summary.get('reference_dir')}`.", ""]
     lines += [
         f"{summary['n_evaluated']} of {summary['n_cases']} cases evaluated, {summary['n_failed']} failed. "
-        "Mean ± SD over cases; n = cases where the class is present in the reference or the prediction.",
+        "Mean ± SD over cases (the mean alone for a single case); n = cases where the class is present in the reference or the prediction.",
         "",
         "| class | n | Dice | IoU | precision | recall | HD95 (mm) | NSD | tol. (mm) | vol. diff (mL) | missed | spurious |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
@@ -169,11 +216,12 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
 
     mean, std = summary["mean"], summary["std"]
     for name, label in summary["labels"].items():
-        m, s, c = mean[name], std[name], summary["cases_per_class"][name]
-        tol = summary["nsd_tolerance_mm"][name]
+        key = str(label)
+        m, s, c = mean[key], std[key], summary["cases_per_class"][key]
+        tol = summary["nsd_tolerance_mm"][key]
         tol_text = f"{tol:g}" if math.isfinite(tol) else "–"
         lines.append(
-            f"| {name} ({label}) | {c['n']} | {_mean_sd(m['dice'], s['dice'], 3)} | {_mean_sd(m['iou'], s['iou'], 3)} "
+            f"| {name} ({label}) | {c['n']} | {_mean_sd(m['Dice'], s['Dice'], 3)} | {_mean_sd(m['IoU'], s['IoU'], 3)} "
             f"| {_mean_sd(m['precision'], s['precision'], 3)} | {_mean_sd(m['recall'], s['recall'], 3)} "
             f"| {_mean_sd(m['hd95_mm'], s['hd95_mm'], 2)} | {_mean_sd(m['nsd'], s['nsd'], 3)} "
             f"| {tol_text} | {_mean_sd(m['volume_diff_ml'], s['volume_diff_ml'], 1, signed=True)} "
@@ -181,7 +229,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         )
     fg = summary["foreground_mean"]
     lines.append(
-        f"| **foreground mean** | | {plain(fg['dice'], 3)} | {plain(fg['iou'], 3)} | {plain(fg['precision'], 3)} "
+        f"| **foreground mean** | | {plain(fg['Dice'], 3)} | {plain(fg['IoU'], 3)} | {plain(fg['precision'], 3)} "
         f"| {plain(fg['recall'], 3)} | {plain(fg['hd95_mm'], 2)} | {plain(fg['nsd'], 3)} | | "
         f"{plain(fg['volume_diff_ml'], 1)} | | |"
     )
@@ -231,7 +279,7 @@ def plot_boxplot(
     fig, axes = plt.subplots(1, 2, figsize=(2 * panel_width, 4.2))
     colors = plt.get_cmap("tab10").colors
     rng = np.random.default_rng(0)
-    for ax, field, title in ((axes[0], "dice", "Dice"), (axes[1], "hd95_mm", "HD95 (mm)")):
+    for ax, field, title in ((axes[0], "Dice", "Dice"), (axes[1], "hd95_mm", "HD95 (mm)")):
         for k, (run_name, results) in enumerate(runs.items()):
             positions = [i + (k - (n_runs - 1) / 2) * width for i in range(len(labels))]
             data = [_finite(class_values(results, label, field)) for label in labels]
@@ -256,7 +304,7 @@ def plot_boxplot(
         ax.set_xlim(-0.6, len(labels) - 0.4)
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
-        if field == "dice":
+        if field == "Dice":
             ax.set_ylim(0.0, 1.02)
         else:
             ax.set_ylim(0.0, max(1.0, ax.get_ylim()[1]))

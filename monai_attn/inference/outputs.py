@@ -24,7 +24,7 @@ from the same result.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -47,12 +47,16 @@ def write_outputs(
     statistics: bool = False,
     attention_maps: bool = False,
     hu_window: Sequence[float] | None = None,
+    label_colours: Mapping[int, Sequence[int]] | None = None,
+    model: tuple[str, str] | None = None,
 ) -> list[Path]:
     """Write a :class:`~monai_attn.inference.SegmentationResult`'s outputs, all or nothing.
 
     ``output_path`` is the label file of the first output type (``case.nii.gz``); the label
     files of the other types and the optional outputs go beside it, named after it
-    (:func:`monai_attn.validation.output_paths`). Returns the paths written.
+    (:func:`monai_attn.validation.output_paths`). ``label_colours`` (label -> RGB 0-255)
+    colour png labels and DICOM SEG segments; ``model`` (name, version) names the algorithm in
+    a DICOM SEG. Returns the paths written.
     """
     from monai_attn.io import save_like
 
@@ -64,11 +68,13 @@ def write_outputs(
             if output_type == "nifti":
                 save_like(result.labels, result.image, label_path, dtype=np.uint8)
             elif output_type == "png":
-                _save_label_png(result.labels, label_path)
+                _save_label_png(result.labels, label_path, label_colours)
             else:
                 from monai_attn.io.dicom_seg import write_dicom_seg
 
-                write_dicom_seg(result.labels, result.image, label_path, result.label_names)
+                named = {} if model is None else {"algorithm_name": model[0], "algorithm_version": model[1]}
+                write_dicom_seg(result.labels, result.image, label_path, result.label_names,
+                                label_colours=label_colours, **named)
         if probabilities and result.probabilities is not None:
             _save_probabilities(result.probabilities, result.image, folder / f"{stem}_probabilities.nii.gz")
         if attention_maps and result.attention_maps is not None:
@@ -86,14 +92,18 @@ def write_outputs(
     return written
 
 
-def _save_label_png(labels: np.ndarray, path: Path) -> None:
-    """A (W, H) label map (MONAI's 2-D array order) as an 8-bit PNG of the picture's size."""
-    from PIL import Image
+def _save_label_png(labels: np.ndarray, path: Path, label_colours: Mapping[int, Sequence[int]] | None) -> None:
+    """A (W, H) label map (MONAI's 2-D array order) as a palette PNG of the picture's size.
+
+    Pixel values are the labels (0..N) for every reader; viewers show each label in its colour.
+    """
+    import torch
+
+    from monai_attn.io.preview import save_palette_label_png
 
     if labels.ndim != 2:
         raise InputError(f"a png output needs a 2-D label map, got shape {labels.shape}", path=path)
-    with atomic_path(path) as partial:
-        Image.fromarray(np.ascontiguousarray(labels.T.astype(np.uint8))).save(partial, format="PNG")
+    save_palette_label_png(torch.from_numpy(labels)[None], path, label_colours)
 
 
 def _save_probabilities(probs: np.ndarray, reference, path: Path) -> None:

@@ -308,6 +308,8 @@ class Segmenter:
             statistics=statistics,
             attention_maps=attention_maps,
             hu_window=self.display_window,
+            label_colours=self.label_colours,
+            model=(self.model_name, self.model_version),
         )
         result.timings["write"] = time.perf_counter() - tick
         result.timings["total"] += result.timings["write"]

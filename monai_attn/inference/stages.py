@@ -296,6 +296,8 @@ class SaveSegmentationd(Transform):
         label_names: label value -> name (background excluded).
         display_window: intensity window of previews (CT: the HU window), None: image range.
         preview, statistics: also write ``<case>_preview.png`` / ``<case>_statistics.json``.
+        label_colours: label value -> RGB (0-255) of png labels and DICOM SEG segments.
+        model: (name, version) of the model, written into DICOM SEG.
     """
 
     def __init__(
@@ -305,12 +307,16 @@ class SaveSegmentationd(Transform):
         display_window: Sequence[float] | None = None,
         preview: bool = False,
         statistics: bool = False,
+        label_colours: Mapping[int | str, Sequence[int]] | None = None,
+        model: Sequence[str] | None = None,
         output_key: str = "output",
     ) -> None:
         self.output_types = tuple(output_types)
         self.label_names = {int(k): str(v) for k, v in (label_names or {}).items() if int(k) != 0}
         self.display_window = display_window
         self.preview, self.statistics = bool(preview), bool(statistics)
+        self.label_colours = None if label_colours is None else {int(k): tuple(v) for k, v in label_colours.items()}
+        self.model = None if model is None else (str(model[0]), str(model[1]))
         self.output_key = output_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -331,6 +337,8 @@ class SaveSegmentationd(Transform):
             preview=self.preview,
             statistics=self.statistics,
             hu_window=self.display_window,
+            label_colours=self.label_colours,
+            model=self.model,
         )
         return d
 

@@ -3,7 +3,13 @@
 A SEG instance references the CT series it was computed from, so PACS viewers and DICOM
 tools overlay it on that series. :func:`write_dicom_seg` writes one binary segment per organ
 present in the label map, described with SNOMED CT codes (category "Anatomical Structure",
-type spleen / kidney / pancreas) and the algorithm that produced it (type AUTOMATIC).
+type spleen / kidney / pancreas) and the algorithm that produced it (type AUTOMATIC), with a
+distinct ``RecommendedDisplayCIELabValue`` per segment (the label colours of our previews,
+:mod:`monai_attn.io.label_colours`), a SegmentDescription, a SeriesDescription naming the
+model and its version, and a ContentCreatorName, so viewers (3D Slicer, OHIF, dcmqi) show
+each organ by name in its own colour. Every segment stores one frame per source slice, empty
+ones included: MONAI's ``LoadImage`` (``PydicomReader``) stacks the frames of each segment
+into one array and needs equal frame counts.
 :func:`read_dicom_seg` reads a SEG back into a label map with its RAS affine, e.g. to
 compare it with a NIfTI prediction or a reference segmentation.
 
@@ -30,6 +36,7 @@ from pydicom.sr.coding import Code
 from monai_attn import __version__
 from monai_attn.errors import InputError
 from monai_attn.io.atomic import atomic_path
+from monai_attn.io.label_colours import label_colours as resolve_colours
 
 #: Segmented property types of the abdominal CT labels (SNOMED CT).
 ORGAN_CODES: dict[str, Code] = {
@@ -65,6 +72,7 @@ def write_dicom_seg(
     label_names: Mapping[int, str],
     algorithm_name: str = "monai-attn GridAttentionUNet",
     algorithm_version: str = __version__,
+    label_colours: Mapping[int, tuple[int, int, int]] | None = None,
 ) -> Path:
     """Write a label map as a DICOM SEG referencing the series it was segmented from.
 
@@ -75,7 +83,11 @@ def write_dicom_seg(
         path: the SEG file to write (atomically: temp file + rename).
         label_names: label value -> organ name; names in :data:`ORGAN_CODES` get their SNOMED
             code, others are described as generic tissue.
-        algorithm_name, algorithm_version: the algorithm identification stored per segment.
+        algorithm_name, algorithm_version: the algorithm identification stored per segment
+            and in the SeriesDescription (e.g. the bundle name and version).
+        label_colours: label value -> RGB (0-255) display colour, e.g. from the bundle's label
+            table; labels left out get :func:`monai_attn.io.label_colours.label_colour`.
+            Stored as each segment's RecommendedDisplayCIELabValue.
 
     Returns:
         The written path.
@@ -103,6 +115,7 @@ def write_dicom_seg(
     for number, value in enumerate(present, start=1):
         lookup[value] = number
     frames = np.ascontiguousarray(np.transpose(lookup[labels], (2, 1, 0)))
+    colours = resolve_colours(present, label_colours)
     algorithm = hd.AlgorithmIdentificationSequence(
         name=algorithm_name, family=codes.cid7162.ArtificialIntelligence, version=algorithm_version
     )
@@ -116,9 +129,13 @@ def write_dicom_seg(
             algorithm_identification=algorithm,
             tracking_uid=hd.UID(),
             tracking_id=f"{label_names.get(value, 'label')} {value}",
+            display_color=hd.color.CIELabColor.from_rgb(*colours[value]),
         )
         for number, value in enumerate(present, start=1)
     ]
+    for description, value in zip(descriptions, present):
+        name = label_names.get(value, f"label {value}")
+        description.SegmentDescription = f"{name} (label {value}), {algorithm_name} {algorithm_version}"[:64]
     with _quiet_highdicom():
         seg = _segmentation(sources, frames, descriptions, algorithm_name, algorithm_version)
     with atomic_path(path) as partial:
@@ -149,6 +166,9 @@ def _segmentation(
         device_serial_number="0",
         content_label="ORGANS",
         content_description="Abdominal organ segmentation",
+        content_creator_name="monai-attn^",
+        series_description=f"{algorithm_name} {algorithm_version} segmentation"[:64],
+        omit_empty_frames=False,
     )
 
 
@@ -178,8 +198,8 @@ def read_dicom_seg(
     Returns:
         ``(labels, affine, names)``: uint8 label map in highdicom's volume order
         (slice, row, column), its (4, 4) RAS voxel-to-world matrix (mm), and label value ->
-        segment label. The volume spans the frames stored in the file (empty frames are
-        usually omitted), so resample it onto the reference grid to compare voxel by voxel
+        segment label. The volume spans the frames stored in the file (other writers often
+        omit empty frames), so resample it onto the reference grid to compare voxel by voxel
         (:func:`monai_attn.geometry.resample_to_grid`).
     """
     path = Path(path)

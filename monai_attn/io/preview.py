@@ -9,10 +9,20 @@ Matplotlib's Agg canvas is used directly, so no display or pyplot state is neede
 imported only when a preview is drawn. The PNG is written atomically
 (:func:`monai_attn.io.atomic.atomic_path`), so readers never see a partial file.
 
+For the 2-D bundles (retina, cells), whose label PNGs hold small values (0-2) that look black
+in an image viewer, two image-sized outputs: :func:`save_label_overlay_png` writes the image
+with its labels blended in their colours (a preview beside the label PNG), and
+:func:`save_palette_label_png` writes the label map as a palette PNG whose pixel values stay
+the label values 0..N while viewers show each in its colour. Colours come from
+:mod:`monai_attn.io.label_colours` (or a ``label_colours`` mapping, e.g. a bundle's), the same
+as in the figures and DICOM SEG.
+
 Example::
 
     save_overlay_png(image_hu, label, "case.png", affine=affine,
                      label_names={1: "spleen", 2: "kidney", 3: "pancreas"})
+    save_label_overlay_png(fundus_rgb, disc_cup, "case_overlay.png")
+    save_palette_label_png(disc_cup, "case_labels.png")
 """
 
 from __future__ import annotations
@@ -26,35 +36,23 @@ import nibabel as nib
 import numpy as np
 
 from monai_attn.io.atomic import atomic_path
+from monai_attn.io.label_colours import label_colour as palette_colour
+from monai_attn.io.label_colours import label_colours as resolve_colours
 
 if TYPE_CHECKING:
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
+    from PIL import Image
 
 #: Figure size (inches) at :data:`DPI` for 3-D (three views) and 2-D (two panels) previews.
 FIGSIZE_3D = (15.0, 5.6)
 FIGSIZE_2D = (10.0, 5.6)
 DPI = 100
 
-_COLOURS = np.array(
-    [
-        (0.90, 0.10, 0.10),
-        (0.10, 0.80, 0.20),
-        (0.20, 0.40, 1.00),
-        (1.00, 0.85, 0.00),
-        (0.90, 0.20, 0.90),
-        (0.00, 0.85, 0.85),
-        (1.00, 0.50, 0.00),
-        (0.60, 0.30, 0.90),
-        (0.55, 0.85, 0.25),
-        (1.00, 0.55, 0.70),
-    ]
-)
-
-
 def label_colour(value: int) -> tuple[float, float, float]:
-    """RGB colour (0-1) used for label ``value`` (> 0) in every preview."""
-    return tuple(float(c) for c in _COLOURS[(int(value) - 1) % len(_COLOURS)])
+    """RGB colour (0-1, as matplotlib takes it) of label ``value`` (> 0) in every preview:
+    :func:`monai_attn.io.label_colours.label_colour` scaled to 0-1."""
+    return tuple(c / 255.0 for c in palette_colour(value))
 
 
 def save_overlay_png(
@@ -248,4 +246,102 @@ def _legend(figure: Figure, values: list[int], label_names: Mapping[int, str] | 
 def _save_atomically(figure: Figure, path: Path) -> Path:
     with atomic_path(path) as partial:
         figure.savefig(partial, format="png", dpi=DPI)
+    return path
+
+
+def _as_2d(data, what: str) -> np.ndarray:
+    """A 2-D image (rows, cols) or (rows, cols, 3) as :func:`_as_array` lays it out."""
+    array = _as_array(data)[0]
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3):
+        return array
+    raise ValueError(f"{what}: expected a 2-D image (rows, cols) or (rows, cols, 3), got shape {array.shape}")
+
+
+def _labels_2d(label) -> np.ndarray:
+    """A 2-D integer label map (rows, cols) with values 0..255."""
+    label = _as_2d(label, "label")
+    if label.ndim != 2:
+        raise ValueError(f"label: expected (rows, cols), got shape {label.shape}")
+    if not np.issubdtype(label.dtype, np.integer):
+        if not np.array_equal(label, np.rint(label)):
+            raise ValueError("label: values must be whole numbers")
+    label = label.astype(np.int64)
+    if label.size and (label.min() < 0 or label.max() > 255):
+        raise ValueError(f"label: values must be 0..255, got {label.min()}..{label.max()}")
+    return label
+
+
+def label_overlay_rgb(
+    image,
+    label,
+    label_colours: Mapping[int, tuple[int, int, int]] | None = None,
+    alpha: float = 0.5,
+) -> np.ndarray:
+    """The image with each labelled pixel blended with its label's colour: (rows, cols, 3) uint8.
+
+    ``image``: (rows, cols) grey or (rows, cols, 3) RGB, as a PNG holds it (uint8 kept as is,
+    other types scaled min..max to 0..255), or a channel-first MONAI tensor (C, W, H).
+    ``label``: integer label map on the same pixels (0 = background, left unchanged).
+    ``label_colours``: label value -> RGB 0-255 (others from the shared palette); ``alpha``:
+    weight of the label colour (0..1).
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be 0..1, got {alpha}")
+    image = _as_2d(image, "image")
+    label = _labels_2d(label)
+    if label.shape != image.shape[:2]:
+        raise ValueError(f"label shape {label.shape} does not match image shape {image.shape}")
+    if image.dtype != np.uint8:
+        low, span = float(image.min()), float(np.ptp(image))
+        image = np.clip(np.rint((image - low) / max(span, 1e-12) * 255.0), 0, 255).astype(np.uint8)
+    rgb = np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image.copy()
+    values = [int(v) for v in np.unique(label) if v > 0]
+    colours = resolve_colours(values, label_colours)
+    for value in values:
+        mask = label == value
+        blended = (1.0 - alpha) * rgb[mask] + alpha * np.asarray(colours[value], dtype=np.float64)
+        rgb[mask] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    return rgb
+
+
+def save_label_overlay_png(
+    image,
+    label,
+    path: str | os.PathLike,
+    label_colours: Mapping[int, tuple[int, int, int]] | None = None,
+    alpha: float = 0.5,
+) -> Path:
+    """Write :func:`label_overlay_rgb` as an RGB PNG the size of the image; returns the path."""
+    from PIL import Image
+
+    rgb = label_overlay_rgb(image, label, label_colours, alpha)
+    return _save_image_atomically(Image.fromarray(rgb), Path(path))
+
+
+def save_palette_label_png(
+    label,
+    path: str | os.PathLike,
+    label_colours: Mapping[int, tuple[int, int, int]] | None = None,
+) -> Path:
+    """Write a label map (values 0..255) as a palette ("P" mode) PNG; returns the path.
+
+    Pixel values are the label values, so tools that read the PNG as an array (PIL,
+    ``monai.transforms.LoadImage``, scikit-image) get the labels unchanged, while image viewers
+    show label 0 black and every other label in its colour (``label_colours`` or the shared
+    palette).
+    """
+    from PIL import Image
+
+    label = _labels_2d(label)
+    top = int(label.max()) if label.size else 0
+    colours = resolve_colours(range(top + 1), label_colours)
+    palette = [channel for value in range(top + 1) for channel in colours[value]]
+    image = Image.fromarray(label.astype(np.uint8))  # mode "L"; putpalette makes it "P"
+    image.putpalette(palette + [0, 0, 0] * (256 - top - 1))
+    return _save_image_atomically(image, Path(path))
+
+
+def _save_image_atomically(image: Image.Image, path: Path) -> Path:
+    with atomic_path(path) as partial:
+        image.save(partial, format="PNG")
     return path

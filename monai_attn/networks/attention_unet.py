@@ -223,9 +223,9 @@ class GridAttentionUNet(nn.Module):
         self.bottleneck_attention: Optional[nn.Module] = (
             SelfAttention(spatial_dims, channels[-1]) if self_attention else None
         )
-        self.gating: Optional[nn.Module] = None
-        if attention:
-            self.gating = conv_norm_act(spatial_dims, channels[-1], channels[-1], kernel_size=1, norm=norm)
+        self.gating: Optional[nn.Module] = (
+            conv_norm_act(spatial_dims, channels[-1], channels[-1], kernel_size=1, norm=norm) if attention else None
+        )
 
         def gate(level: int) -> Optional[nn.Module]:
             if not attention or level == 0:

@@ -35,7 +35,7 @@ from monai_attn.io.preview import save_overlay_png
 from monai_attn.synthetic.abdomen_anatomy import AbdomenAnatomy
 from monai_attn.synthetic.dicom_series import write_ct_series
 from monai_attn.synthetic.msd import case_name, write_dataset_json, write_nifti
-from monai_attn.synthetic.rng import case_rng
+from monai_attn.synthetic.rng import HELD_OUT_SEED_OFFSET, case_key, case_rng
 from monai_attn.synthetic.sampling import Patch, VoxelGrid
 from monai_attn.synthetic.shapes import Canvas, rotation
 
@@ -230,9 +230,10 @@ def write_abdomen_ct_dataset(
 ) -> Path:
     """Write an MSD-layout abdominal CT data set to ``out_dir``; returns the ``dataset.json`` path.
 
-    Training cases are indices ``0 .. cases-1`` (``imagesTr/``, ``labelsTr/``), test cases
-    ``cases .. cases+test_cases-1`` (``imagesTs/``, with their labels in ``labelsTs/`` for
-    evaluation). Images are int16 HU NIfTI, labels uint8 NIfTI on the same grid. ``dicom`` also
+    Training cases are indices ``0 .. cases-1`` of ``seed`` (``imagesTr/``, ``labelsTr/``), test
+    cases indices ``0 .. test_cases-1`` of the held-out seed ``seed + HELD_OUT_SEED_OFFSET``
+    (``imagesTs/``, with their labels in ``labelsTs/`` for evaluation; see
+    :func:`monai_attn.synthetic.rng.case_key`). Images are int16 HU NIfTI, labels uint8 NIfTI on the same grid. ``dicom`` also
     writes every image as a CT DICOM series in ``imagesTr_dicom/<case>/`` (``imagesTs_dicom/``),
     recorded per entry as ``"image_dicom"``. ``preview`` writes ``previews/<case>.png``.
     ``workers`` > 1 generates cases in parallel processes (the output does not change).
@@ -243,8 +244,8 @@ def write_abdomen_ct_dataset(
     total = cases + test_cases
     if spacing_mm is not None and not isinstance(spacing_mm, SpacingRange):
         spacing_mm = tuple(float(v) for v in spacing_mm)
-    jobs = [(out, seed, index, index >= cases, case_name("abdomen", index, total), tuple(size), spacing_mm,
-             dicom, preview) for index in range(total)]
+    jobs = [(out, *case_key(seed, index, cases), index >= cases, case_name("abdomen", index, total), tuple(size),
+             spacing_mm, dicom, preview) for index in range(total)]
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             entries = list(pool.map(_write_case, jobs))
@@ -253,7 +254,8 @@ def write_abdomen_ct_dataset(
     training = [e for job, e in zip(jobs, entries) if not job[3]]
     test = [e["image"] for job, e in zip(jobs, entries) if job[3]]
     extra = {
-        "synthetic": {"generator": "monai-attn synth abdomen-ct", "seed": seed, "size": list(size),
+        "synthetic": {"generator": "monai-attn synth abdomen-ct", "seed": seed,
+                      "test_seed": seed + HELD_OUT_SEED_OFFSET, "size": list(size),
                       "spacing_mm": _describe(spacing_mm)},
         "test_labels": [e["label"] for job, e in zip(jobs, entries) if job[3]],
     }

@@ -20,7 +20,7 @@ from scipy.spatial import cKDTree
 
 from monai_attn.io.preview import save_overlay_png
 from monai_attn.synthetic.msd import write_cases, write_dataset_json, write_png
-from monai_attn.synthetic.rng import case_rng
+from monai_attn.synthetic.rng import HELD_OUT_SEED_OFFSET, case_key, case_rng
 from monai_attn.synthetic.shapes import smooth_noise_2d
 
 KIND = "cells"
@@ -117,7 +117,7 @@ def write_cells_dataset(out_dir: str | os.PathLike, cases: int, seed: int = 0, *
     out = Path(out_dir)
 
     def write_case(index: int, name: str, split: str) -> tuple[dict[str, str], str]:
-        image, label = generate_cells_case(seed, index, size)
+        image, label = generate_cells_case(*case_key(seed, index, cases), size)
         entry = {"image": f"./images{split}/{name}.png", "label": f"./labels{split}/{name}.png"}
         write_png(out / entry["image"], image)
         write_png(out / entry["label"], label)
@@ -131,4 +131,5 @@ def write_cells_dataset(out_dir: str | os.PathLike, cases: int, seed: int = 0, *
         description="Synthetic electron-microscopy sections of neural tissue with membrane labels",
         modality={0: "EM"}, labels=LABELS, training=training, test=test, tensor_image_size="2D",
         extra={"test_labels": test_labels,
-               "synthetic": {"generator": "monai-attn synth cells", "seed": seed, "size": [size, size]}})
+               "synthetic": {"generator": "monai-attn synth cells", "seed": seed,
+                             "test_seed": seed + HELD_OUT_SEED_OFFSET, "size": [size, size]}})

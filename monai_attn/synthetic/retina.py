@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from monai_attn.io.preview import save_overlay_png
 from monai_attn.synthetic.msd import write_cases, write_dataset_json, write_png
-from monai_attn.synthetic.rng import case_rng
+from monai_attn.synthetic.rng import HELD_OUT_SEED_OFFSET, case_key, case_rng
 from monai_attn.synthetic.shapes import smooth_noise_2d
 
 KIND = "retina"
@@ -189,13 +189,14 @@ def write_retina_dataset(out_dir: str | os.PathLike, cases: int, seed: int = 0, 
     """Write an MSD-like fundus data set (PNG) to ``out_dir``; returns the ``dataset.json`` path.
 
     ``imagesTr/x.png`` RGB, ``labelsTr/x.png`` disc/cup labels, ``labelsTr_vessels/x.png`` vessel
-    masks (entries name it under ``"vessels"``); test cases (indices after the training ones) go
-    to ``imagesTs/`` with labels in ``labelsTs/`` and ``labelsTs_vessels/``.
+    masks (entries name it under ``"vessels"``); test cases (indices after the training ones,
+    generated from the held-out seed, see :func:`monai_attn.synthetic.rng.case_key`) go to
+    ``imagesTs/`` with labels in ``labelsTs/`` and ``labelsTs_vessels/``.
     """
     out = Path(out_dir)
 
     def write_case(index: int, name: str, split: str) -> tuple[dict[str, str], dict[str, str]]:
-        image, disc_cup, vessels = generate_retina_case(seed, index, size)
+        image, disc_cup, vessels = generate_retina_case(*case_key(seed, index, cases), size)
         entry = {"image": f"./images{split}/{name}.png", "label": f"./labels{split}/{name}.png",
                  "vessels": f"./labels{split}_vessels/{name}.png"}
         write_png(out / entry["image"], image)
@@ -213,4 +214,5 @@ def write_retina_dataset(out_dir: str | os.PathLike, cases: int, seed: int = 0, 
         modality={0: "fundus red", 1: "fundus green", 2: "fundus blue"}, labels=LABELS,
         training=training, test=test, tensor_image_size="2D",
         extra={"vessel_labels": {str(k): v for k, v in VESSEL_LABELS.items()}, "test_labels": test_labels,
-               "synthetic": {"generator": "monai-attn synth retina", "seed": seed, "size": [size, size]}})
+               "synthetic": {"generator": "monai-attn synth retina", "seed": seed,
+                             "test_seed": seed + HELD_OUT_SEED_OFFSET, "size": [size, size]}})

@@ -1,0 +1,36 @@
+"""Silence third-party messages a user of monai-attn cannot act on, each matched narrowly.
+
+- MONAI's ``LoadImage`` builds every image reader it knows, NIfTI and PNG inputs included,
+  and its ``NvImgCodecPydicomReader`` then warns (a ``UserWarning`` plus a log line from
+  ``monai.data.nvimgcodec_pydicom_plugin``) that the optional nvImageCodec GPU decoder is not
+  installed; DICOM is decoded by pydicom either way. :func:`silence_third_party_noise` runs
+  when the package is imported (cheap: the stdlib ``warnings`` and ``logging`` only), so
+  ``monai-attn`` commands, evaluation worker processes and bundle runs that import
+  ``monai_attn`` are all covered.
+- matplotlib and Pillow log font and plugin probing at DEBUG; ``monai-attn -v`` should add our
+  progress detail, not theirs: the CLI's logging setup calls :func:`quiet_library_debug_logs`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+#: Start of MONAI's warning when the optional nvImageCodec DICOM decoder is absent.
+NVIMGCODEC_WARNING = r"NvImgCodecPydicomReader: nvImageCodec decoder plugin did not register"
+#: The logger that only says that nvImageCodec is absent.
+NVIMGCODEC_LOGGER = "monai.data.nvimgcodec_pydicom_plugin"
+#: Libraries whose DEBUG logs are not progress of ours.
+LIBRARY_LOGGERS: tuple[str, ...] = ("matplotlib", "PIL")
+
+
+def silence_third_party_noise() -> None:
+    """Ignore MONAI's nvImageCodec-absent warning and log line (and nothing else)."""
+    warnings.filterwarnings("ignore", message=NVIMGCODEC_WARNING, category=UserWarning)
+    logging.getLogger(NVIMGCODEC_LOGGER).setLevel(logging.ERROR)
+
+
+def quiet_library_debug_logs() -> None:
+    """Keep matplotlib's and Pillow's loggers at WARNING when the CLI logs at DEBUG (``-v``)."""
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
