@@ -18,12 +18,14 @@ def test_progress_bar_counts_the_cases(tmp_path: Path, capsys: pytest.CaptureFix
 
     assert main(["synth", "cells", "-o", str(tmp_path / "data"), "--cases", "3", "--size", "64"]) == 0
     capsys.readouterr()
+    configs = REPO / "bundles" / "cells_attention_unet" / "configs"
     parser = ConfigParser()
-    parser.read_config(str(REPO / "bundles" / "cells_attention_unet" / "configs" / "inference.json"))
+    parser.read_config([str(configs / "common.json"), str(configs / "inference.json")])
+    parser.read_meta(str(configs / "metadata.json"))
     parser["input"] = str(tmp_path / "data" / "imagesTr")
     parser["output_dir"] = str(tmp_path / "out")
-    parser["device"] = "$torch.device('cpu')"
-    parser["handlers"] = [*parser["handlers"], PROGRESS_HANDLER]
+    parser["device"] = "cpu"
+    assert PROGRESS_HANDLER in parser["handlers"], "the bundle's inference lists the progress bar"
     parser.get_parsed_content("evaluator").run()
     err = capsys.readouterr().err
     assert "inference: [3/3]" in err.replace("\r", "\n"), err[-500:]

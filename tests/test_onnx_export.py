@@ -23,7 +23,7 @@ def test_cells_network_exports_with_dynamic_spatial_axes(tmp_path: Path) -> None
     from monai.bundle import ConfigParser, onnx_export
 
     parser = ConfigParser()
-    parser.read_config(str(BUNDLE / "configs" / "inference.json"))
+    parser.read_config([str(BUNDLE / "configs" / "common.json"), str(BUNDLE / "configs" / "inference.json")])
     parser["network_def#channels"] = TINY
     torch.manual_seed(0)
     network = parser.get_parsed_content("network_def").eval()
@@ -35,7 +35,7 @@ def test_cells_network_exports_with_dynamic_spatial_axes(tmp_path: Path) -> None
         filepath=str(onnx_file),
         ckpt_file=str(tmp_path / "model.pt"),
         meta_file=str(BUNDLE / "configs" / "metadata.json"),
-        config_file=str(BUNDLE / "configs" / "inference.json"),
+        config_file=[str(BUNDLE / "configs" / "common.json"), str(BUNDLE / "configs" / "inference.json")],
         input_shape=[1, 1, 64, 64],
         use_trace=True,
         converter_kwargs={"input_names": ["image"], "output_names": ["pred"], "dynamic_shapes": DYNAMIC},

@@ -131,15 +131,20 @@ def load_torchscript(
 def config_file_parser(
     config: str | os.PathLike | Mapping, overrides: Mapping[str, Any] | None = None, trust: bool = False
 ) -> ConfigParser:
-    """Parser of a user's JSON config (or mapping), checked unless ``trust``; ``bundle_root`` defaults
-    to the config's grand-parent."""
+    """Parser of a user's JSON config (or mapping), checked unless ``trust``.
+
+    ``bundle_root`` defaults to the config's grand-parent and ``_meta_`` to a ``metadata.json``
+    beside it, so a bundle's ``configs/common.json`` works as a config for its state dicts.
+    """
     if isinstance(config, Mapping):
         return config_parser([config], config.get("_meta_", {}), None, overrides)
     path = Path(config)
     content = _read_json(path)
-    if not trust:
+    if not (trust or is_shipped_config(content)):
         check_config_trusted(content, path)
-    return config_parser([content], content.get("_meta_", {}), path.resolve().parent.parent, overrides)
+    meta_file = path.parent / "metadata.json"  # MONAI's place for a config's metadata
+    meta = content.get("_meta_") or (_read_json(meta_file) if meta_file.is_file() else {})
+    return config_parser([content], meta, path.resolve().parent.parent, overrides)
 
 
 def is_shipped_bundle(folder: str | os.PathLike) -> bool:
