@@ -10,7 +10,7 @@ seed, data, patch sequence, loss and schedule; only the gates differ.
 - Data: ``--train-cases`` + ``--test-cases`` abdominal CT phantoms
   (``monai_attn.synthetic.write_abdomen_ct_dataset``), generated directly at the coarse
   training spacing so that the run fits a CPU.
-- Training: the CT bundle's recipe at CPU scale: ``monai_attn.transforms.ct_train_transforms``
+- Training: the CT bundle's recipe at CPU scale: ``monai_attn.presets.ct_train_transforms``
   (class-balanced patches, augmentation without mirroring), Dice + cross-entropy with deep
   supervision (``monai_attn.losses.segmentation_loss("dicece", deep_supervision_weights="exp")``,
   a 1x1 head per decoder scale, as in the paper), AdamW with a cosine schedule, a fixed number
@@ -102,7 +102,7 @@ def train(network, dataset: dict[str, Any], folder: Path, settings: Settings, de
     from monai.utils import set_determinism
 
     from monai_attn.losses import segmentation_loss
-    from monai_attn.transforms import ct_train_transforms
+    from monai_attn.presets import ct_train_transforms
 
     set_determinism(settings.seed)
     # No mirroring or 90-degree turns: they teach a network that a spleen may lie where the liver

@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_description  # noqa: E402
 
-from monai_attn.datasets import RemapLabels  # noqa: E402
+from monai_attn.transforms import RemapLabels  # noqa: E402
 from monai_attn.inference import LogitsToLabelsd, OrganQCd, Segmenter  # noqa: E402
 from monai_attn.inference.models import bundle_parser, load_network  # noqa: E402
 from monai_attn.io import load_image  # noqa: E402

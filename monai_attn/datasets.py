@@ -1,4 +1,4 @@
-"""Dataset layouts on disk, train/validation splits, and label remapping into our schemes.
+"""Dataset layouts on disk, dataset descriptors and train/validation splits.
 
 Layouts read by :func:`load_datalist` (all give MONAI data lists of
 ``{"image": path, "label": path, "case_id": str}``):
@@ -12,7 +12,8 @@ Layouts read by :func:`load_datalist` (all give MONAI data lists of
   ``imagesTs/``.
 - ``"masks"`` (through a descriptor): one binary mask file per structure, e.g.
   TotalSegmentator's ``{case}/ct.nii.gz`` + ``{case}/segmentations/spleen.nii.gz``; the label
-  entry is the list of a case's mask files, combined after loading by :class:`MasksToLabels`.
+  entry is the list of a case's mask files, combined after loading by
+  :class:`monai_attn.transforms.MasksToLabels`.
 - ``"folders"``: image/label files found by name patterns relative to the dataset folder,
   ``{case}`` standing for the case id and the file extension left out, e.g. the default
   ``images/{case}`` + ``labels/{case}``, BTCV's ``Training/img/img{case}`` +
@@ -22,7 +23,8 @@ Layouts read by :func:`load_datalist` (all give MONAI data lists of
 Public datasets are described by one file each in the repository's ``datasets/`` folder
 (:func:`get_descriptor`): labels, layout and name patterns, the remap into our label scheme
 (:data:`LABEL_SCHEMES`), recommended preprocessing, citation and licence. The remap is applied
-in pipelines by :class:`RemapLabelsd` given the descriptor name (``RemapLabelsd("label", "btcv")``), so the
+in pipelines by :class:`monai_attn.transforms.RemapLabelsd` given the descriptor name
+(``RemapLabelsd("label", "btcv")``), so the
 descriptor is the one place a remap is written down.
 """
 
@@ -32,16 +34,12 @@ import json
 import logging
 import os
 import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
-from monai.config import KeysCollection
-from monai.transforms import MapTransform, Transform
-from PIL import Image, ImageSequence
 
 from monai_attn.errors import InputError
 from monai_attn.package_data import shipped_folder
@@ -78,120 +76,6 @@ IMAGE_SUFFIXES = (
     ".gif",
 )
 REQUIRED_DESCRIPTOR_KEYS = ("name", "title", "modality", "scheme", "layout", "labels", "remap", "citation", "source")
-
-
-# --- label remapping --------------------------------------------------------------------
-
-
-class RemapLabels(Transform):
-    """Map label values through a table, e.g. BTCV ``{1: 1, 2: 2, 3: 2, 11: 3, ...}``.
-
-    Args:
-        mapping: source value -> target value (integers), or the name of a descriptor in
-            ``datasets/`` whose ``remap`` to use (e.g. ``"btcv"``).
-        default: target for values missing from ``mapping``; ``None`` makes them an error
-            (:class:`InputError`), which catches a remap written for another dataset. A
-            descriptor's ``remap_default`` is used when ``default`` is None (TotalSegmentator's
-            117 classes: the four we keep are listed, every other class becomes background).
-
-    Works on numpy arrays and torch tensors (MetaTensor meta is kept); the dtype is kept.
-    """
-
-    def __init__(self, mapping: Mapping[int, int] | str, default: int | None = None) -> None:
-        if isinstance(mapping, str):
-            descriptor = get_descriptor(mapping)
-            mapping = descriptor["remap"]
-            default = descriptor.get("remap_default") if default is None else default
-        self.mapping = {int(k): int(v) for k, v in mapping.items()}
-        self.default = default
-
-    def __call__(self, label: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        values = torch.unique(label) if isinstance(label, torch.Tensor) else np.unique(label)
-        unknown = sorted({float(v) for v in values} - {float(k) for k in self.mapping})
-        if unknown and self.default is None:
-            shown = ", ".join(f"{v:g}" for v in unknown[:10])
-            raise InputError(f"label values {shown} are not in the remap table {self.mapping}")
-        out = label.clone() if isinstance(label, torch.Tensor) else label.copy()
-        if self.default is not None:
-            out[:] = self.default
-        for source, target in self.mapping.items():
-            out[label == source] = target
-        return out
-
-
-class RemapLabelsd(MapTransform):
-    """Dictionary form of :class:`RemapLabels`.
-
-    Example::
-
-        RemapLabelsd("label", "btcv")  # the remap written in datasets/btcv.yaml
-    """
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        mapping: Mapping[int, int] | str,
-        default: int | None = None,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.remap = RemapLabels(mapping, default)
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.remap(d[key])
-        return d
-
-
-class MasksToLabels(Transform):
-    """Combine per-structure binary masks, stacked as channels, into one label map.
-
-    Data sets such as TotalSegmentator store one mask file per structure
-    (``segmentations/spleen.nii.gz``, ...); loading the list of files stacks them as channels
-    ``(C, *spatial)``. Channel ``c`` becomes value ``values[c]`` wherever it is non-zero (a
-    later channel wins where masks overlap), giving ``(1, *spatial)`` in the data set's own
-    label ids, which :class:`RemapLabels` then maps into our scheme. A single-channel input is
-    taken to be a label map already and passes unchanged.
-    """
-
-    def __init__(self, values: Sequence[int]) -> None:
-        self.values = [int(v) for v in values]
-
-    def __call__(self, masks: torch.Tensor) -> torch.Tensor:
-        if masks.shape[0] == 1:
-            return masks
-        if masks.shape[0] != len(self.values):
-            raise InputError(f"{masks.shape[0]} mask channels for {len(self.values)} structures {self.values}")
-        label = torch.zeros_like(masks[:1])
-        for channel, value in enumerate(self.values):
-            label[0][masks[channel] > 0] = value
-        return label
-
-
-class MasksToLabelsd(MapTransform):
-    """Dictionary form of :class:`MasksToLabels`."""
-
-    def __init__(self, keys: KeysCollection, values: Sequence[int], allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.combine = MasksToLabels(values)
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.combine(d[key])
-        return d
-
-
-def label_transforms(label_key: str, mapping: Mapping[int, int] | str) -> list[Transform]:
-    """Steps that bring loaded labels into our scheme: combine per-structure masks when the
-    descriptor ``mapping`` names one with the ``masks`` layout, then remap."""
-    steps: list[Transform] = []
-    if isinstance(mapping, str):
-        descriptor = get_descriptor(mapping)
-        if descriptor["layout"] == "masks":
-            steps.append(MasksToLabelsd(label_key, list(descriptor["labels"])))
-    return steps + [RemapLabelsd(label_key, mapping)]
 
 
 # --- descriptors ------------------------------------------------------------------------
@@ -349,7 +233,7 @@ def _read_masks(root: Path, image_pattern: str, mask_pattern: str, structures: M
     """Cases with one mask file per structure (TotalSegmentator: ``{case}/segmentations/{structure}``).
 
     Each training item's ``label`` is the list of the case's mask files in the order of
-    ``structures`` (label id -> file name stem); :class:`MasksToLabels` combines them after
+    ``structures`` (label id -> file name stem); :class:`monai_attn.transforms.MasksToLabels` combines them after
     loading. Cases whose masks are all missing are test cases; a partial set is an error.
     """
     if "{structure}" not in mask_pattern:
@@ -501,39 +385,3 @@ def evaluation_cases(
         return list(items)
     return split_cases(items, n_folds=n_folds, fold=fold, seed=seed)[1]
 
-
-# --- preparing datasets shipped in other shapes ------------------------------------------
-
-
-def split_tiff_stack(stack: str | os.PathLike, out_dir: str | os.PathLike, name: str = "{index:02d}.png") -> list[Path]:
-    """Write each page of a multi-page TIFF (e.g. ISBI 2012 ``train-volume.tif``) as one PNG.
-
-    Returns the written paths; ``name`` is formatted with the 0-based page ``index``.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    with Image.open(stack) as image:
-        for index, page in enumerate(ImageSequence.Iterator(image)):
-            path = out / name.format(index=index)
-            page.save(path)
-            written.append(path)
-    return written
-
-
-def disc_cup_label(disc: np.ndarray, cup: np.ndarray, agreement: float = 0.5) -> np.ndarray:
-    """Combine optic disc and cup masks (e.g. Drishti-GS soft maps, 0..255) into one label map.
-
-    A pixel belongs to a structure when its value is at least ``agreement`` of full scale
-    (255 for 8-bit masks, 1 for masks in 0..1); Drishti-GS soft maps hold the fraction of
-    experts who marked the pixel. Result: 0
-    background, 1 disc rim, 2 cup (:data:`LABEL_SCHEMES` ``"retina_disc_cup"``); cup pixels
-    outside the disc are counted as cup, since the cup lies inside the disc by definition.
-    """
-    if disc.shape != cup.shape:
-        raise InputError(f"disc mask {disc.shape} and cup mask {cup.shape} differ in shape")
-    scale = 255.0 if max(disc.max(), cup.max()) > 1 else 1.0
-    label = np.zeros(disc.shape, dtype=np.uint8)
-    label[disc >= agreement * scale] = 1
-    label[cup >= agreement * scale] = 2
-    return label

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy import ndimage
 
-from monai_attn.datasets import RemapLabels
+from monai_attn.transforms import RemapLabels
 from monai_attn.io.preview import label_colour
 from monai_attn.synthetic.abdomen_anatomy import AbdomenAnatomy
 from monai_attn.synthetic.abdomen_ct import generate_abdomen_ct_case

@@ -15,22 +15,19 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, LoadImaged
 from PIL import Image
 
+from monai_attn.dataset_preparation import disc_cup_label, split_tiff_stack
 from monai_attn.datasets import (
     LABEL_SCHEMES,
-    RemapLabels,
-    RemapLabelsd,
     detect_layout,
-    disc_cup_label,
     get_descriptor,
-    label_transforms,
     list_descriptors,
     load_datalist,
     remap_for,
     split_cases,
-    split_tiff_stack,
 )
 from monai_attn.errors import InputError
 from monai_attn.io.readers import MedicalImageReader
+from monai_attn.transforms import RemapLabels, RemapLabelsd, label_transforms
 
 
 def touch(path):

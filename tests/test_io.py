@@ -22,7 +22,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from monai_attn.errors import InputError
 from monai_attn.inference import ResampleToInputd
 from monai_attn.io import is_dicom_series_dir, list_dicom_series, load_image, save_like
-from monai_attn.transforms import ct_inference_transforms
+from monai_attn.presets import ct_inference_transforms
 
 PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from monai_attn.datasets import RemapLabels
+from monai_attn.transforms import RemapLabels
 from monai_attn.errors import InputError
 from monai_attn.evaluation.labels import NsdTolerances, check_label_values
 from monai_attn.evaluation.metrics import CaseResult, class_metrics, evaluate_label_maps

@@ -34,15 +34,10 @@ from monai_attn.io.atomic import atomic_path
 #: nnU-Net v2's per-class metric keys, in its order.
 NNUNET_FIELDS: tuple[str, ...] = ("Dice", "IoU", "FP", "TP", "FN", "TN", "n_pred", "n_ref")
 
-#: Our metrics written beside nnU-Net's in each per-class dictionary of ``summary.json``.
-EXTRA_FIELDS: tuple[str, ...] = (
-    "precision",
-    "recall",
-    "volume_ref_ml",
-    "volume_pred_ml",
-    "volume_diff_ml",
-    "hd95_mm",
-    "nsd",
+#: Our metrics written beside nnU-Net's in each per-class dictionary of ``summary.json``: the
+#: per-class values that nnU-Net's keys do not already hold (Dice, IoU and the voxel counts).
+EXTRA_FIELDS: tuple[str, ...] = tuple(
+    f for f in METRIC_FIELDS if f not in ("dice", "iou", "nsd_tolerance_mm", "status") and not f.endswith("_voxels")
 )
 
 #: Per-class values averaged in the summaries (the NSD tolerance and the status are not).

@@ -13,12 +13,12 @@ from PIL import Image
 
 from monai_attn.inference import ResampleToInputd
 from monai_attn.io import load_image, save_like
-from monai_attn.transforms import (
+from monai_attn.presets import (
+    cells_train_transforms,
+    cells_val_transforms,
     ct_inference_transforms,
     ct_train_transforms,
     ct_val_transforms,
-    cells_train_transforms,
-    cells_val_transforms,
     retina_train_transforms,
     retina_val_transforms,
 )
