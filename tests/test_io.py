@@ -338,7 +338,7 @@ def test_ct_inference_from_loaded_dicom_keeps_series_geometry(tmp_path):
                                   body_margin_mm=10.0, check_input=False)
     data = pre({"image": image})
     assert data["input"] is image  # a read scan is taken as it is
-    data["pred"] = MetaTensor(torch.ones_like(data["image"], dtype=torch.uint8), affine=data["image"].affine)
+    data["pred"] = MetaTensor(torch.ones_like(data["image"].as_tensor(), dtype=torch.uint8), affine=data["image"].affine)
     data = ResampleToInputd(("pred",), mode="nearest")(data)
     out = save_like(data["pred"], image, tmp_path / "seg.nii.gz")
     assert_same_geometry(sitk.ReadImage(str(out)), sitk_series(tmp_path / "ct"))

@@ -83,7 +83,7 @@ def test_ct_inference_inverts_to_input_grid(phantom_ct, tmp_path):
     assert data["image"].shape != data["input"].shape
     # a "prediction" on the model grid: soft tissue brighter than 100 HU
     threshold = (100 + 175) / 425
-    data["pred"] = MetaTensor((data["image"] > threshold).to(torch.uint8), affine=data["image"].affine)
+    data["pred"] = MetaTensor((data["image"].as_tensor() > threshold).to(torch.uint8), affine=data["image"].affine)
     data = ResampleToInputd(("pred",), mode="nearest")(data)
     assert data["pred"].shape == (1, *SHAPE) and data["pred"].dtype == torch.uint8
     out = save_like(data["pred"], data["input"], tmp_path / "seg.nii.gz")

@@ -47,7 +47,10 @@ def image_name(image: Any) -> str:
 
 
 def _source_meta(image: Any) -> dict[str, Any]:
-    """The meta data a derived array keeps from its source: the file name (outputs are named after it)."""
+    """The meta data a derived array keeps from its source: the file name (outputs are named after it).
+
+    A new dict each time: a MetaTensor keeps the dict it is given and writes its affine into it.
+    """
     meta = getattr(image, "meta", {})
     return {"filename_or_obj": meta["filename_or_obj"]} if "filename_or_obj" in meta else {}
 
@@ -75,7 +78,9 @@ class LoadScand(Transform):
         if not isinstance(image, MetaTensor):
             image = load_image(image, series_uid=d.get("series_uid"), expect=self.expect)
         if self.expect == "ct" and (image.ndim != 4 or image.shape[0] != 1):
-            raise InputError(f"expected one 3-D scan (1, X, Y, Z); got shape {tuple(image.shape)}", path=image_name(image))
+            raise InputError(
+                f"expected one 3-D scan (1, X, Y, Z); got shape {tuple(image.shape)}", path=image_name(image)
+            )
         d[self.key] = image
         d[self.input_key] = image
         return d
@@ -152,11 +157,10 @@ class LogitsToLabelsd(MapTransform):
                 if probs is not None:
                     probs[:, a : a + step] = soft.to(torch.float16).cpu()
             affine = logits.affine if isinstance(logits, MetaTensor) else None
-            meta = _source_meta(logits)
-            d[key] = MetaTensor(labels[None], affine=affine, meta=meta)
+            d[key] = MetaTensor(labels[None], affine=affine, meta=_source_meta(logits))
             d["entropy"] = {k: float(entropy_sum[k] / counts[k]) for k in range(classes) if counts[k] > 0}
             if probs is not None:
-                d["probabilities"] = MetaTensor(probs, affine=affine, meta=meta)
+                d["probabilities"] = MetaTensor(probs, affine=affine, meta=_source_meta(logits))
         return d
 
 
@@ -224,14 +228,14 @@ class ResampleToInputd(MapTransform):
         reference = d[self.input_key]
         dst_affine = np.asarray(reference.affine, dtype=float)
         dst_shape = tuple(int(s) for s in reference.shape[1:])
-        meta = _source_meta(reference)
         for key in self.key_iterator(d):
             mode = self.mode if key == self.keys[0] else "linear"
             value = d[key]
             if isinstance(value, (list, tuple)):
-                d[key] = [self._resample(v, mode, dst_affine, dst_shape, False, meta) for v in value]
+                d[key] = [self._resample(v, mode, dst_affine, dst_shape, False, _source_meta(reference)) for v in value]
             else:
-                d[key] = self._resample(value, mode, dst_affine, dst_shape, key == "probabilities", meta)
+                background = key == "probabilities"
+                d[key] = self._resample(value, mode, dst_affine, dst_shape, background, _source_meta(reference))
         return d
 
     @staticmethod
