@@ -7,8 +7,9 @@
   when the package is imported (cheap: the stdlib ``warnings`` and ``logging`` only), so
   ``monai-attn`` commands, evaluation worker processes and bundle runs that import
   ``monai_attn`` are all covered.
-- matplotlib and Pillow log font and plugin probing at DEBUG; ``monai-attn -v`` should add our
-  progress detail, not theirs: the CLI's logging setup calls :func:`quiet_library_debug_logs`.
+- matplotlib and Pillow log font and plugin probing at DEBUG, and numexpr (imported by
+  MONAI's dependencies) logs "NumExpr defaulting to N threads" at INFO; ``monai-attn`` shows
+  our progress, not theirs: the CLI's logging setup calls :func:`quiet_library_debug_logs`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import warnings
 NVIMGCODEC_WARNING = r"NvImgCodecPydicomReader: nvImageCodec decoder plugin did not register"
 #: The logger that only says that nvImageCodec is absent.
 NVIMGCODEC_LOGGER = "monai.data.nvimgcodec_pydicom_plugin"
-#: Libraries whose DEBUG logs are not progress of ours.
-LIBRARY_LOGGERS: tuple[str, ...] = ("matplotlib", "PIL")
+#: Libraries whose DEBUG and INFO logs are not progress of ours.
+LIBRARY_LOGGERS: tuple[str, ...] = ("matplotlib", "PIL", "numexpr")
 
 
 def silence_third_party_noise() -> None:
@@ -31,6 +32,6 @@ def silence_third_party_noise() -> None:
 
 
 def quiet_library_debug_logs() -> None:
-    """Keep matplotlib's and Pillow's loggers at WARNING when the CLI logs at DEBUG (``-v``)."""
+    """Keep the loggers of :data:`LIBRARY_LOGGERS` at WARNING while the CLI logs at INFO (DEBUG with ``-v``)."""
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)

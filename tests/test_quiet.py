@@ -39,3 +39,18 @@ def test_verbose_cli_has_no_matplotlib_or_pil_debug_lines(tmp_path: Path) -> Non
     assert (tmp_path / "d" / "previews").is_dir()
     lines = result.stderr.splitlines()
     assert not [line for line in lines if "matplotlib" in line or "PIL" in line or "font" in line.lower()], lines
+
+
+def test_segment_prints_only_its_own_lines(tmp_path: Path) -> None:
+    """A whole segment run in a fresh interpreter: progress lines of ours, no third-party line."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64), dtype=np.uint8)).save(tmp_path / "section.png")
+    code = ("import sys; from monai_attn.cli import main; "
+            "sys.exit(main(['segment', '--bundle', 'cells', '-i', 'section.png', '-o', 'labels.png']))")
+    result = _run(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "labels.png").is_file()
+    lines = result.stderr.splitlines()
+    assert lines and all(line.startswith(("segmenting ", "section: ")) for line in lines), lines

@@ -143,7 +143,7 @@ def _segment_shard(args: argparse.Namespace, shard: Shard) -> int:
         )
         stages = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items() if k != "total")
         logger.info(
-            "%s: %.1f s (%s); %d windows run, %d skipped as air -> %s",
+            "%s: %.1f s (%s); %d windows run, %d skipped as empty -> %s",
             case.case_id,
             result.timings["total"],
             stages,
