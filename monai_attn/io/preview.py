@@ -60,7 +60,7 @@ def save_overlay_png(
     label=None,
     path: str | os.PathLike = "preview.png",
     spacing_mm: Sequence[float] | None = None,
-    hu_window: tuple[float, float] = (-175.0, 250.0),
+    hu_window: tuple[float, float] | None = None,
     label_names: Mapping[int, str] | None = None,
     *,
     affine: np.ndarray | None = None,
@@ -77,7 +77,8 @@ def save_overlay_png(
     (axis 0 toward the patient's right, 1 anterior, 2 superior) unless an ``affine`` (voxel to
     RAS mm) is given, in which case they are reoriented to RAS for display and the voxel size is
     read from it; otherwise ``spacing_mm`` (default 1 mm) sets the aspect. ``hu_window``
-    (low, high) is the display window for 3-D images. ``slice_indices`` (i, j, k) in the input's
+    (low, high) is the display window for 3-D images (a bundle's intensity window; None: the
+    volume's 1st-99th percentile). ``slice_indices`` (i, j, k) in the input's
     voxel indices choose the sagittal, coronal and axial slices; by default they pass through
     the centroid of the labelled voxels (or the volume centre). ``label_names`` maps label
     values to legend names.
@@ -89,7 +90,8 @@ def save_overlay_png(
         raise ValueError(f"label shape {label.shape} does not match image shape {image.shape}")
     rgb = image.ndim == 3 and image.shape[-1] == 3 and (label is None or label.ndim == 2)
     if image.ndim == 3 and not rgb:
-        figure = _figure_3d(image, label, spacing_mm, affine, hu_window, label_names, slice_indices, alpha)
+        window = hu_window if hu_window is not None else tuple(float(v) for v in np.percentile(image, (1, 99)))
+        figure = _figure_3d(image, label, spacing_mm, affine, window, label_names, slice_indices, alpha)
     elif image.ndim == 2 or rgb:
         figure = _figure_2d(image, label, label_names, alpha)
     else:

@@ -103,6 +103,9 @@ class SpacingRange:
                 raise ValueError(f"spacing range needs 0 < low <= high (mm), got {self}")
 
 
+#: Display window of the phantom previews (HU): the usual abdominal soft-tissue window.
+SOFT_TISSUE_WINDOW_HU = (-160.0, 240.0)
+
 def case_acquisition(seed: int, index: int, size: tuple[int, int, int] = DEFAULT_SIZE,
                      spacing_mm: tuple[float, float, float] | SpacingRange | None = None) -> Acquisition:
     """Draw the imaging geometry of case ``index``.
@@ -290,6 +293,7 @@ def _write_case(job) -> dict[str, str]:
                         patient_id=f"PHANTOM-{seed}-{index:04d}", series_description=f"{name} (seed {seed})")
     if preview:
         save_overlay_png(image, label, out / "previews" / f"{name}.png", affine=affine, label_names=LABELS,
+                         hu_window=SOFT_TISSUE_WINDOW_HU,
                          title=f"{name}  seed {seed}")
     logger.info("wrote %s (%s)", name, "test" if is_test else "training")
     return entry
