@@ -549,3 +549,18 @@ def test_labels_from_logits_match_argmax():
     probs = out["probabilities"].float().numpy()
     np.testing.assert_allclose(probs, torch.softmax(logits.float(), 0).numpy(), atol=1e-3)
     assert "probabilities" not in LogitsToLabelsd("pred")({"pred": MetaTensor(logits)})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"overlap": 1.5}, "--overlap must be in [0, 1)"),
+        ({"roi_size": [50, 50, 50]}, "--roi-size 50 50 50 is not divisible by 16 (the network's size divisor); try 48 48 48"),
+        ({"sw_batch_size": 0}, "--sw-batch-size must be >= 1, got 0"),
+        ({"device": "banana"}, "--device 'banana' is not a device"),
+    ],
+)
+def test_python_api_refuses_bad_settings_with_the_command_line_messages(overrides, message):
+    with pytest.raises(InputError) as err:
+        Segmenter.from_bundle("ct", overrides)
+    assert str(err.value).startswith(message)

@@ -40,7 +40,9 @@ import torch
 import torch.nn.functional as F
 from monai.inferers import SlidingWindowInfererAdapt
 
+from monai_attn.errors import InputError
 from monai_attn.inference.devices import autocast_dtype, resolve_precision
+from monai_attn.validation import check_overlap, check_roi_size, check_sw_batch_size
 
 #: Logit given to background (and minus it to every organ) in windows that are not run.
 EMPTY_LOGIT = 10.0
@@ -215,19 +217,13 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         sw_device: torch.device | str | None = None,
         device: torch.device | str | None = None,
     ) -> None:
-        roi = tuple(int(r) for r in roi_size)
-        if any(r < 1 for r in roi):
-            raise ValueError(f"roi_size must be positive, got {roi}")
-        if not 0 <= overlap < 1:
-            raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-        if sw_batch_size < 1:
-            raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}")
+        roi = check_roi_size(roi_size, divisor)  # the same checks and messages as the command line
         if memory_budget_mb is not None and memory_budget_mb <= 0:
-            raise ValueError(f"memory_budget_mb must be > 0, got {memory_budget_mb}")
+            raise InputError(f"memory_budget_mb must be > 0, got {memory_budget_mb}")
         super().__init__(
             roi_size=roi,
-            sw_batch_size=int(sw_batch_size),
-            overlap=float(overlap),
+            sw_batch_size=check_sw_batch_size(sw_batch_size),
+            overlap=check_overlap(overlap),
             mode="gaussian",
             sw_device=sw_device,
             device=device,

@@ -42,6 +42,7 @@ from monai.data import MetaTensor
 from monai_attn.errors import input_error_in
 from monai_attn.inference.devices import resolve_device
 from monai_attn.inference.stages import REQUESTED
+from monai_attn.validation import check_device
 from monai_attn.io.statistics import organ_statistics
 from monai_attn.qc import CaseQC
 
@@ -124,7 +125,7 @@ class Segmenter:
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         self.task = task
-        self.device = resolve_device(device)
+        self.device = resolve_device(check_device(device) if isinstance(device, str) else device)
         self.preprocessing = preprocessing
         self.inferer = inferer
         self.postprocessing = postprocessing
@@ -184,6 +185,16 @@ class Segmenter:
     @classmethod
     def from_parser(cls, parser: ConfigParser, network: torch.nn.Module) -> Segmenter:
         """Build from a parsed bundle config (ids ``preprocessing``, ``inferer``, ``postprocessing``...)."""
+        try:
+            return cls._from_parsed(parser, network)
+        except RuntimeError as err:  # MONAI wraps what a component raises while it is built
+            cause = input_error_in(err)
+            if cause is None:
+                raise
+            raise cause from None
+
+    @classmethod
+    def _from_parsed(cls, parser: ConfigParser, network: torch.nn.Module) -> Segmenter:
         meta = parser.get("_meta_", {}) or {}
         task = parser.get("task", "ct")
         return cls(
