@@ -292,6 +292,19 @@ def test_bf16_logits_and_labels_agree_with_fp32():
 # --- the whole path: geometry -------------------------------------------------------------
 
 
+def test_an_array_with_its_affine_gives_the_labels_of_the_file(tmp_path):
+    """segment() takes a path, a MetaTensor or a (C, *S) array with its affine: same labels, same grid."""
+    hu = phantom_hu()
+    affine = oblique_affine(0.0)
+    segmenter = threshold_segmenter()
+    from_file = segmenter.segment(write_nifti(tmp_path / "case.nii.gz", hu, affine))
+    from_array = segmenter.segment(hu[None], affine=affine)
+    np.testing.assert_array_equal(from_array.labels, from_file.labels)
+    np.testing.assert_allclose(np.asarray(from_array.image.affine), affine)
+    assert set(from_array.timings) == {"preprocess", "network", "postprocess", "total"}
+    assert from_array.timings["total"] >= from_array.timings["network"] > 0
+
+
 @pytest.mark.parametrize("angle", [0.0, 0.35], ids=["permuted-flipped", "oblique"])
 def test_labels_land_on_the_input_grid(tmp_path, angle):
     hu = phantom_hu()
