@@ -7,6 +7,7 @@ child processes), so they are marked slow.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -48,29 +49,58 @@ def test_network_quick() -> None:
 
 
 def test_inference_quick(tmp_path: Path) -> None:
-    output = run_script("inference.py", "--work-dir", str(tmp_path))
+    output = run_script("inference.py", "--work-dir", str(tmp_path), "--plot", str(tmp_path / "scaling.png"))
+    has_nnunet = importlib.util.find_spec("nnunetv2") is not None
     rows = table_rows(output, "| case | variant | precision |")
-    assert [row[1] for row in rows] == [
+    titles = [
         "(a) monai-attn segment",
+        "(a) segment adaptive_roi=true",
         "(b) MONAI stock recipe",
+        *(["(b) nnU-Net v2 engine"] if has_nnunet else []),
         "(c) segment --precision fp32",
         "(c) segment --no-skip-air",
         "(c) segment --overlap 0.5",
         "(d) segment --no-postprocess",
     ]
-    stock = rows[1]
-    assert stock[2] == "fp32" and stock[-1] == "1.00x" and stock[-2] == "1.000"  # (b) against itself
+    assert [row[1] for row in rows] == titles
+    if not has_nnunet:
+        assert "skipping (b) nnU-Net v2 engine: nnunetv2 is not installed" in output
+    by_title = {row[1]: row for row in rows}
+    stock = by_title["(b) MONAI stock recipe"]
+    assert stock[2] == "fp32" and stock[-2] == "1.00x" and stock[-3] == "1.000"  # (b) against itself
     for row in rows:
-        assert int(row[3]) > 0 and float(row[4]) > 0 and float(row[5]) > 0  # windows, seconds, GB
+        assert int(row[3]) > 0 and float(row[5]) > 0 and float(row[6]) > 0  # windows, seconds, GB
+    # 32^3 windows with overlap recompute voxels; one adaptive window computes each once (plus padding to 16)
+    segment, adaptive = by_title["(a) monai-attn segment"], by_title["(a) segment adaptive_roi=true"]
+    assert float(segment[4]) > float(adaptive[4]) >= 1.0 and int(adaptive[3]) == 1
+    assert stock[4] == "–"  # the stock recipe has no voxel counts
     stages = table_rows(output, "| case | variant | load model |")
-    assert len(stages) == 6
+    assert len(stages) == len(titles)
     # the stages never add up to more than the wall time they are part of
     assert all(float(row[-2]) >= -0.5 for row in stages)
+    scaling = table_rows(output, "| case | voxels (M) |")
+    assert len(scaling) == 1 and len(scaling[0]) == 2 + len(titles)
     report = json.loads((tmp_path / "inference_quick.json").read_text())
-    assert {r["variant"] for r in report["runs"]} == {"segment", "monai", "fp32", "no-skip", "overlap-0.5", "no-postprocess"}
+    assert {r["variant"] for r in report["runs"]} == {
+        "segment", "adaptive", "monai", *(["nnunet"] if has_nnunet else []),
+        "fp32", "no-skip", "overlap-0.5", "no-postprocess",
+    }
     # every variant wrote labels on the phantom's grid (evaluate_case_files checks the grid)
     assert all(set(r["dice"]) == {"spleen", "kidney", "pancreas"} for r in report["runs"])
     assert "random weights" in output
+    assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_inference_skips_what_would_take_too_long() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import inference
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    run = inference.Run("clinical", "monai", 0, 60.0, 0, 0, 1, None, None, {}, {}, "", 2)
+    seconds, base = inference.estimated_seconds([run], "large", "monai")
+    assert base == "clinical" and seconds == pytest.approx(180.0)  # 3x the voxels
+    assert inference.estimated_seconds([run], "large", "segment") is None
 
 
 def test_ablation_quick(tmp_path: Path) -> None:
