@@ -128,3 +128,16 @@ def test_qc_quick(tmp_path: Path) -> None:
     kinds = {row["kind"] for row in report["rows"]}
     assert kinds == {"held-out", "shift+150HU", "scale0.6", "cut-at-kidneys"}
     assert "Detection:" in output and 0 < report["cost"]["share"] < 1
+
+
+def test_nifti_io_quick(tmp_path: Path) -> None:
+    output = run_script("nifti_io.py", "--work-dir", str(tmp_path))
+    rows = table_rows(output, "| case | gzip |")
+    installed = ["zlib", *(name for name in ("indexed_gzip", "isal") if importlib.util.find_spec(name) is not None)]
+    assert [row[1] for row in rows] == installed
+    assert rows[0][3] == "1.00x" and rows[0][5] == "1.00x"  # zlib against itself
+    assert all(row[-2:] == ["yes", "yes"] for row in rows)  # identical image read, identical label NIfTI written
+    for name in {"indexed_gzip", "isal"} - set(installed):
+        assert f"skipping {name}: " in output
+    report = json.loads((tmp_path / "nifti_io_quick.json").read_text())
+    assert report["backends"] == installed and all(float(row[2]) >= 0 for row in rows)
