@@ -1,44 +1,46 @@
-"""Whole-scan CT inference: ``monai-attn segment`` against the MONAI stock recipe, speed-ups one at a time.
+"""Whole-scan CT inference as users run it: ``monai-attn segment`` against MONAI's and nnU-Net's engines.
 
-For phantom CT scans of clinical size (``clinical``: 512x512x200 at 0.8x0.8x2.5 mm) and a
-large one (``large``: 512x512x600, the same protocol over 1.5 m), generated once into
-``--work-dir`` (``monai_attn.synthetic.generate_abdomen_ct_case``, LPS-oriented like a
-converted DICOM series), the same weights run as
+Phantom CT scans at 0.8x0.8x2.5 mm, 512x512 in-plane and 100, 200 (``clinical``), 400 and
+600 (``large``) slices, generated once into ``--work-dir``
+(``monai_attn.synthetic.generate_abdomen_ct_case``, LPS-oriented like a converted DICOM
+series), are segmented with the same weights by
 
 - ``segment`` (a): ``monai-attn segment`` with its defaults (the Segmenter: crop to the body,
-  bf16 autocast where the CPU/GPU has native bf16, overlap 0.25, air windows skipped,
-  post-processing, labels inverted to the input grid, NIfTI written);
+  bf16 autocast where the CPU/GPU has native bf16, 96^3 windows with overlap 0.25, air
+  windows skipped, post-processing, labels inverted to the input grid, NIfTI written);
+- ``adaptive`` (a): the same with the bundle config override ``adaptive_roi=true`` (the
+  largest window that fits the default memory budget, up to the whole cropped volume);
 - ``monai`` (b): MONAI's stock recipe: ``LoadImaged -> EnsureChannelFirstd -> Orientationd(RAS)
   -> Spacingd -> ScaleIntensityRanged``, ``sliding_window_inference`` in fp32 with overlap 0.5
   and Gaussian blending over the whole resampled volume in memory, argmax, ``Invertd``
   (nearest) back to the input grid, ``SaveImaged``;
-- ``fp32``, ``no-skip``, ``overlap-0.5`` (c): ``monai-attn segment`` with one speed-up turned
-  off (``--precision fp32``, ``--no-skip-air``, ``--overlap 0.5``: the bundle config overrides
-  ``precision``, ``skip_empty_windows``, ``overlap``);
-- ``no-postprocess`` (d): ``monai-attn segment --no-postprocess``, the raw argmax like (b),
-  to separate the post-processing's effect on Dice from the rest of the pipeline's.
+- ``nnunet`` (b): nnU-Net v2's sliding-window engine
+  (``nnUNetPredictor.predict_sliding_window_return_logits``, tile step 0.5, Gaussian, no
+  mirroring, fp32 on the CPU) in place of the Segmenter's inferer, with the Segmenter's own
+  preprocessing and post-processing (``nnunet_engine.py``); skipped with a message when
+  nnunetv2 is not installed (it is not a dependency of monai-attn);
+- ``fp32``, ``no-skip``, ``overlap-0.5`` (c): ``segment`` with one speed-up turned off
+  (config overrides ``precision``, ``skip_empty_windows``, ``overlap``);
+- ``no-postprocess`` (d): ``segment --no-postprocess``, the raw argmax like (b).
 
-Every run is a fresh Python process, so its peak resident set size (RSS) is its own; the
-wall time counts from loading the model to the written label file (not the interpreter's
-start-up and imports). Each run's time is split into the stages of
-:class:`monai_attn.inference.SegmentationResult.timings` (loading the model, preprocessing
-including reading, network including windows and stitching, post-processing including the
-argmax and the inversion to the input grid, writing); the stock recipe is timed at the same
-stage boundaries. Dice against the phantom's labels is computed from the written files
-(read and grid-checked with ``monai_attn.evaluation``). With ``--repeats`` > 1 the order of the runs alternates
-(forward, then backward) and the median time is reported.
+All runs form one interleaved sequence (every variant of a case, then the next case; with
+``--repeats`` 2 the second pass runs backwards), each in a fresh Python process with the
+torch threads torch picks by default (``--threads N`` pins them), so its peak resident set
+size (RSS) is its own. The wall time counts from loading the model to the written label file
+(not the interpreter's start-up and imports), split into the stages of
+:class:`monai_attn.inference.SegmentationResult.timings`; the stock recipe is timed at the
+same stage boundaries. Dice against the phantom's labels is computed from the written files.
+A variant whose time, extrapolated linearly in voxels from a smaller case of the same run,
+would pass ``--max-seconds`` (default 300) is skipped on that case, and the output says so.
 
 Weights: ``bundles/abdomen_ct_attention_unet`` when it has ``models/model.pt``; otherwise
 the bundle's network definition with fixed-seed random weights, for which speed and memory
-are meaningful but Dice is not (the output says so). Each run uses ``--threads`` torch
-threads (default 1: on a shared machine two threads wait on each other whenever another job
-takes a core, which made them 2-5x slower than one here).
+are meaningful but Dice is not (the output says so).
 
 Usage::
 
-    python benchmarks/inference.py                          # clinical: every variant; large: (a)
-    python benchmarks/inference.py --large-variants segment monai   # the stock recipe on the large scan too
-    python benchmarks/inference.py --cases clinical --variants segment monai
+    python benchmarks/inference.py --plot docs/inference_scaling.png   # four sizes, (a), (a) adaptive, (b)
+    python benchmarks/inference.py --cases clinical --variants all --repeats 2
     python benchmarks/inference.py --quick                  # tiny phantom and network: smoke test
     python benchmarks/inference.py --device cuda
 
@@ -91,7 +93,9 @@ class Case:
 
 
 CASES = {
+    "short": Case("short", (512, 512, 100), (0.8, 0.8, 2.5)),
     "clinical": Case("clinical", (512, 512, 200), (0.8, 0.8, 2.5)),
+    "long": Case("long", (512, 512, 400), (0.8, 0.8, 2.5)),
     "large": Case("large", (512, 512, 600), (0.8, 0.8, 2.5)),
     "tiny": Case("tiny", (64, 64, 24), (6.4, 6.4, 20.0)),
 }
@@ -99,21 +103,28 @@ CASES = {
 
 @dataclass(frozen=True)
 class Variant:
-    """One way of segmenting a scan: the Segmenter with config overrides, or the stock recipe."""
+    """One way of segmenting a scan: an engine, and for the Segmenter's engines config overrides."""
 
     name: str
     title: str
-    overrides: dict[str, Any] | None  # the bundle config ids ``segment``'s options set; None: the stock recipe
+    engine: str  # "segment": the Segmenter; "nnunet": the Segmenter with nnU-Net's inferer; "monai": the stock recipe
+    overrides: dict[str, Any]  # bundle config ids, as ``segment``'s options set them
 
 
 VARIANTS = {
-    "segment": Variant("segment", "(a) monai-attn segment", {}),
-    "monai": Variant("monai", "(b) MONAI stock recipe", None),
-    "fp32": Variant("fp32", "(c) segment --precision fp32", {"precision": "fp32"}),
-    "no-skip": Variant("no-skip", "(c) segment --no-skip-air", {"skip_empty_windows": False}),
-    "overlap-0.5": Variant("overlap-0.5", "(c) segment --overlap 0.5", {"overlap": 0.5}),
-    "no-postprocess": Variant("no-postprocess", "(d) segment --no-postprocess", {"postprocess": False}),
+    "segment": Variant("segment", "(a) monai-attn segment", "segment", {}),
+    "adaptive": Variant("adaptive", "(a) segment adaptive_roi=true", "segment", {"adaptive_roi": True}),
+    "monai": Variant("monai", "(b) MONAI stock recipe", "monai", {}),
+    "nnunet": Variant("nnunet", "(b) nnU-Net v2 engine", "nnunet", {}),
+    "fp32": Variant("fp32", "(c) segment --precision fp32", "segment", {"precision": "fp32"}),
+    "no-skip": Variant("no-skip", "(c) segment --no-skip-air", "segment", {"skip_empty_windows": False}),
+    "overlap-0.5": Variant("overlap-0.5", "(c) segment --overlap 0.5", "segment", {"overlap": 0.5}),
+    "no-postprocess": Variant("no-postprocess", "(d) segment --no-postprocess", "segment", {"postprocess": False}),
 }
+#: The comparison run by default: the two ways of running ``segment`` and the two baselines.
+DEFAULT_VARIANTS = ("segment", "adaptive", "monai", "nnunet")
+#: Variants that the baselines' speed ratios are computed against.
+BASELINES = ("monai", "nnunet")
 
 #: A tiny network on a coarse grid for ``--quick`` (random weights), over the CT bundle's settings.
 QUICK_SETTINGS = {
@@ -304,7 +315,8 @@ def monai_stock_recipe(
 
 
 def run_variant(payload: dict[str, Any]) -> dict[str, Any]:
-    """Child process: segment one case one way; time, peak memory, seconds per stage, windows run."""
+    """Child process: segment one case one way; time, peak memory, seconds per stage, windows run,
+    and for the Segmenter's inferer the voxels computed per voxel needed and the window size."""
     import torch
 
     from monai_attn.inference.models import bundle_parser, config_file_parser, load_network
@@ -314,13 +326,25 @@ def run_variant(payload: dict[str, Any]) -> dict[str, Any]:
     model = payload["model"]
     rss_before = rss_bytes()
     device = payload["device"]
+    engine = payload["engine"]
+    compute_ratio, roi = None, None
     start = time.perf_counter()
-    if payload["overrides"] is not None:
+    if engine in ("segment", "nnunet"):
         segmenter = build_segmenter(model, {**payload["overrides"], "device": device})
+        if engine == "nnunet":
+            from nnunet_engine import NnUNetEngine
+
+            inferer = segmenter.inferer
+            segmenter.inferer = NnUNetEngine(inferer.roi_size, inferer.num_classes or segmenter.network.out_channels,
+                                             str(segmenter.device))
         load_seconds = time.perf_counter() - start
         result = segmenter.segment_to_file(payload["image"], payload["output"])
-        windows = result.windows_run
         stages = {"load model": load_seconds, **{s: result.timings.get(s, 0.0) for s in STAGES[1:]}}
+        if engine == "nnunet":
+            windows = segmenter.inferer.windows_run
+        else:
+            windows, counts = result.windows_run, segmenter.inferer.counts
+            compute_ratio, roi = counts.voxels_computed / counts.voxels_needed, list(counts.roi_size)
     else:
         if model["bundle"]:
             parser = bundle_parser(model["bundle"], trust=model["trust"] or None)
@@ -347,7 +371,10 @@ def run_variant(payload: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_bytes": peak_rss_bytes(),
         "rss_after_imports_bytes": rss_before,
         "windows_run": windows,
+        "compute_ratio": compute_ratio,
+        "roi_size": roi,
         "stages": stages,
+        "threads": torch.get_num_threads(),
     }
     if device.startswith("cuda"):
         result["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()
@@ -386,15 +413,18 @@ class Run:
     peak_rss_bytes: int
     rss_after_imports_bytes: int
     windows_run: int
+    compute_ratio: float | None  # voxels computed / voxels needed (the Segmenter's inferer only)
+    roi_size: list[int] | None
     stages: dict[str, float]
     dice: dict[str, float]
     output: str
+    threads: int
     peak_gpu_bytes: int | None = None
 
 
-def plan_runs(cases: Sequence[str], variants: dict[str, list[str]], repeats: int) -> list[tuple[int, str, str]]:
+def plan_runs(cases: Sequence[str], variants: Sequence[str], repeats: int) -> list[tuple[int, str, str]]:
     """(repeat, case, variant) in run order: forward on even repeats, backward on odd ones."""
-    forward = [(case, variant) for case in cases for variant in variants[case]]
+    forward = [(case, variant) for case in cases for variant in variants]
     order = []
     for repeat in range(repeats):
         for case, variant in forward if repeat % 2 == 0 else reversed(forward):
@@ -402,118 +432,188 @@ def plan_runs(cases: Sequence[str], variants: dict[str, list[str]], repeats: int
     return order
 
 
+def estimated_seconds(runs: Sequence[Run], case: str, variant: str) -> tuple[float, str] | None:
+    """Time of ``variant`` on ``case`` extrapolated linearly in voxels from its largest case run so far."""
+    done = [r for r in runs if r.variant == variant]
+    if not done:
+        return None
+    base = max(done, key=lambda r: math.prod(CASES[r.case].shape))
+    scale = math.prod(CASES[case].shape) / math.prod(CASES[base.case].shape)
+    return base.seconds * scale, base.case
+
+
 def _gb(n: float | None) -> str:
     return "–" if n is None else f"{n / 1e9:.2f}"
 
 
-def _num(x: float, digits: int = 3) -> str:
-    return f"{x:.{digits}f}" if math.isfinite(x) else "–"
+def _num(x: float | None, digits: int = 3) -> str:
+    return f"{x:.{digits}f}" if x is not None and math.isfinite(x) else "–"
 
 
-def summarize(runs: list[Run], cases: Sequence[str], variants: dict[str, list[str]]) -> dict[str, Any]:
-    """Median over repeats per (case, variant), with Dice, agreement with (b) and the speed ratio."""
+def _ratio(x: float) -> str:
+    return f"{x:.2f}x" if math.isfinite(x) else "–"
+
+
+def _shape(case: str) -> str:
+    return "x".join(map(str, CASES[case].shape))
+
+
+def summarize(runs: list[Run]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Median over repeats per (case, variant) in run order, with Dice, agreement with (b) and speed ratios."""
     rows = {}
-    for case in cases:
-        for variant in variants[case]:
-            mine = [r for r in runs if r.case == case and r.variant == variant]
-            rows[(case, variant)] = {
-                "seconds": statistics.median(r.seconds for r in mine),
-                "peak_rss_bytes": max(r.peak_rss_bytes for r in mine),
-                "rss_after_imports_bytes": max(r.rss_after_imports_bytes for r in mine),
-                "windows_run": mine[0].windows_run,
-                "stages": {s: statistics.median(r.stages[s] for r in mine) for s in STAGES},
-                "dice": mine[0].dice,
-                "output": mine[0].output,
-                "peak_gpu_bytes": max((r.peak_gpu_bytes or 0) for r in mine) if mine[0].peak_gpu_bytes is not None else None,
-            }
+    for case, variant in dict.fromkeys((r.case, r.variant) for r in runs):
+        mine = [r for r in runs if r.case == case and r.variant == variant]
+        rows[(case, variant)] = {
+            "seconds": statistics.median(r.seconds for r in mine),
+            "seconds_all": [round(r.seconds, 2) for r in mine],
+            "peak_rss_bytes": max(r.peak_rss_bytes for r in mine),
+            "rss_after_imports_bytes": max(r.rss_after_imports_bytes for r in mine),
+            "windows_run": mine[0].windows_run,
+            "compute_ratio": mine[0].compute_ratio,
+            "roi_size": mine[0].roi_size,
+            "stages": {s: statistics.median(r.stages[s] for r in mine) for s in STAGES},
+            "dice": mine[0].dice,
+            "output": mine[0].output,
+            "peak_gpu_bytes": max((r.peak_gpu_bytes or 0) for r in mine) if mine[0].peak_gpu_bytes is not None else None,
+        }
     for (case, variant), row in rows.items():
+        for baseline in BASELINES:
+            other = rows.get((case, baseline))
+            row[f"speedup_vs_{baseline}"] = other["seconds"] / row["seconds"] if other else math.nan
         stock = rows.get((case, "monai"))
-        row["speedup_vs_monai"] = stock["seconds"] / row["seconds"] if stock else math.nan
-        if stock:
-            agreement = [d for d in dice_per_organ(Path(row["output"]), Path(stock["output"])).values() if math.isfinite(d)]
-            row["agreement_with_monai"] = statistics.fmean(agreement) if agreement else math.nan
-        else:
-            row["agreement_with_monai"] = math.nan
+        agreement = [d for d in dice_per_organ(Path(row["output"]), Path(stock["output"])).values()
+                     if math.isfinite(d)] if stock else []
+        row["agreement_with_monai"] = statistics.fmean(agreement) if agreement else math.nan
     return rows
 
 
 def render(rows: dict[tuple[str, str], dict[str, Any]], precision: dict[str, str]) -> str:
-    """The results table and the stage table, in Markdown."""
+    """The results table, the stage table and the scaling table, in Markdown."""
     table = []
     for (case, variant), row in rows.items():
         dice = row["dice"]
         mean = statistics.fmean(dice.values()) if dice else math.nan
         table.append([
-            case, VARIANTS[variant].title, precision[variant], row["windows_run"], f"{row['seconds']:.1f}",
-            _gb(row["peak_rss_bytes"]), *(_num(dice[n]) for n in LABEL_NAMES.values()), _num(mean),
-            _num(row["agreement_with_monai"]),
-            f"{row['speedup_vs_monai']:.2f}x" if math.isfinite(row["speedup_vs_monai"]) else "–",
+            _shape(case), VARIANTS[variant].title, precision[variant], row["windows_run"], _num(row["compute_ratio"], 2),
+            f"{row['seconds']:.1f}", _gb(row["peak_rss_bytes"]), *(_num(dice[n]) for n in LABEL_NAMES.values()),
+            _num(mean), _num(row["agreement_with_monai"]),
+            *(_ratio(row[f"speedup_vs_{b}"]) for b in BASELINES),
         ])
-    headers = ["case", "variant", "precision", "windows run", "wall (s)", "peak RSS (GB)",
-               *(f"Dice {n}" for n in LABEL_NAMES.values()), "mean Dice", "agreement with (b)", "(b) / this"]
+    headers = ["case", "variant", "precision", "windows run", "computed / needed", "wall (s)", "peak RSS (GB)",
+               *(f"Dice {n}" for n in LABEL_NAMES.values()), "mean Dice", "agreement with MONAI",
+               "MONAI / this", "nnU-Net / this"]
     if any(row["peak_gpu_bytes"] is not None for row in rows.values()):
-        headers.insert(6, "peak GPU (GB)")
+        headers.insert(7, "peak GPU (GB)")
         for line, row in zip(table, rows.values()):
-            line.insert(6, _gb(row["peak_gpu_bytes"]))
+            line.insert(7, _gb(row["peak_gpu_bytes"]))
     stage_rows = []
     for (case, variant), row in rows.items():
         stages = row["stages"]
         other = row["seconds"] - sum(stages.values())
-        stage_rows.append([case, VARIANTS[variant].title, *(f"{stages[s]:.1f}" for s in STAGES), f"{other:.1f}",
+        stage_rows.append([_shape(case), VARIANTS[variant].title, *(f"{stages[s]:.1f}" for s in STAGES), f"{other:.1f}",
                            f"{row['seconds']:.1f}"])
+    cases = list(dict.fromkeys(case for case, _ in rows))
+    variants = list(dict.fromkeys(variant for _, variant in rows))
+    scaling = []
+    for case in cases:
+        cells = [_shape(case), f"{math.prod(CASES[case].shape) / 1e6:.0f}"]
+        for variant in variants:
+            row = rows.get((case, variant))
+            cells.append(f"{row['seconds']:.1f} s / {_gb(row['peak_rss_bytes'])} GB" if row else "skipped")
+        scaling.append(cells)
     return (
         markdown_table(headers, table, "ll" + "l" + "r" * (len(headers) - 3))
         + "\n\nTime per stage (s): SegmentationResult.timings for segment (preprocess includes reading, network "
         "the sliding windows and stitching, postprocess the argmax and the inversion); the stock recipe timed at "
         "the same boundaries; 'other' is the rest of the wall time.\n\n"
         + markdown_table(["case", "variant", *STAGES, "other", "total"], stage_rows, "ll" + "r" * (len(STAGES) + 2))
+        + "\n\nScaling with volume size (wall time / peak RSS):\n\n"
+        + markdown_table(["case", "voxels (M)", *(VARIANTS[v].title for v in variants)], scaling)
     )
 
 
 def targets(rows: dict[tuple[str, str], dict[str, Any]], trained: bool) -> list[str]:
-    """Where the run stands against the issue's targets, and which stage dominates (a)."""
+    """Where the run stands against the targets of the speed work, and which stage dominates (a)."""
     lines = []
     for (case, variant), row in rows.items():
-        if variant == "segment" and (case, "monai") in rows:
-            stock = rows[(case, "monai")]
-            mean = statistics.fmean(row["dice"].values())
-            mean_stock = statistics.fmean(stock["dice"].values())
-            verdict = "met" if row["speedup_vs_monai"] >= 4 else "not met"
-            lines.append(f"{case}: (b)/(a) = {row['speedup_vs_monai']:.2f}x (target >= 4x: {verdict})")
+        if variant not in ("segment", "adaptive"):
+            continue
+        name = f"{_shape(case)} {VARIANTS[variant].title}"
+        for baseline in BASELINES:
+            other = rows.get((case, baseline))
+            if other is None:
+                continue
+            speedup = row[f"speedup_vs_{baseline}"]
+            lines.append(f"{name}: {VARIANTS[baseline].title[4:]} / this = {speedup:.2f}x "
+                         f"(target >= 10x: {'met' if speedup >= 10 else 'not met'})")
             if trained:
-                ok = "met" if mean >= mean_stock - 0.01 else "not met"
-                lines.append(f"{case}: mean Dice (a) {mean:.3f} vs (b) {mean_stock:.3f}, difference {mean - mean_stock:+.3f} "
-                             f"(target: no more than 0.01 below (b): {ok})")
-            else:
-                lines.append(f"{case}: Dice not meaningful with random weights; label agreement (a) vs (b) "
-                             f"{row['agreement_with_monai']:.3f}")
-        if variant == "segment" and case == "large":
-            ok = "met" if row["peak_rss_bytes"] <= 6e9 else "not met"
-            lines.append(f"large: (a) peak RSS {row['peak_rss_bytes'] / 1e9:.2f} GB (target <= 6 GB: {ok})")
-        if variant == "segment":
-            stages = row["stages"]
-            top = max(stages, key=stages.get)
-            lines.append(f"{case}: (a) spends {100 * stages[top] / row['seconds']:.0f}% of its "
-                         f"{row['seconds']:.1f} s in '{top}'")
-        if variant == "no-postprocess" and trained and (case, "monai") in rows:
-            mean = statistics.fmean(row["dice"].values())
-            mean_stock = statistics.fmean(rows[(case, "monai")]["dice"].values())
-            lines.append(f"{case}: without post-processing, mean Dice (d) {mean:.3f} vs (b) {mean_stock:.3f}, "
-                         f"difference {mean - mean_stock:+.3f}")
+                worst = round(min(row["dice"][n] - other["dice"][n] for n in LABEL_NAMES.values()), 3) + 0.0
+                lines.append(f"{name}: Dice per organ at worst {worst:+.3f} against {VARIANTS[baseline].title[4:]} "
+                             f"(target: within 0.01: {'met' if worst >= -0.01 else 'not met'})")
+        limit = {"clinical": 1.5e9, "large": 4e9}.get(case)
+        if limit:
+            lines.append(f"{name}: peak RSS {row['peak_rss_bytes'] / 1e9:.2f} GB (target <= {limit / 1e9:g} GB: "
+                         f"{'met' if row['peak_rss_bytes'] <= limit else 'not met'})")
+        if case in ("clinical", "large") and row["compute_ratio"] is not None:
+            lines.append(f"{name}: voxels computed / needed {row['compute_ratio']:.2f} "
+                         f"(target <= 1.3: {'met' if row['compute_ratio'] <= 1.3 else 'not met'})")
+        if case == "large" and (("clinical", variant) in rows):
+            base = rows[("clinical", variant)]
+            expected = base["seconds"] * math.prod(CASES["large"].shape) / math.prod(CASES["clinical"].shape)
+            deviation = row["seconds"] / expected - 1
+            lines.append(f"{name}: {row['seconds']:.1f} s, {deviation:+.0%} from linear in voxels from "
+                         f"{_shape('clinical')} (target within 20%: {'met' if abs(deviation) <= 0.2 else 'not met'})")
+        stages = row["stages"]
+        top = max(stages, key=stages.get)
+        lines.append(f"{name}: {100 * stages[top] / row['seconds']:.0f}% of its {row['seconds']:.1f} s in '{top}'")
+    for (case, variant), row in rows.items():
         if VARIANTS[variant].title.startswith("(c)") and (case, "segment") in rows:
             gain = row["seconds"] / rows[(case, "segment")]["seconds"]
-            lines.append(f"{case}: turning off one speed-up ({VARIANTS[variant].title[4:]}) costs {gain:.2f}x the time of (a)")
+            lines.append(f"{_shape(case)}: turning off one speed-up ({VARIANTS[variant].title[4:]}) costs "
+                         f"{gain:.2f}x the time of (a)")
     return lines
+
+
+def plot_scaling(rows: dict[tuple[str, str], dict[str, Any]], path: Path, caption: str) -> None:
+    """Wall time and peak RSS against input voxels, one line per variant, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for variant in dict.fromkeys(v for _, v in rows):
+        points = sorted((math.prod(CASES[c].shape) / 1e6, row["seconds"], row["peak_rss_bytes"] / 1e9)
+                        for (c, v), row in rows.items() if v == variant)
+        voxels = [p[0] for p in points]
+        left.plot(voxels, [p[1] for p in points], "o-", label=VARIANTS[variant].title)
+        right.plot(voxels, [p[2] for p in points], "o-", label=VARIANTS[variant].title)
+    left.set(xlabel="input voxels (millions)", ylabel="wall time (s)", title="time")
+    right.set(xlabel="input voxels (millions)", ylabel="peak RSS (GB)", title="memory")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        axis.set_xlim(left=0)
+        axis.set_ylim(bottom=0)
+    left.legend(fontsize=8)
+    figure.suptitle(caption, fontsize=9)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}")
+    figure.savefig(tmp, dpi=110, format="png")
+    plt.close(figure)
+    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", choices=[c for c in CASES if c != "tiny"], default=["clinical", "large"])
-    parser.add_argument("--variants", nargs="+", choices=[*VARIANTS, "all"], default=["all"],
-                        help="variants for the clinical case (default: all)")
-    parser.add_argument("--large-variants", nargs="+", choices=[*VARIANTS, "all"], default=["segment"],
-                        help="variants for the large case (default: segment; the stock recipe takes long there)")
+    parser.add_argument("--cases", nargs="+", choices=[c for c in CASES if c != "tiny"],
+                        default=["short", "clinical", "long", "large"],
+                        help="phantom sizes, 512x512 by 100 (short), 200 (clinical), 400 (long), 600 (large) slices")
+    parser.add_argument("--variants", nargs="+", choices=[*VARIANTS, "all"], default=list(DEFAULT_VARIANTS),
+                        help=f"default: {' '.join(DEFAULT_VARIANTS)}")
     parser.add_argument("--repeats", type=int, default=1, help="runs per variant; the order alternates")
+    parser.add_argument("--max-seconds", type=float, default=300.0,
+                        help="skip a variant on a case where its time extrapolated from a smaller case exceeds this")
     parser.add_argument("--work-dir", type=Path, default=default_work_dir(), help="phantoms, weights and outputs")
     parser.add_argument("--bundle", help="bundle folder (default: bundles/abdomen_ct_attention_unet when trained)")
     parser.add_argument("--model", help="weights (state dict or TorchScript) instead of the bundle; needs --config")
@@ -523,9 +623,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="let --config or --bundle run code ($ expressions), as segment --trust-config")
     parser.add_argument("--random-weights", action="store_true", help="random weights even when the bundle is trained")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads in each run (default 1: steady on a shared machine; 0: torch's choice)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads in each run (default 0: torch's choice, as users run it)")
     parser.add_argument("--json", type=Path, help="also write the results here (default: WORK_DIR/inference.json)")
+    parser.add_argument("--plot", type=Path, help="write the scaling plot (PNG) here")
     parser.add_argument("--quick", action="store_true", help="smoke test: a tiny phantom and network, every variant")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -534,13 +635,17 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     work_dir = args.work_dir.resolve()
-    cases = ["tiny"] if args.quick else list(dict.fromkeys(args.cases))
-    all_variants = list(VARIANTS)
-    chosen = {
-        "clinical": all_variants if "all" in args.variants else list(dict.fromkeys(args.variants)),
-        "large": all_variants if "all" in args.large_variants else list(dict.fromkeys(args.large_variants)),
-        "tiny": all_variants,
-    }
+    cases = ["tiny"] if args.quick else sorted(dict.fromkeys(args.cases), key=lambda c: math.prod(CASES[c].shape))
+    variants = list(VARIANTS) if args.quick or "all" in args.variants else list(dict.fromkeys(args.variants))
+    skipped: list[str] = []
+    if "nnunet" in variants:
+        from nnunet_engine import nnunet_missing
+
+        missing = nnunet_missing()
+        if missing:
+            variants.remove("nnunet")
+            skipped.append(f"{VARIANTS['nnunet'].title}: skipped on every case: {missing}")
+            print(f"skipping {VARIANTS['nnunet'].title}: {missing}", flush=True)
     import torch
 
     from monai_attn.inference.devices import resolve_precision
@@ -552,40 +657,60 @@ def main(argv: list[str] | None = None) -> None:
     model = resolve_model(args, work_dir)
     print(f"model: {model.description}", flush=True)
     auto = resolve_precision("auto", torch.device(args.device))
-    precision = {name: "fp32" if name in ("monai", "fp32") else auto for name in VARIANTS}
+    precision = {name: "fp32" if name in ("monai", "nnunet", "fp32") else auto for name in VARIANTS}
     inputs = {case: phantom_paths(CASES[case], work_dir) for case in cases}
 
     runs: list[Run] = []
-    for repeat, case, variant in plan_runs(cases, chosen, args.repeats):
+    for repeat, case, variant in plan_runs(cases, variants, args.repeats):
+        estimate = estimated_seconds(runs, case, variant)
+        if estimate and estimate[0] > args.max_seconds and not any(r.case == case and r.variant == variant for r in runs):
+            line = (f"{VARIANTS[variant].title} on {_shape(case)}: skipped, about {estimate[0]:.0f} s extrapolated from "
+                    f"{_shape(estimate[1])} (over --max-seconds {args.max_seconds:g})")
+            if line not in skipped:
+                skipped.append(line)
+                print(line, flush=True)
+            continue
         image, label = inputs[case]
         output = work_dir / "outputs" / variant / f"{case}.nii.gz"
         output.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "name": f"{case}/{variant}", "image": str(image), "output": str(output), "device": args.device,
-            "threads": args.threads, "model": asdict(model), "overrides": VARIANTS[variant].overrides,
+            "threads": args.threads, "model": asdict(model), "engine": VARIANTS[variant].engine,
+            "overrides": VARIANTS[variant].overrides,
         }
         load = load_average()[0]
         result = run_child(__file__, payload)
         dice = dice_per_organ(output, label)
         run = Run(case, variant, repeat, result["seconds"], result["peak_rss_bytes"], result["rss_after_imports_bytes"],
-                  result["windows_run"], result["stages"], dice, str(output), result.get("peak_gpu_bytes"))
+                  result["windows_run"], result["compute_ratio"], result["roi_size"], result["stages"], dice,
+                  str(output), result["threads"], result.get("peak_gpu_bytes"))
         runs.append(run)
-        print(f"{case:8s} {VARIANTS[variant].title:30s} {run.seconds:7.1f} s  peak RSS {run.peak_rss_bytes / 1e9:5.2f} GB  "
-              f"windows {run.windows_run:4d}  Dice " + " ".join(f"{d:.3f}" for d in dice.values())
-              + f"  (load {load:.1f})", flush=True)
+        print(f"{_shape(case):12s} {VARIANTS[variant].title:30s} {run.seconds:7.1f} s  peak RSS "
+              f"{run.peak_rss_bytes / 1e9:5.2f} GB  windows {run.windows_run:4d}  computed/needed "
+              f"{_num(run.compute_ratio, 2):>5s}  Dice " + " ".join(f"{d:.3f}" for d in dice.values())
+              + f"  ({run.threads} threads, load {load:.1f})", flush=True)
 
-    rows = summarize(runs, cases, chosen)
+    rows = summarize(runs)
     machine["load_average_end"] = [round(x, 2) for x in load_average()]
-    print(f"\nmodel: {model.description}; device {args.device}; {args.repeats} repeat(s); "
-          f"load average at the end {' '.join(f'{x:.2f}' for x in machine['load_average_end'])}\n")
+    summary_line = (f"model: {model.description}; device {args.device}; torch threads per run "
+                    f"{sorted({r.threads for r in runs})}; {args.repeats} repeat(s); load average at the start "
+                    f"{' '.join(f'{x:.2f}' for x in machine['load_average'])}, at the end "
+                    f"{' '.join(f'{x:.2f}' for x in machine['load_average_end'])}")
+    print(f"\n{summary_line}\n")
     print(render(rows, precision))
     print()
+    for line in skipped:
+        print(f"- {line}")
     for line in targets(rows, model.trained):
         print(f"- {line}")
+    if args.plot:
+        plot_scaling(rows, args.plot, f"{machine['cpu']}, {machine['usable_cpus']} CPUs; load average "
+                     f"{machine['load_average'][0]:.1f} at the start, {machine['load_average_end'][0]:.1f} at the end")
+        print(f"\nplot: {args.plot}")
     report = {
         "machine": machine, "model": asdict(model), "device": args.device, "repeats": args.repeats,
-        "cases": {c: asdict(CASES[c]) for c in cases}, "runs": [asdict(r) for r in runs],
-        "summary": [{"case": c, "variant": v, **row} for (c, v), row in rows.items()],
+        "threads": args.threads, "cases": {c: asdict(CASES[c]) for c in cases}, "runs": [asdict(r) for r in runs],
+        "skipped": skipped, "summary": [{"case": c, "variant": v, **row} for (c, v), row in rows.items()],
     }
     json_path = args.json or work_dir / ("inference_quick.json" if args.quick else "inference.json")
     json_path.parent.mkdir(parents=True, exist_ok=True)

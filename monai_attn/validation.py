@@ -106,11 +106,14 @@ def check_device(device: str) -> str:
     return device
 
 
-def parse_memory(text: str) -> int:
-    """``"8G"`` -> 8589934592 bytes; units B, K, M, G, T (powers of 1024), an optional trailing B."""
+def parse_memory(text: str, option: str = "--max-memory") -> int:
+    """``"8G"`` -> 8589934592 bytes; units B, K, M, G, T (powers of 1024), an optional trailing B.
+
+    ``option`` names the command-line option in the error message.
+    """
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)I?B?\s*", str(text).upper())
     if not match or float(match.group(1)) <= 0:
-        raise InputError(f"--max-memory {text!r} is not a size; use e.g. 8G, 512M or 2.5G")
+        raise InputError(f"{option} {text!r} is not a size; use e.g. 8G, 512M or 2.5G")
     return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
@@ -255,6 +258,10 @@ def check_segment_arguments(args: argparse.Namespace) -> None:
     check_parts(args.num_parts, args.part_id)
     check_output_types(args.output_type)
     set_memory_budget(None if args.max_memory is None else parse_memory(args.max_memory))
+    if args.window_memory is not None:
+        if not args.adaptive_roi:
+            raise InputError("--window-memory goes with --adaptive-roi")
+        parse_memory(args.window_memory, "--window-memory")
     if args.bundle is not None:
         from monai_attn.bundle_lookup import resolve_bundle
 

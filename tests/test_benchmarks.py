@@ -7,6 +7,7 @@ child processes), so they are marked slow.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -48,29 +49,58 @@ def test_network_quick() -> None:
 
 
 def test_inference_quick(tmp_path: Path) -> None:
-    output = run_script("inference.py", "--work-dir", str(tmp_path))
+    output = run_script("inference.py", "--work-dir", str(tmp_path), "--plot", str(tmp_path / "scaling.png"))
+    has_nnunet = importlib.util.find_spec("nnunetv2") is not None
     rows = table_rows(output, "| case | variant | precision |")
-    assert [row[1] for row in rows] == [
+    titles = [
         "(a) monai-attn segment",
+        "(a) segment adaptive_roi=true",
         "(b) MONAI stock recipe",
+        *(["(b) nnU-Net v2 engine"] if has_nnunet else []),
         "(c) segment --precision fp32",
         "(c) segment --no-skip-air",
         "(c) segment --overlap 0.5",
         "(d) segment --no-postprocess",
     ]
-    stock = rows[1]
-    assert stock[2] == "fp32" and stock[-1] == "1.00x" and stock[-2] == "1.000"  # (b) against itself
+    assert [row[1] for row in rows] == titles
+    if not has_nnunet:
+        assert "skipping (b) nnU-Net v2 engine: nnunetv2 is not installed" in output
+    by_title = {row[1]: row for row in rows}
+    stock = by_title["(b) MONAI stock recipe"]
+    assert stock[2] == "fp32" and stock[-2] == "1.00x" and stock[-3] == "1.000"  # (b) against itself
     for row in rows:
-        assert int(row[3]) > 0 and float(row[4]) > 0 and float(row[5]) > 0  # windows, seconds, GB
+        assert int(row[3]) > 0 and float(row[5]) > 0 and float(row[6]) > 0  # windows, seconds, GB
+    # 32^3 windows with overlap recompute voxels; one adaptive window computes each once (plus padding to 16)
+    segment, adaptive = by_title["(a) monai-attn segment"], by_title["(a) segment adaptive_roi=true"]
+    assert float(segment[4]) > float(adaptive[4]) >= 1.0 and int(adaptive[3]) == 1
+    assert stock[4] == "–"  # the stock recipe has no voxel counts
     stages = table_rows(output, "| case | variant | load model |")
-    assert len(stages) == 6
+    assert len(stages) == len(titles)
     # the stages never add up to more than the wall time they are part of
     assert all(float(row[-2]) >= -0.5 for row in stages)
+    scaling = table_rows(output, "| case | voxels (M) |")
+    assert len(scaling) == 1 and len(scaling[0]) == 2 + len(titles)
     report = json.loads((tmp_path / "inference_quick.json").read_text())
-    assert {r["variant"] for r in report["runs"]} == {"segment", "monai", "fp32", "no-skip", "overlap-0.5", "no-postprocess"}
+    assert {r["variant"] for r in report["runs"]} == {
+        "segment", "adaptive", "monai", *(["nnunet"] if has_nnunet else []),
+        "fp32", "no-skip", "overlap-0.5", "no-postprocess",
+    }
     # every variant wrote labels on the phantom's grid (evaluate_case_files checks the grid)
     assert all(set(r["dice"]) == {"spleen", "kidney", "pancreas"} for r in report["runs"])
     assert "random weights" in output
+    assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_inference_skips_what_would_take_too_long() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import inference
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    run = inference.Run("clinical", "monai", 0, 60.0, 0, 0, 1, None, None, {}, {}, "", 2)
+    seconds, base = inference.estimated_seconds([run], "large", "monai")
+    assert base == "clinical" and seconds == pytest.approx(180.0)  # 3x the voxels
+    assert inference.estimated_seconds([run], "large", "segment") is None
 
 
 def test_ablation_quick(tmp_path: Path) -> None:
@@ -98,3 +128,44 @@ def test_qc_quick(tmp_path: Path) -> None:
     kinds = {row["kind"] for row in report["rows"]}
     assert kinds == {"held-out", "shift+150HU", "scale0.6", "cut-at-kidneys"}
     assert "Detection:" in output and 0 < report["cost"]["share"] < 1
+
+
+def test_nifti_io_quick(tmp_path: Path) -> None:
+    output = run_script("nifti_io.py", "--work-dir", str(tmp_path))
+    rows = table_rows(output, "| case | gzip |")
+    installed = ["zlib", *(name for name in ("indexed_gzip", "isal") if importlib.util.find_spec(name) is not None)]
+    assert [row[1] for row in rows] == installed
+    assert rows[0][3] == "1.00x" and rows[0][5] == "1.00x"  # zlib against itself
+    assert all(row[-2:] == ["yes", "yes"] for row in rows)  # identical image read, identical label NIfTI written
+    for name in {"indexed_gzip", "isal"} - set(installed):
+        assert f"skipping {name}: " in output
+    report = json.loads((tmp_path / "nifti_io_quick.json").read_text())
+    assert report["backends"] == installed and all(float(row[2]) >= 0 for row in rows)
+
+
+def test_nnunet_engine_matches_a_pointwise_network() -> None:
+    """nnU-Net's tiles, Gaussian weights and float16 sums give back a 1x1x1 network's logits.
+
+    Not on the outermost voxels: there only tile edges reach, whose Gaussian weights underflow
+    in nnU-Net's float16 sums (its engine as shipped), so the check leaves a 2-voxel shell out.
+    """
+    pytest.importorskip("nnunetv2.inference.predict_from_raw_data")
+    import torch
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from nnunet_engine import NnUNetEngine
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    torch.manual_seed(0)
+    network = torch.nn.Conv3d(1, 3, kernel_size=1).eval()
+    image = torch.rand(1, 1, 40, 36, 20)
+    engine = NnUNetEngine((16, 16, 16), 3, "cpu")
+    logits = engine(image, network)
+    with torch.no_grad():
+        expected = network(image)
+    assert logits.shape == (1, 3, 40, 36, 20) and logits.dtype == torch.float32
+    inner = (slice(None), slice(None), slice(2, -2), slice(2, -2), slice(2, -2))
+    torch.testing.assert_close(logits[inner], expected[inner], atol=5e-3, rtol=5e-3)  # float16 sums
+    # tile step 0.5 of 16: 4, 4 and 2 tile positions along the axes
+    assert engine.windows_run == 4 * 4 * 2

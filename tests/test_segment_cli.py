@@ -243,3 +243,32 @@ def test_case_ids():
     assert case_id(Path("dir/case_7.dcm")) == "case_7"
     assert case_id(Path("dir/patient_dicom")) == "patient_dicom"
     assert case_id(Path("dir/.nii.gz")) == ".nii.gz"
+
+
+def test_adaptive_roi_runs_one_window(tmp_path, model, capsys, caplog):
+    hu = phantom_hu()  # 64x56x24 at 1 mm: several 32^3 windows; one adaptive window of 64x64x32
+    case = write_nifti(tmp_path / "case_003.nii.gz", hu, np.eye(4))
+    runs = {}
+    for name, extra in (("sliding", []), ("adaptive", ["--adaptive-roi", "--window-memory", "256M"])):
+        caplog.clear()
+        out = tmp_path / name / "labels.nii.gz"
+        with caplog.at_level("INFO", logger="monai_attn"):
+            code, err = run(["-i", case, "-o", out, *model, *extra], capsys)
+        assert code == 0, err
+        np.testing.assert_array_equal(np.asarray(nib.load(str(out)).dataobj), expected_labels(hu))
+        runs[name] = next(int(m.group(1)) for r in caplog.records if (m := re.search(r"(\d+) windows run", r.message)))
+    assert runs["sliding"] > 1 and runs["adaptive"] == 1
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--window-memory", "1G"], "error: --window-memory goes with --adaptive-roi"),
+        (["--adaptive-roi", "--window-memory", "lots"], "error: --window-memory 'lots' is not a size; use e.g. 8G"),
+    ],
+)
+def test_window_memory_is_checked(tmp_path, model, capsys, extra, message):
+    case = write_nifti(tmp_path / "case.nii.gz", phantom_hu(), np.eye(4))
+    code, err = run(["-i", case, "-o", tmp_path / "out" / "labels.nii.gz", *model, *extra], capsys)
+    assert code != 0 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from monai_attn.bundle_lookup import DEFAULT_BUNDLE_NAME
 from monai_attn.errors import InputError, brief_reason
-from monai_attn.validation import OUTPUT_TYPES, check_segment_arguments
+from monai_attn.validation import OUTPUT_TYPES, check_segment_arguments, parse_memory
 
 if TYPE_CHECKING:
     from monai_attn.inference.sharding import Shard
@@ -60,6 +60,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--tta", action="store_true", help="mirror test-time augmentation (8x slower)")
     run.add_argument("--no-postprocess", action="store_true", help="keep the raw argmax (no component/hole clean-up)")
     run.add_argument("--no-skip-air", action="store_true", help="run every window, even those entirely in air")
+    run.add_argument("--adaptive-roi", action="store_true",
+                     help="the largest window that fits --window-memory, up to the whole cropped scan, instead of "
+                     "overlapping --roi-size windows: each voxel computed about once, faster; labels differ slightly "
+                     "(docs/benchmarks.md)")
+    run.add_argument("--window-memory", metavar="SIZE",
+                     help="memory for the network's activations with --adaptive-roi, e.g. 4G (default: a quarter of "
+                     "the available memory, at most 2G; on a GPU half its free memory)")
     run.add_argument("--max-memory", metavar="SIZE",
                      help="memory budget, e.g. 8G; larger cases are refused (default: the memory available)")
     run.add_argument("--series-uid", help="SeriesInstanceUID to read when a DICOM folder holds several series")
@@ -231,6 +238,10 @@ def _build_segmenter(args: argparse.Namespace, progress: bool):
         overrides["postprocess"] = False
     if args.no_skip_air:
         overrides["skip_empty_windows"] = False
+    if args.adaptive_roi:
+        overrides["adaptive_roi"] = True
+    if args.window_memory is not None:
+        overrides["memory_budget_mb"] = parse_memory(args.window_memory, "--window-memory") / 2**20
 
     if args.bundle and args.model:
         raise InputError("give either --bundle or --model, not both")
