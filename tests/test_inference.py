@@ -302,6 +302,7 @@ def test_an_array_with_its_affine_gives_the_labels_of_the_file(tmp_path):
     np.testing.assert_array_equal(from_array.labels, from_file.labels)
     np.testing.assert_allclose(np.asarray(from_array.image.affine), affine)
     assert set(from_array.timings) == {"preprocess", "network", "postprocess", "total"}
+    assert from_array.voxels_computed >= from_array.voxels_needed > 0
     assert from_array.timings["total"] >= from_array.timings["network"] > 0
 
 
@@ -577,3 +578,25 @@ def test_python_api_refuses_bad_settings_with_the_command_line_messages(override
     with pytest.raises(InputError) as err:
         Segmenter.from_bundle("ct", overrides)
     assert str(err.value).startswith(message)
+
+
+def test_adaptive_window_tiles_the_volume_and_counts_what_monai_computes():
+    """Too big for one window: the window is sized to tile the volume, and MONAI runs exactly the windows counted."""
+    from monai_attn.inference.inferer import _windows_along
+
+    shape = (40, 24, 70)
+    budget_voxels = 32 * 32 * 48  # room for about a third of the volume in one window
+    inferer = SegmentationInferer((16, 16, 16), 1, 0.25, precision="fp32", adaptive_roi=True,
+                                  memory_budget_mb=budget_voxels * 4 / 2**20, bytes_per_voxel=4)
+    window = inferer.window_for(shape, torch.device("cpu"), "fp32")
+    assert np.prod(window) <= budget_voxels and all(w % 16 == 0 for w in window)
+    expected = int(np.prod([_windows_along(s, w, 0.25) * w for s, w in zip(shape, window)]))
+    # a cube grown uniformly from 16^3 to the budget (32^3) would compute this many voxels:
+    cube = int(np.prod([_windows_along(s, 32, 0.25) * 32 for s in shape]))
+    assert expected < cube
+    logits = inferer(torch.rand(1, 1, *shape) + 0.1, tiny_unet())
+    assert logits.shape == (1, 4, *shape)
+    assert inferer.counts.roi_size == window
+    assert inferer.counts.voxels_computed == expected and inferer.counts.voxels_needed == np.prod(shape)
+    whole = SegmentationInferer((16, 16, 16), 1, 0.25, adaptive_roi=True, memory_budget_mb=64, bytes_per_voxel=4)
+    assert whole.window_for(shape, torch.device("cpu"), "fp32") == (48, 32, 80)  # the padded volume fits

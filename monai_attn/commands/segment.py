@@ -150,12 +150,13 @@ def _segment_shard(args: argparse.Namespace, shard: Shard) -> int:
         )
         stages = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items() if k != "total")
         logger.info(
-            "%s: %.1f s (%s); %d windows run, %d skipped as empty -> %s",
+            "%s: %.1f s (%s); %d windows run, %d skipped as empty, each voxel computed %.1fx -> %s",
             case.case_id,
             result.timings["total"],
             stages,
             result.windows_run,
             result.windows_skipped,
+            result.voxels_computed / max(result.voxels_needed, 1),
             case.output,
         )
         if result.qc is not None:

@@ -276,16 +276,27 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         return outputs.float()
 
     def window_for(self, spatial: Sequence[int], device: torch.device, precision: str) -> tuple[int, ...]:
-        """The largest window, from ``roi_size`` up to the padded image, that fits the memory budget."""
+        """The window, from ``roi_size`` up to the padded image, that computes the fewest voxels within the budget.
+
+        The whole (padded) image when it fits. Otherwise every combination of per-axis sizes
+        (multiples of the divisor) whose window fits is scored by the voxels MONAI's sliding
+        window would compute with it (windows per axis times the window, at ``overlap``), so a
+        volume is tiled by a few windows sized to it rather than by a cube that overshoots.
+        """
         padded = [max(r, math.ceil(s / self.divisor) * self.divisor) for s, r in zip(spatial, self.roi_size)]
         bytes_per_voxel = self.bytes_per_voxel * (1.0 if precision == "fp32" else 0.65)
         fits = self.budget_bytes(device) / (bytes_per_voxel * self.sw_batch_size)
         if math.prod(padded) <= fits:
             return tuple(padded)
-        scale = (fits / math.prod(self.roi_size)) ** (1.0 / len(padded))
-        return tuple(
-            min(p, max(r, int(r * scale) // self.divisor * self.divisor)) for p, r in zip(padded, self.roi_size)
-        )
+        choices = [range(r, p + 1, self.divisor) for r, p in zip(self.roi_size, padded)]
+        best, best_cost = tuple(self.roi_size), math.inf
+        for window in itertools.product(*choices):
+            if math.prod(window) > fits:
+                continue
+            cost = math.prod(_windows_along(s, w, self.overlap) * w for s, w in zip(spatial, window))
+            if cost < best_cost or (cost == best_cost and math.prod(window) > math.prod(best)):
+                best, best_cost = tuple(window), cost
+        return best
 
     def budget_bytes(self, device: torch.device) -> float:
         """Memory (bytes) the network's activations may use on ``device``."""
@@ -297,6 +308,14 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         import psutil
 
         return min(psutil.virtual_memory().available / 4, 2 * 2**30)
+
+
+def _windows_along(size: int, window: int, overlap: float) -> int:
+    """Windows MONAI's sliding window places along an axis of ``size`` voxels (its scan interval rule)."""
+    if window >= size:
+        return 1
+    interval = max(int(window * (1 - overlap)), 1)
+    return math.ceil((size - window) / interval) + 1
 
 
 def count_attention_gates(network: Any, spatial_dims: int, device: torch.device) -> int:

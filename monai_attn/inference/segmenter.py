@@ -65,6 +65,8 @@ class SegmentationResult:
             gated level first), or None.
         qc: per-organ quality control and the input checks (CT), or None.
         windows_run, windows_skipped: sliding windows run through the network / skipped as empty.
+        voxels_computed, voxels_needed: voxels of all windows run / of the network's image; their
+            ratio is how often each voxel was computed on average (overlap and padding).
         timings: seconds per stage (preprocess, network, postprocess, write, total).
         device, precision: where and in which precision the network ran.
     """
@@ -77,6 +79,8 @@ class SegmentationResult:
     qc: CaseQC | None = None
     windows_run: int = 0
     windows_skipped: int = 0
+    voxels_computed: int = 0
+    voxels_needed: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     device: str = "cpu"
     precision: str = "fp32"
@@ -280,6 +284,8 @@ class Segmenter:
             qc=data.get("qc"),
             windows_run=counts.run if counts else 0,
             windows_skipped=counts.skipped if counts else 0,
+            voxels_computed=counts.voxels_computed if counts else 0,
+            voxels_needed=counts.voxels_needed if counts else 0,
             timings=timings,
             device=str(self.device),
             precision=self.precision,
