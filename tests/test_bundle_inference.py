@@ -17,9 +17,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 from monai.bundle import ConfigWorkflow
 from PIL import Image
+from test_inference import one_thread  # noqa: F401  (autouse fixture: one torch thread)
 
 from monai_attn.bundle_lookup import resolve_bundle
 from monai_attn.cli import main
@@ -32,12 +32,6 @@ SHORT_NAMES = ("ct", "retina", "cells")
 CT_FAST = {"spacing_mm": [4.0, 4.0, 4.0], "roi_size": [32, 32, 32], "device": "cpu", "precision": "fp32"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def configs(short: str) -> Path:

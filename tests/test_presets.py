@@ -10,6 +10,7 @@ from monai.data import MetaTensor
 from monai.transforms import Randomizable
 from monai.utils import set_determinism
 from PIL import Image
+from test_io import oblique_affine
 
 from monai_attn.inference import ResampleToInputd
 from monai_attn.io import load_image, save_like
@@ -29,13 +30,6 @@ CT = {"hu_window": (-175.0, 250.0), "body_threshold_hu": -500.0, "body_margin_mm
 SPACING = (1.5, 1.5, 2.0)
 
 
-def oblique_affine() -> np.ndarray:
-    """Rotated 0.4 rad about z, x flipped, anisotropic 0.9 x 0.75 x 3.0 mm voxels."""
-    rotation = np.array([[np.cos(0.4), -np.sin(0.4), 0], [np.sin(0.4), np.cos(0.4), 0], [0, 0, 1]])
-    affine = np.eye(4)
-    affine[:3, :3] = rotation @ np.diag([0.9, 0.75, 3.0]) @ np.diag([-1, 1, 1])
-    affine[:3, 3] = [120.5, -80.25, 33.0]
-    return affine
 
 
 @pytest.fixture()
