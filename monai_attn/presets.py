@@ -60,7 +60,7 @@ from monai_attn.augmentation import (
     ct_intensity_randomisation,
 )
 from monai_attn.io.readers import Expect, MedicalImageReader
-from monai_attn.transforms import CropToBodyd, label_transforms
+from monai_attn.transforms import CheckCTInputd, CropToBodyd, LoadScand, label_transforms
 
 LabelMapping = Mapping[int, int] | str | None
 
@@ -83,12 +83,10 @@ def _load(keys: Sequence[str], expect: Expect, label_key: str | None, label_mapp
     """Load with :class:`MedicalImageReader` (channel first) and remap labels if asked.
 
     An image without a label (inference) is read by
-    :class:`~monai_attn.inference.stages.LoadScand`, which also takes an image already read
+    :class:`~monai_attn.transforms.LoadScand`, which also takes an image already read
     and keeps it as ``input``, the grid predictions go back to.
     """
     if label_key is None:
-        from monai_attn.inference.stages import LoadScand
-
         return [LoadScand(keys[0], expect=expect)]
     steps: list[Transform] = [
         LoadImaged(keys, reader=MedicalImageReader(expect=expect), ensure_channel_first=True, image_only=True)
@@ -283,8 +281,8 @@ def ct_inference_transforms(
     """Abdominal CT inference preprocessing: the validation pipeline, from a path or a read scan.
 
     ``{"image": path or (1, X, Y, Z) MetaTensor in HU}`` -> read
-    (:class:`~monai_attn.inference.stages.LoadScand`, keeping the scan as ``input``), check it
-    is CT in HU (:class:`~monai_attn.inference.stages.CheckCTInputd`; refused unless
+    (:class:`~monai_attn.transforms.LoadScand`, keeping the scan as ``input``), check it
+    is CT in HU (:class:`~monai_attn.transforms.CheckCTInputd`; refused unless
     ``force``), then :func:`ct_val_transforms`' steps on the image. Predictions go back to
     the input's grid through both grids' affines
     (:class:`~monai_attn.inference.stages.ResampleToInputd`).
@@ -293,8 +291,6 @@ def ct_inference_transforms(
         check_input: run the input checks; ``force`` keeps going past their errors.
         Others as :func:`ct_train_transforms`; use the values the model was trained with.
     """
-    from monai_attn.inference.stages import CheckCTInputd, LoadScand
-
     steps: list[Transform] = [LoadScand("image", expect="ct")]
     if check_input:
         steps.append(CheckCTInputd("image", force=force))

@@ -1,5 +1,7 @@
-"""MONAI transforms of the project: body cropping and label remapping.
+"""MONAI transforms of the project: reading, the CT check, body cropping and label remapping.
 
+- :class:`LoadScand`: read an image (or take one already read) and keep it as ``input``.
+- :class:`CheckCTInputd`: refuse a scan that is not CT in HU.
 - :class:`CropToBodyd`: crop a CT scan to the body on its own grid, before resampling.
 - :class:`RemapLabels` / :class:`RemapLabelsd`: label values of a public data set into our
   schemes (a table, or a descriptor in ``datasets/``, e.g. ``"btcv"``).
@@ -7,8 +9,8 @@
   into one label map; :func:`label_transforms` chains the two for a descriptor.
 
 Pipelines built from them (and MONAI's own transforms) are in :mod:`monai_attn.presets`;
-random augmentations are in :mod:`monai_attn.augmentation`; the inference stages are in
-:mod:`monai_attn.inference.stages`.
+random augmentations are in :mod:`monai_attn.augmentation`; the stages after the network are
+in :mod:`monai_attn.inference.stages`.
 """
 
 from __future__ import annotations
@@ -19,11 +21,69 @@ from typing import Any
 import numpy as np
 import torch
 from monai.config import KeysCollection
+from monai.data import MetaTensor
 from monai.transforms import MapTransform, SpatialCrop, Transform
 
 from monai_attn.datasets import get_descriptor
 from monai_attn.errors import InputError
 from monai_attn.geometry import margin_voxels
+from monai_attn.io.readers import Expect
+
+
+def image_name(image: Any) -> str:
+    """The file an image came from, for messages."""
+    meta = getattr(image, "meta", {})
+    return str(meta.get("filename_or_obj", "image"))
+
+
+class LoadScand(Transform):
+    """Read ``data[key]`` (a path) as a channel-first MetaTensor; keep a reference as ``input``.
+
+    An already-read ``MetaTensor`` passes through, so callers can read DICOM with a chosen
+    ``series_uid`` or hand over arrays. Errors name the file (:class:`InputError`).
+
+    Args:
+        key: the image key.
+        expect: ``"ct"`` (3-D, one channel, HU), ``"2d"`` (2-D grey or RGB), or None.
+        input_key: where the image as read is kept (no copy).
+    """
+
+    def __init__(self, key: str = "image", expect: Expect = None, input_key: str = "input") -> None:
+        self.key, self.expect, self.input_key = key, expect, input_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        from monai_attn.io import load_image
+
+        d = dict(data)
+        image = d[self.key]
+        if not isinstance(image, MetaTensor):
+            image = load_image(image, series_uid=d.get("series_uid"), expect=self.expect)
+        if self.expect == "ct" and (image.ndim != 4 or image.shape[0] != 1):
+            raise InputError(
+                f"expected one 3-D scan (1, X, Y, Z); got shape {tuple(image.shape)}", path=image_name(image)
+            )
+        d[self.key] = image
+        d[self.input_key] = image
+        return d
+
+
+class CheckCTInputd(Transform):
+    """Refuse a scan that is not CT in HU (:func:`monai_attn.qc.check_ct_input`), unless ``force``.
+
+    Forced scans keep their findings: :class:`OrganQCd` reports them.
+    """
+
+    def __init__(self, key: str = "image", force: bool = False) -> None:
+        self.key, self.force = key, bool(force)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        from monai_attn.qc import check_ct_input
+
+        if not self.force:
+            errors = [f for f in check_ct_input(data[self.key]) if f.level == "error"]
+            if errors:
+                raise InputError(f"{errors[0].message} (--force segments it anyway)", path=image_name(data[self.key]))
+        return dict(data)
 
 
 class CropToBodyd(MapTransform):

@@ -15,9 +15,7 @@ from monai_attn.inference.inferer import SegmentationInferer
 from monai_attn.inference.postprocess import OrganRule, postprocess_labels
 from monai_attn.inference.segmenter import SegmentationResult, Segmenter, segment
 from monai_attn.inference.stages import (
-    CheckCTInputd,
     CleanLabelsd,
-    LoadScand,
     LogitsToLabelsd,
     OrganQCd,
     ResampleToInputd,
@@ -26,9 +24,7 @@ from monai_attn.inference.stages import (
 )
 
 __all__ = [
-    "CheckCTInputd",
     "CleanLabelsd",
-    "LoadScand",
     "LogitsToLabelsd",
     "OrganQCd",
     "OrganRule",

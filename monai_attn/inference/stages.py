@@ -5,6 +5,7 @@ from these and from MONAI's own transforms; :class:`~monai_attn.inference.Segmen
 bundle's ``SupervisedEvaluator`` run the very same objects, so a Dice reported by
 ``evaluate.json`` is the Dice a ``monai-attn segment`` user gets.
 
+The input side (reading, the CT check, the body crop) is in :mod:`monai_attn.transforms`.
 Keys of the data dictionary:
 
 - ``image``: the input (a path, or a channel-first ``MetaTensor``), then the network input;
@@ -29,21 +30,13 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 
-from monai_attn.errors import InputError
 from monai_attn.geometry import resample_to_grid, world_to_voxel
 from monai_attn.inference.postprocess import OrganRule, parse_rules, postprocess_labels
-from monai_attn.io.readers import Expect
 
 #: Voxels per chunk when reducing logits to labels/probabilities (bounds temporary memory).
 _CHUNK_VOXELS = 1 << 22
 #: Data key listing the extra outputs a caller wants ("probabilities", "attention_maps").
 REQUESTED = "requested"
-
-
-def image_name(image: Any) -> str:
-    """The file an image came from, for messages."""
-    meta = getattr(image, "meta", {})
-    return str(meta.get("filename_or_obj", "image"))
 
 
 def _source_meta(image: Any) -> dict[str, Any]:
@@ -53,56 +46,6 @@ def _source_meta(image: Any) -> dict[str, Any]:
     """
     meta = getattr(image, "meta", {})
     return {"filename_or_obj": meta["filename_or_obj"]} if "filename_or_obj" in meta else {}
-
-
-class LoadScand(Transform):
-    """Read ``data[key]`` (a path) as a channel-first MetaTensor; keep a reference as ``input``.
-
-    An already-read ``MetaTensor`` passes through, so callers can read DICOM with a chosen
-    ``series_uid`` or hand over arrays. Errors name the file (:class:`InputError`).
-
-    Args:
-        key: the image key.
-        expect: ``"ct"`` (3-D, one channel, HU), ``"2d"`` (2-D grey or RGB), or None.
-        input_key: where the image as read is kept (no copy).
-    """
-
-    def __init__(self, key: str = "image", expect: Expect = None, input_key: str = "input") -> None:
-        self.key, self.expect, self.input_key = key, expect, input_key
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        from monai_attn.io import load_image
-
-        d = dict(data)
-        image = d[self.key]
-        if not isinstance(image, MetaTensor):
-            image = load_image(image, series_uid=d.get("series_uid"), expect=self.expect)
-        if self.expect == "ct" and (image.ndim != 4 or image.shape[0] != 1):
-            raise InputError(
-                f"expected one 3-D scan (1, X, Y, Z); got shape {tuple(image.shape)}", path=image_name(image)
-            )
-        d[self.key] = image
-        d[self.input_key] = image
-        return d
-
-
-class CheckCTInputd(Transform):
-    """Refuse a scan that is not CT in HU (:func:`monai_attn.qc.check_ct_input`), unless ``force``.
-
-    Forced scans keep their findings: :class:`OrganQCd` reports them.
-    """
-
-    def __init__(self, key: str = "image", force: bool = False) -> None:
-        self.key, self.force = key, bool(force)
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        from monai_attn.qc import check_ct_input
-
-        if not self.force:
-            errors = [f for f in check_ct_input(data[self.key]) if f.level == "error"]
-            if errors:
-                raise InputError(f"{errors[0].message} (--force segments it anyway)", path=image_name(data[self.key]))
-        return dict(data)
 
 
 class LogitsToLabelsd(MapTransform):
@@ -362,13 +305,10 @@ def label_names_from_meta(meta: Mapping[str, Any], output: str = "pred") -> dict
 
 __all__ = [
     "REQUESTED",
-    "CheckCTInputd",
     "CleanLabelsd",
-    "LoadScand",
     "LogitsToLabelsd",
     "OrganQCd",
     "ResampleToInputd",
     "SaveSegmentationd",
-    "image_name",
     "label_names_from_meta",
 ]
