@@ -189,13 +189,7 @@ class Segmenter:
     @classmethod
     def from_parser(cls, parser: ConfigParser, network: torch.nn.Module) -> Segmenter:
         """Build from a parsed bundle config (ids ``preprocessing``, ``inferer``, ``postprocessing``...)."""
-        try:
-            return cls._from_parsed(parser, network)
-        except RuntimeError as err:  # MONAI wraps what a component raises while it is built
-            cause = input_error_in(err)
-            if cause is None:
-                raise
-            raise cause from None
+        return _unwrapped(cls._from_parsed, parser, network)  # MONAI wraps what a component raises
 
     @classmethod
     def _from_parsed(cls, parser: ConfigParser, network: torch.nn.Module) -> Segmenter:
@@ -333,10 +327,11 @@ class Segmenter:
         return result
 
 
-def _unwrapped(stage: Any, data: dict[str, Any]) -> dict[str, Any]:
-    """``stage(data)``, raising the :class:`InputError` MONAI's ``Compose`` wraps in a RuntimeError."""
+def _unwrapped(call: Any, *args: Any) -> Any:
+    """``call(*args)``, raising the :class:`InputError` that MONAI wraps in a RuntimeError
+    (``Compose`` around a transform's error, ``ConfigParser`` around a component's)."""
     try:
-        return stage(data)
+        return call(*args)
     except RuntimeError as err:
         cause = input_error_in(err)
         if cause is None:
