@@ -57,8 +57,7 @@ def bundle_parser(
     contents = [_read_json(f) for f in files]
     if not (is_shipped_bundle(bundle) if trust is None else trust):
         for path, content in zip(files, contents):
-            if not is_shipped_config(content):
-                check_config_trusted(content, path)
+            _check_trusted(content, path)
     meta = bundle / "configs" / "metadata.json"
     return config_parser(contents, _read_json(meta) if meta.is_file() else {}, bundle, overrides)
 
@@ -117,8 +116,7 @@ def load_torchscript(
     contents = [json.loads(extra[name]) for name in _EMBEDDED_CONFIGS if extra[name]]
     if not trust:
         for content in contents:
-            if not is_shipped_config(content):
-                check_config_trusted(content, path)
+            _check_trusted(content, path)
     if not contents:
         raise InputError(
             "TorchScript file carries no inference config; export it with python -m monai.bundle ckpt_export "
@@ -140,8 +138,8 @@ def config_file_parser(
         return config_parser([config], config.get("_meta_", {}), None, overrides)
     path = Path(config)
     content = _read_json(path)
-    if not (trust or is_shipped_config(content)):
-        check_config_trusted(content, path)
+    if not trust:
+        _check_trusted(content, path)
     meta_file = path.parent / "metadata.json"  # MONAI's place for a config's metadata
     meta = content.get("_meta_") or (_read_json(meta_file) if meta_file.is_file() else {})
     return config_parser([content], meta, path.resolve().parent.parent, overrides)
@@ -166,6 +164,12 @@ def is_shipped_config(content: Mapping[str, Any]) -> bool:
             if path.is_file() and _read_json(path) == content:
                 return True
     return False
+
+
+def _check_trusted(content: Mapping[str, Any], source: str | os.PathLike) -> None:
+    """Refuse a config from outside the package that could run code, unless it is a shipped one."""
+    if not is_shipped_config(content):
+        check_config_trusted(content, source)
 
 
 def is_torchscript(path: str | os.PathLike) -> bool:
