@@ -97,13 +97,11 @@ def _save_label_png(labels: np.ndarray, path: Path, label_colours: Mapping[int, 
 
     Pixel values are the labels (0..N) for every reader; viewers show each label in its colour.
     """
-    import torch
-
     from monai_attn.io.preview import save_palette_label_png
 
     if labels.ndim != 2:
         raise InputError(f"a png output needs a 2-D label map, got shape {labels.shape}", path=path)
-    save_palette_label_png(torch.from_numpy(labels)[None], path, label_colours)
+    save_palette_label_png(labels.T, path, label_colours)  # (W, H) -> the picture's (rows, columns)
 
 
 def _save_probabilities(probs: np.ndarray, reference, path: Path) -> None:
