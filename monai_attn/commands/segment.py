@@ -94,6 +94,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_segment(args: argparse.Namespace) -> int:
     """Segment the cases of this part; under torchrun, this rank's shard of them (see sharding.py)."""
+    if args.bundle and args.model:
+        raise InputError("give either --bundle or --model, not both")
+    if args.config and not args.model:
+        raise InputError("--config goes with --model")
     task = _task_of(args)
     if args.output_type is None:
         args.output_type = [DEFAULT_OUTPUT_TYPE[task]]
@@ -244,10 +248,6 @@ def _build_segmenter(args: argparse.Namespace, progress: bool):
     if args.window_memory is not None:
         overrides["memory_budget_mb"] = parse_memory(args.window_memory, "--window-memory") / 2**20
 
-    if args.bundle and args.model:
-        raise InputError("give either --bundle or --model, not both")
-    if args.config and not args.model:
-        raise InputError("--config goes with --model")
     try:
         if args.model:
             return Segmenter.from_files(args.model, args.config, overrides, trust=args.trust_config)
