@@ -29,6 +29,7 @@ from monai.transforms import (
     RandGaussianNoised,
     RandGaussianSharpend,
     RandGaussianSmoothd,
+    RandHistogramShiftd,
     RandomizableTransform,
     RandScaleIntensityd,
     RandShiftIntensityd,
@@ -174,3 +175,35 @@ def ct_intensity_randomisation(
         RandGaussianNoised(image_key, std=noise_hu / width, prob=prob),
     ]
 
+
+def em_intensity_randomisation(
+    image_key: str,
+    prob: float = 0.4,
+    gamma: tuple[float, float] = (0.6, 1.6),
+    histogram_points: tuple[int, int] = (5, 10),
+    noise_std: float = 0.06,
+    blur_sigma_px: tuple[float, float] = (0.4, 1.3),
+    low_resolution_zoom: tuple[float, float] = (0.6, 1.0),
+) -> list[Transform]:
+    """Intensity domain randomisation for electron micrographs scaled to 0..1.
+
+    Sections differ in stain, thickness, detector and microscope far more than CT scanners do;
+    each step happens with probability ``prob``:
+
+    * gamma in ``gamma`` and a random monotone tone curve (``RandHistogramShiftd`` with
+      ``histogram_points`` control points): staining and exposure;
+    * a smooth multiplicative bias field: uneven section thickness and illumination;
+    * Gaussian blur with sigma in ``blur_sigma_px`` pixels, or sharpening: focus and filters;
+    * downsampling by a factor in ``low_resolution_zoom`` and back: coarser pixels;
+    * Gaussian noise with a standard deviation up to ``noise_std`` (of the 0..1 range): dose.
+    """
+    sigma = tuple(blur_sigma_px)
+    return [
+        RandAdjustContrastd(image_key, gamma=gamma, prob=prob),
+        RandHistogramShiftd(image_key, num_control_points=histogram_points, prob=prob),
+        RandBiasFieldd(image_key, degree=3, coeff_range=(0.0, 0.15), prob=prob),
+        RandGaussianSmoothd(image_key, sigma_x=sigma, sigma_y=sigma, prob=prob),
+        RandGaussianSharpend(image_key, prob=prob / 3),
+        RandSimulateLowResolutiond(image_key, zoom_range=low_resolution_zoom, upsample_mode="bilinear", prob=prob),
+        RandGaussianNoised(image_key, std=noise_std, prob=prob),
+    ]

@@ -42,7 +42,6 @@ from monai.transforms import (
     RandAffined,
     RandCropByLabelClassesd,
     RandFlipd,
-    RandGaussianNoised,
     RandRotate90d,
     RandRotated,
     RandScaleIntensityd,
@@ -58,6 +57,7 @@ from monai.transforms.transform import Transform
 from monai_attn.augmentation import (
     RandTruncatedFieldOfViewd,
     ct_intensity_randomisation,
+    em_intensity_randomisation,
 )
 from monai_attn.io.readers import Expect, MedicalImageReader
 from monai_attn.transforms import CheckCTInputd, CropToBodyd, LoadScand, label_transforms
@@ -80,7 +80,8 @@ def _split_keys(keys: Sequence[str]) -> tuple[str, str | None]:
 
 
 def _load(keys: Sequence[str], expect: Expect, label_key: str | None, label_mapping: LabelMapping) -> list[Transform]:
-    """Load with :class:`MedicalImageReader` (channel first) and remap labels if asked.
+    """Load with :class:`MedicalImageReader` (channel first; labels as label maps, so palette
+    PNGs give their indices) and remap labels if asked.
 
     An image without a label (inference) is read by
     :class:`~monai_attn.transforms.LoadScand`, which also takes an image already read
@@ -88,8 +89,11 @@ def _load(keys: Sequence[str], expect: Expect, label_key: str | None, label_mapp
     """
     if label_key is None:
         return [LoadScand(keys[0], expect=expect)]
+    image_keys = [k for k in keys if k != label_key]
     steps: list[Transform] = [
-        LoadImaged(keys, reader=MedicalImageReader(expect=expect), ensure_channel_first=True, image_only=True)
+        LoadImaged(image_keys, reader=MedicalImageReader(expect=expect), ensure_channel_first=True, image_only=True),
+        LoadImaged(label_key, reader=MedicalImageReader(expect=expect, label_map=True), ensure_channel_first=True,
+                   image_only=True),
     ]
     if label_mapping is not None:
         steps += label_transforms(label_key, label_mapping)
@@ -421,9 +425,8 @@ def cells_train_transforms(
     elastic_grid_spacing_px: tuple[float, float] = (32.0, 32.0),
     elastic_magnitude_px: tuple[float, float] = (1.0, 3.0),
     rotate_deg: float = 15.0,
-    zoom_range: tuple[float, float] = (0.9, 1.1),
-    intensity_prob: float = 0.3,
-    noise_std: float = 0.02,
+    zoom_range: tuple[float, float] = (0.8, 1.25),
+    intensity_prob: float = 0.4,
 ) -> Compose:
     """EM cell membrane training pipeline (ISBI 2012 style: label 1 membrane, 0 interior).
 
@@ -438,8 +441,11 @@ def cells_train_transforms(
         elastic_prob: probability of an elastic deformation (``Rand2DElasticd``): control
             points every ``elastic_grid_spacing_px`` pixels, displaced by Gaussian offsets of
             standard deviation within ``elastic_magnitude_px`` pixels, combined with a
-            rotation up to ``rotate_deg`` degrees and zoom within ``zoom_range``.
-        intensity_prob: probability of gamma (0.7..1.5) and of Gaussian noise (``noise_std``).
+            rotation up to ``rotate_deg`` degrees and zoom within ``zoom_range`` (pixel
+            sizes of other microscopes).
+        intensity_prob: probability of each step of the intensity domain randomisation
+            (:func:`~monai_attn.augmentation.em_intensity_randomisation`: tone curves, uneven
+            illumination, blur, coarser pixels, noise).
     """
     image_key, label_key = _split_keys(keys)
     if label_key is None:
@@ -466,8 +472,7 @@ def cells_train_transforms(
                 mode=_modes(label_key, "bilinear"),
                 padding_mode="reflection",
             ),
-            RandAdjustContrastd(image_key, gamma=(0.7, 1.5), prob=intensity_prob),
-            RandGaussianNoised(image_key, prob=intensity_prob, std=noise_std),
+            *em_intensity_randomisation(image_key, prob=intensity_prob),
             NormalizeIntensityd(image_key),
         ]
     )

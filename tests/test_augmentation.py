@@ -1,4 +1,4 @@
-"""Domain randomisation of CT training patches: per-organ offsets and the intensity chain."""
+"""Domain randomisation of training patches: CT per-organ offsets and intensity chain, the EM chain."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose
 
-from monai_attn.augmentation import RandLabelIntensityShiftd, RandTruncatedFieldOfViewd, ct_intensity_randomisation
+from monai_attn.augmentation import (
+    RandLabelIntensityShiftd,
+    RandTruncatedFieldOfViewd,
+    ct_intensity_randomisation,
+    em_intensity_randomisation,
+)
 
 
 def _patch() -> dict[str, torch.Tensor]:
@@ -61,6 +66,22 @@ def test_intensity_randomisation_changes_the_image_only_and_scales_with_the_wind
     assert shift.offsets == pytest.approx(45.0 / 425.0)  # 45 HU in a 425 HU window
     with pytest.raises(ValueError, match="low < high"):
         ct_intensity_randomisation("image", "label", (250.0, -175.0))
+
+
+def test_em_randomisation_runs_every_step_on_a_2d_section_and_keeps_its_structure():
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    section = 0.3 + 0.4 * (torch.sin(xx / 3) > 0.8).float()  # dark background, pale stripes
+    label = (torch.sin(xx / 3) > 0.8).float()
+    for seed in range(3):
+        chain = Compose(em_intensity_randomisation("image", prob=1.0))
+        chain.set_random_state(seed)
+        out = chain({"image": MetaTensor(section[None].clone()), "label": MetaTensor(label[None])})
+        image = out["image"].as_tensor()[0]
+        assert image.shape == (64, 64) and torch.isfinite(image).all()
+        assert not torch.allclose(image, section, atol=1e-3)
+        # every step is monotone or local: the stripes stay brighter than the background
+        assert image[label == 1].mean() > image[label == 0].mean() + 0.1
+        assert torch.equal(out["label"].as_tensor()[0], label)
 
 
 def test_truncated_field_of_view_blanks_image_and_label_beyond_one_plane():

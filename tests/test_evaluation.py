@@ -18,7 +18,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from PIL import Image
 from scipy import ndimage
+
+from monai.metrics import DiceMetric
 
 from monai_attn.cli import main
 from monai_attn.errors import InputError
@@ -433,9 +436,10 @@ def test_compare_mode_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
 
 def test_label_and_tolerance_parsing(tmp_path: Path) -> None:
     assert parse_label_spec("spleen=1, kidney=2,pancreas=3") == {1: "spleen", 2: "kidney", 3: "pancreas"}
-    for bad, message in (("spleen", "NAME=VALUE"), ("spleen=x", "integer"), ("a=1,b=1", "twice"), ("bg=0", "background")):
+    for bad, message in (("spleen", "NAME=VALUE"), ("spleen=x", "integer"), ("a=1,b=1", "twice"), ("bg=-1", ">= 0")):
         with pytest.raises(InputError, match=message):
             parse_label_spec(bad)
+    assert parse_label_spec("cell interior=0,membrane=1") == {0: "cell interior", 1: "membrane"}
     msd = tmp_path / "dataset.json"
     msd.write_text(json.dumps({"labels": {"0": "background", "1": "spleen"}}))
     assert read_label_names(msd) == {1: "spleen"}
@@ -545,3 +549,39 @@ def test_gt_mapping_scores_against_a_totalsegmentator_reference(tmp_path: Path) 
     assert summary["mean"]["3"]["Dice"] == 0.0
     assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "-o", str(out),
                  "--gt-mapping", "no_such_set"]) != 0
+
+
+def test_2d_label_pngs_score_the_named_background_and_the_pixel_error(tmp_path: Path) -> None:
+    """EM style: palette predictions (as ``segment`` writes them) against grey references with a
+    remap; the interior (label 0) is a class when named, and the pixel error is reported."""
+    from monai_attn.io.preview import save_palette_label_png
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "gt").mkdir()
+    truths, preds = [], []
+    for i in range(2):
+        truth = (rng.random((40, 48)) < 0.3).astype(np.uint8)
+        pred = truth.copy()
+        pred[: 10 + 5 * i] = 1 - pred[: 10 + 5 * i]  # flip a band of rows
+        Image.fromarray(np.where(truth == 1, 0, 255).astype(np.uint8)).save(tmp_path / "gt" / f"em_{i}.png")
+        save_palette_label_png(pred, tmp_path / "pred" / f"em_{i}.png")
+        truths.append(truth)
+        preds.append(pred)
+    out = tmp_path / "report"
+    code = main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--gt-mapping",
+                 "isbi2012_em", "--labels", "cell interior=0,membrane=1", "-o", str(out), "--workers", "1"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["labels"] == {"cell interior": 0, "membrane": 1}
+    for label in (0, 1):
+        expected = [
+            float(DiceMetric(include_background=True)(torch.tensor(p == label)[None, None].float(),
+                                                      torch.tensor(t == label)[None, None].float()))
+            for p, t in zip(preds, truths)
+        ]
+        assert summary["mean"][str(label)]["Dice"] == pytest.approx(np.mean(expected), abs=1e-6)
+    errors = [np.mean(p != t) for p, t in zip(preds, truths)]
+    assert summary["pixel_error"]["mean"] == pytest.approx(np.mean(errors))
+    assert [c["pixel_error"] for c in summary["metric_per_case"]] == pytest.approx(errors)
+    assert "ISBI 2012 pixel error" in (out / "summary.md").read_text()

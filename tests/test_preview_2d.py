@@ -72,3 +72,18 @@ def test_monai_reads_the_palette_png_as_labels(tmp_path: Path) -> None:
     path = save_palette_label_png(LABEL, tmp_path / "labels.png")
     loaded = LoadImage(image_only=True)(str(path))
     np.testing.assert_array_equal(np.asarray(loaded).T, LABEL)  # PILReader gives (W, H)
+
+
+def test_the_project_reader_reads_palette_and_binary_pngs_as_label_values(tmp_path: Path) -> None:
+    from monai_attn.io import MedicalImageReader
+
+    palette = save_palette_label_png(LABEL, tmp_path / "labels.png")
+    binary = tmp_path / "binary.png"
+    Image.fromarray(LABEL > 0).convert("1").save(binary)
+    reader = MedicalImageReader(expect="2d", label_map=True)
+    for path, expected in ((palette, LABEL), (binary, (LABEL > 0).astype(np.uint8))):
+        array, _ = reader.get_data(reader.read(path))
+        np.testing.assert_array_equal(np.asarray(array).T, expected)
+    # as an image (not a label map) the palette gives the grey levels of its colours
+    array, _ = MedicalImageReader(expect="2d").get_data(MedicalImageReader(expect="2d").read(palette))
+    assert set(np.unique(array)) != set(np.unique(LABEL))

@@ -13,6 +13,7 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 from scipy import ndimage
+from skimage.morphology import skeletonize
 
 from monai_attn.cli import main
 from monai_attn.io import preview
@@ -301,11 +302,30 @@ def test_retina_case_has_disc_cup_and_vessels():
 def test_cells_case_has_dark_membranes_around_cells():
     image, label = generate_cells_case(0, 0, 128)
     assert image.shape == label.shape == (128, 128) and image.dtype == label.dtype == np.uint8
-    assert set(np.unique(label)) == {0, 1} and 0.05 < label.mean() < 0.4
-    assert image[label == 1].mean() < image[label == 0].mean() - 40
+    assert set(np.unique(label)) == {0, 1} and 0.05 < label.mean() < 0.45
+    assert image[label == 1].mean() < image[label == 0].mean() - 25
     _, cells = ndimage.label(label == 0)
     assert cells >= 4
     assert np.array_equal(image, generate_cells_case(0, 0, 128)[0])
+
+
+def test_cells_membrane_labels_are_isbi_style_bands_over_thinner_dark_lines():
+    """Labels are bands of a few pixels around every profile; the dark line under them is thinner
+    and the interiors hold unlabelled dark distractors (organelles, vesicles)."""
+    image, label = generate_cells_case(3, 1, 256)
+    membrane = label == 1
+    skeleton = skeletonize(membrane)
+    thickness = 2 * ndimage.distance_transform_edt(membrane)[skeleton] - 1
+    assert 3.0 <= np.median(thickness) <= 7.5
+    _, profiles = ndimage.label(~membrane)
+    assert profiles >= 15  # small axon profiles as well as large ones
+    # the darkest pixels of each band sit near its centre line: the visible line is thinner
+    band = image[membrane].astype(float)
+    centre = ndimage.binary_dilation(skeleton) & membrane
+    assert image[centre].mean() < band.mean() - 5
+    interior = image[ndimage.binary_erosion(~membrane, iterations=2)].astype(float)
+    assert np.percentile(interior, 2) < np.median(band)  # unlabelled membrane-dark structures inside
+
     assert not np.array_equal(image, generate_cells_case(1, 0, 128)[0])
 
 

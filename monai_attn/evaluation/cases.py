@@ -28,15 +28,17 @@ import numpy as np
 from monai_attn.transforms import RemapLabels
 from monai_attn.errors import InputError
 from monai_attn.evaluation.labels import NsdTolerances, check_label_values
-from monai_attn.evaluation.metrics import CaseResult, class_metrics, evaluate_label_maps
+from monai_attn.evaluation.metrics import CaseResult, class_metrics, evaluate_label_maps, pixel_error
 from monai_attn.geometry import voxel_spacing
 from monai_attn.io.names import case_id as file_case_id
 from monai_attn.io.names import image_suffix
 
 logger = logging.getLogger(__name__)
 
-#: File name endings read as label maps (a subset of :data:`monai_attn.io.names.IMAGE_SUFFIXES`).
-LABEL_MAP_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm")
+#: File name endings read as label maps (a subset of :data:`monai_attn.io.names.IMAGE_SUFFIXES`):
+#: volumes, DICOM SEG predictions, and lossless 2-D pictures (label PNGs and TIFFs of EM and
+#: fundus data sets; JPEG would alter label values).
+LABEL_MAP_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm", ".png", ".tif", ".tiff")
 
 #: Largest difference allowed between the grids of a prediction and its reference: mm for
 #: spacing and origin, unitless for direction cosines.
@@ -139,21 +141,26 @@ def _label_loader() -> Any:
 
 
 def read_label_map(path: str | os.PathLike) -> LabelMap:
-    """Read a label map (NIfTI, NRRD, MetaImage, PNG) with the project's image reader.
+    """Read a label map (NIfTI, NRRD, MetaImage, PNG, TIFF) with the project's image reader.
 
     The reader is :class:`monai_attn.io.MedicalImageReader`, as in
     :func:`monai_attn.io.load_image`, but keeping the stored integer type. The array keeps
     the file's voxel order (i, j, k) as MONAI does; the affine maps it to RAS world
-    coordinates in mm. Images with more than one channel are refused.
+    coordinates in mm. A palette PNG (``segment``'s 2-D output) gives its indices. Images with
+    more than one channel are refused.
     """
     from monai_attn.io import MedicalImageReader
 
     path = Path(path)
-    image = _label_loader()(path, reader=MedicalImageReader())
+    image = _label_loader()(path, reader=MedicalImageReader(label_map=True))
     if image.shape[0] != 1:
         raise InputError(f"has {image.shape[0]} channels; expected a single-channel label map", path)
+    array = np.asarray(image[0].numpy())
     affine = np.asarray(image.affine, dtype=np.float64)
-    return LabelMap(_integer_labels(np.asarray(image[0].numpy()), path), affine)
+    if affine.shape[0] > array.ndim + 1:  # MONAI gives 2-D pictures a 3-D affine: keep the picture's axes
+        keep = [*range(array.ndim), affine.shape[0] - 1]
+        affine = affine[np.ix_(keep, keep)]
+    return LabelMap(_integer_labels(array, path), affine)
 
 
 def read_dicom_seg_on_grid(
@@ -262,6 +269,7 @@ def evaluate_case_files(
         prediction_file=str(pred_path),
         reference_file=str(ref_path),
         seconds=time.perf_counter() - start,
+        pixel_error=pixel_error(pred.array, ref.array),
     )
 
 

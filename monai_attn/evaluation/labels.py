@@ -86,15 +86,19 @@ def _pairs(spec: str, what: str) -> list[tuple[str, str]]:
 
 
 def parse_label_spec(spec: str) -> dict[int, str]:
-    """``"spleen=1,kidney=2"`` -> ``{1: "spleen", 2: "kidney"}``; label values must be integers > 0."""
+    """``"spleen=1,kidney=2"`` -> ``{1: "spleen", 2: "kidney"}``; label values must be integers >= 0.
+
+    Background 0 is evaluated only when named, as in ``"cell interior=0,membrane=1"`` for EM
+    sections, where the interior Dice is half of the figure of merit.
+    """
     names: dict[int, str] = {}
     for name, value in _pairs(spec, "--labels"):
         try:
             label = int(value)
         except ValueError:
             raise InputError(f"label value of {name!r} is {value!r}; expected an integer") from None
-        if label <= 0:
-            raise InputError(f"label value of {name!r} is {label}; background 0 is not evaluated")
+        if label < 0:
+            raise InputError(f"label value of {name!r} is {label}; label values are integers >= 0")
         if label in names:
             raise InputError(f"label value {label} is given twice ({names[label]!r} and {name!r})")
         names[label] = name

@@ -133,6 +133,18 @@ class CaseResult:
     prediction_file: str | None = None
     reference_file: str | None = None
     seconds: float = field(default=math.nan, compare=False)
+    #: Fraction of voxels whose predicted label differs from the reference (all labels).
+    pixel_error: float = math.nan
+
+
+def pixel_error(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Fraction of voxels whose label differs between two label maps of one shape.
+
+    For two-class maps this is the ISBI 2012 challenge's pixel error (1 - pixel accuracy).
+    """
+    if pred.shape != ref.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from reference shape {ref.shape}")
+    return float(np.count_nonzero(pred != ref)) / max(pred.size, 1)
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -130,9 +130,14 @@ def summarize(
                 "case_id": r.case_id,
                 "spacing_mm": list(r.spacing_mm),
                 "seconds": r.seconds,
+                "pixel_error": r.pixel_error,
             }
             for r in results
         ],
+        "pixel_error": {
+            "mean": _stat((r.pixel_error for r in results), np.mean),
+            "std": _stat((r.pixel_error for r in results), _sample_std),
+        },
         "mean": per_class["mean"],
         "foreground_mean": {
             f: _stat((per_class["mean"][str(label)][f] for label in labels), np.mean) for f in SUMMARY_FIELDS
@@ -228,6 +233,10 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         f"| {plain(fg['recall'], 3)} | {plain(fg['hd95_mm'], 2)} | {plain(fg['nsd'], 3)} | | "
         f"{plain(fg['volume_diff_ml'], 1)} | | |"
     )
+    error = summary.get("pixel_error", {})
+    if math.isfinite(error.get("mean", math.nan)):
+        lines += ["", "Pixel error (fraction of pixels whose label differs from the reference; for two classes "
+                  f"the ISBI 2012 pixel error): {_mean_sd(error['mean'], error['std'], 4)}"]
     lines += ["", f"Empty classes: {summary['empty_class_policy']}", ""]
     if summary["failures"]:
         lines += [f"## Failed cases ({len(summary['failures'])})", ""]
@@ -334,7 +343,9 @@ def write_report(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    names = {int(label): str(name) for label, name in label_names.items() if int(label) != 0}
+    # background 0 is reported only when it was evaluated (named explicitly, e.g. EM cell interior)
+    background_evaluated = any(0 in r.metrics for r in results)
+    names = {int(label): str(name) for label, name in label_names.items() if int(label) != 0 or background_evaluated}
     summary = summarize(
         results,
         names,

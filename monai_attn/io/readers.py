@@ -230,6 +230,16 @@ def _planar_converter(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _planar_label_converter(image: Image.Image) -> Image.Image:
+    """Label pictures keep their values: a palette PNG gives its indices (the labels ``segment``
+    writes), a binary one 0/1; other modes as :func:`_planar_converter`."""
+    if image.mode == "P":
+        return Image.fromarray(np.asarray(image))
+    if image.mode == "1":
+        return Image.fromarray(np.asarray(image, dtype=np.uint8))
+    return _planar_converter(image)
+
+
 @dataclass
 class _Source:
     """One path read by a backend, before its pixel data is fetched."""
@@ -251,6 +261,8 @@ class MedicalImageReader(ImageReader):
         expect: what the image must be. ``"ct"``: a 3-D single-channel volume; ``"2d"``: a 2-D
             image (gray or RGB); ``None``: a 2-D image or a 3-D volume.
         series_uid: SeriesInstanceUID to read from DICOM folders holding several series.
+        label_map: the files are label maps: palette pictures give their indices and binary
+            pictures 0/1, instead of the gray levels of their colours.
 
     Raises (from ``read``/``get_data``) :class:`InputError` naming the file for: a missing or
     empty file, a file that is not an image, a truncated or corrupt file, an image of the wrong
@@ -262,12 +274,13 @@ class MedicalImageReader(ImageReader):
         LoadImaged(("image", "label"), reader=MedicalImageReader(expect="ct"), ensure_channel_first=True)
     """
 
-    def __init__(self, expect: Expect = None, series_uid: str | None = None) -> None:
+    def __init__(self, expect: Expect = None, series_uid: str | None = None, label_map: bool = False) -> None:
         super().__init__()
         if expect not in ("ct", "2d", None):
             raise ValueError(f"expect must be 'ct', '2d' or None, got {expect!r}")
         self.expect = expect
         self.series_uid = series_uid
+        self.label_map = bool(label_map)
 
     def verify_suffix(self, filename: Sequence[os.PathLike | str] | os.PathLike | str) -> bool:
         """True when every path is a supported file type, a DICOM file or a folder."""
@@ -302,7 +315,7 @@ class MedicalImageReader(ImageReader):
             if self.expect == "ct":
                 check_spacing(path, np.linalg.norm(np.asarray(obj.affine)[:3, :3], axis=0))
         elif suffix in PLANAR_SUFFIXES:
-            backend = PILReader(converter=_planar_converter)
+            backend = PILReader(converter=_planar_label_converter if self.label_map else _planar_converter)
             try:
                 with Image.open(path) as probe:
                     pages = getattr(probe, "n_frames", 1)

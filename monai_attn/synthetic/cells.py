@@ -1,12 +1,27 @@
 """Electron-microscopy-like phantoms of neural tissue sections (ISBI 2012 style).
 
-Cells are the regions of a power diagram (a weighted Voronoi diagram: cells of varied size)
-computed on smoothly warped coordinates (wavy outlines). Membranes are the bands within a
-varying half-thickness of the nearest bisector between cells (about 2-10 px thick); their
-darkness varies smoothly. Cell interiors have their own brightness and texture, and hold distractors that look
-like membranes but are not labelled: mitochondria (dark-rimmed ellipses with cristae) and
-vesicle clusters (small dark rings). The image is blurred, given an illumination gradient and
-noise. Labels: 1 membrane, 0 cell interior.
+Serial-section TEM of neuropil shows cross-sections of neurites: many small round axon
+profiles packed between fewer large, irregular dendrites and cell bodies. A phantom is built
+in three layers:
+
+* **Geometry.** Neurite profiles are the regions of an additively weighted Voronoi diagram
+  (each site claims the points whose distance minus the site's radius is smallest), computed
+  on coordinates warped at two scales. Radii are log-normal (about 6-80 px), so small round
+  profiles nest between large ones and outlines are curved, not polygonal.
+* **Labels** follow the ISBI 2012 / SNEMI convention: every boundary between two profiles is
+  drawn as a membrane band of a few pixels (about 4-7 px in all) centred on the boundary, thicker
+  than the dark line it is drawn over, around small profiles as well as large ones. Nothing
+  inside a profile is labelled.
+* **Appearance.** The visible membrane is a thin dark line (sometimes a pair of lines with a
+  pale extracellular gap) of varying darkness. Interiors are grainy cytoplasm with their own
+  brightness, scattered vesicles, and per profile one of: plain cytoplasm, a synaptic terminal
+  packed with vesicles, microtubule dots, or longitudinal fibres. Unlabelled distractors that
+  look like membrane: mitochondria (dark double rim, dense cristae), endoplasmic-reticulum
+  tubules (short thin dark curves), dark post-synaptic densities along boundaries and diffuse
+  dark staining smudges. The section is then blurred, lit unevenly, given a random tone curve
+  and noise.
+
+Labels: 1 membrane, 0 cell interior.
 """
 
 from __future__ import annotations
@@ -26,6 +41,10 @@ from monai_attn.synthetic.shapes import smooth_noise_2d
 KIND = "cells"
 DEFAULT_SIZE = 512
 LABELS = {0: "cell interior", 1: "membrane"}
+#: Membrane label half-thickness range, pixels: bands of about 4-7 px (ISBI 2012 style).
+LABEL_HALF_THICKNESS_PX = (2.0, 3.5)
+#: Neighbouring sites searched per pixel for the weighted Voronoi owner.
+_NEIGHBOURS = 12
 
 
 def generate_cells_case(seed: int, index: int, size: int = DEFAULT_SIZE) -> tuple[np.ndarray, np.ndarray]:
@@ -36,76 +55,164 @@ def generate_cells_case(seed: int, index: int, size: int = DEFAULT_SIZE) -> tupl
     if size < 32:
         raise ValueError(f"cell phantoms need size >= 32, got {size}")
     rng = case_rng(KIND, seed, index)
+    owner, gap, sites, radii = _neurite_profiles(rng, size)
+
+    half = LABEL_HALF_THICKNESS_PX
+    label_half = np.clip(rng.uniform(*half) + 0.4 * smooth_noise_2d(rng, size, size / 8), half[0], half[1])
+    membrane = gap < label_half
+
+    image = _cytoplasm(rng, owner, gap, len(sites), size)
+    _add_organelles(rng, image, owner, gap, sites, radii, size)
+    _add_membrane_lines(rng, image, gap, size)
+    return _acquire(rng, image, size), membrane.astype(np.uint8)
+
+
+def _neurite_profiles(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Owner map (int, size x size), distance to the nearest boundary (px), sites (n, 2), radii (n,)."""
     u = rng.uniform
     rows, cols = np.mgrid[0:size, 0:size].astype(np.float32)
-    warp = u(4, 12)
-    wy = rows + warp * smooth_noise_2d(rng, size, size / 6)
-    wx = cols + warp * smooth_noise_2d(rng, size, size / 6)
+    sway, wiggle = u(5, 14), u(1.5, 4.0)
+    wy = rows + sway * smooth_noise_2d(rng, size, size / 5) + wiggle * smooth_noise_2d(rng, size, 18)
+    wx = cols + sway * smooth_noise_2d(rng, size, size / 5) + wiggle * smooth_noise_2d(rng, size, 18)
 
-    count = max(4, int(size * size / u(1800, 3500)))
+    # dart throwing: profiles of log-normal radius that overlap their neighbours only a little
     pad = 0.1 * size
-    sites = rng.uniform(-pad, size + pad, (count, 2))
-    weights = rng.uniform(0, 14, count) ** 2  # power-diagram weights: larger -> bigger cell
+    median_radius = u(14, 22)
+    sites, radii = [], []
+    for _ in range(int(4 * size * size / (np.pi * median_radius ** 2))):
+        radius = float(np.clip(median_radius * np.exp(rng.normal(0, 0.55)), 6, 80))
+        centre = rng.uniform(-pad, size + pad, 2)
+        if sites:
+            d = np.linalg.norm(np.asarray(sites) - centre, axis=1)
+            if np.any(d < 0.9 * (np.asarray(radii) + radius)):
+                continue
+        sites.append(centre)
+        radii.append(radius)
+    sites, radii = np.asarray(sites), np.asarray(radii)
+
     points = np.stack([wy.ravel(), wx.ravel()], axis=1)
-    _, neighbour = cKDTree(sites).query(points, k=min(8, count))
-    power = ((points[:, None, :] - sites[neighbour]) ** 2).sum(axis=2) - weights[neighbour]
-    best = np.argmin(power, axis=1)
-    own = neighbour[np.arange(len(points)), best]
-    owner = own.reshape(size, size)
-    # distance to the nearest power bisector: (power_j - power_owner) / (2 |site_j - site_owner|)
-    separation = np.linalg.norm(sites[neighbour] - sites[own][:, None, :], axis=2)
-    bisector = (power - power[np.arange(len(points)), best][:, None]) / (2 * np.maximum(separation, 1e-6))
-    bisector[neighbour == own[:, None]] = np.inf
-    gap = bisector.min(axis=1).reshape(size, size).astype(np.float32)
+    k = min(_NEIGHBOURS, len(sites))
+    _, neighbour = cKDTree(sites).query(points, k=k)
+    neighbour = neighbour.reshape(len(points), k)
+    weighted = np.linalg.norm(points[:, None, :] - sites[neighbour], axis=2) - radii[neighbour]
+    owner = neighbour[np.arange(len(points)), np.argmin(weighted, axis=1)].reshape(size, size)
 
-    half_thickness = np.clip(u(1.2, 2.5) + 1.2 * smooth_noise_2d(rng, size, size / 10), 0.8, 5.0)
-    membrane = gap < half_thickness
-    darkness = np.clip(0.75 + 0.2 * smooth_noise_2d(rng, size, size / 8), 0.35, 1.0)
-
-    interior = rng.uniform(150, 205, count)[owner].astype(np.float32)
-    interior += 10 * smooth_noise_2d(rng, size, 6) + 5 * smooth_noise_2d(rng, size, 2.5)
-    image = interior.copy()
-    _add_organelles(rng, image, owner, gap, sites, count, size)
-    membrane_value = u(35, 75)
-    soft = np.clip(1 - (gap - half_thickness) / 1.5, 0, 1) * darkness
-    image = image * (1 - soft) + membrane_value * soft
-
-    image *= 1 + u(-0.1, 0.1) * (rows / size - 0.5) + u(-0.1, 0.1) * (cols / size - 0.5)
-    image = ndimage.gaussian_filter(image, u(0.8, 1.4))
-    image += rng.normal(0, u(6, 14), image.shape).astype(np.float32)
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8), membrane.astype(np.uint8)
+    # boundaries lie between pixels of different owners; distance from a pixel centre to them
+    boundary = np.zeros((size, size), bool)
+    boundary[:-1] |= owner[:-1] != owner[1:]
+    boundary[1:] |= owner[:-1] != owner[1:]
+    boundary[:, :-1] |= owner[:, :-1] != owner[:, 1:]
+    boundary[:, 1:] |= owner[:, :-1] != owner[:, 1:]
+    gap = ndimage.distance_transform_edt(~boundary) + 0.5
+    return owner, gap.astype(np.float32), sites, radii
 
 
-def _add_organelles(rng, image, owner, gap, sites, count, size) -> None:
-    """Paint mitochondria and vesicle clusters inside cells, away from the membranes (in place)."""
+def _cytoplasm(rng: np.random.Generator, owner: np.ndarray, gap: np.ndarray, count: int, size: int) -> np.ndarray:
+    """Grainy interiors (float32 grey levels): per-profile brightness and one texture kind each."""
     u = rng.uniform
-    for cell in rng.choice(count, size=count // 2, replace=False):
-        centre = sites[cell] + rng.normal(0, 4, 2)
-        if not (0 <= centre[0] < size and 0 <= centre[1] < size):
+    brightness = rng.normal(u(150, 185), u(4, 12), count)[owner].astype(np.float32)
+    grain = u(10, 22)
+    image = brightness + grain * smooth_noise_2d(rng, size, 1.3) + 0.6 * grain * smooth_noise_2d(rng, size, 4)
+
+    kind = rng.choice(4, size=count, p=[0.55, 0.15, 0.15, 0.15])[owner]
+    inside = gap > 2.5
+    # synaptic terminals and scattered vesicles: small dark rings
+    dense = (kind == 1) & inside
+    _paint_vesicles(rng, image, dense, density=u(0.004, 0.008), darkness=u(35, 70))
+    _paint_vesicles(rng, image, inside, density=u(0.0008, 0.002), darkness=u(25, 55))
+    # microtubules: tiny dark dots
+    dots = (kind == 2) & inside & (rng.random((size, size)) < u(0.004, 0.01))
+    image -= u(30, 60) * ndimage.gaussian_filter(dots.astype(np.float32), 0.8) * 6
+    # fibres: streaky texture along one direction per image
+    angle = u(0, np.pi)
+    streaks = ndimage.gaussian_filter(rng.standard_normal((size, size)).astype(np.float32), 1.0)
+    streaks = ndimage.rotate(ndimage.gaussian_filter1d(ndimage.rotate(streaks, np.degrees(angle), reshape=False,
+                                                                      mode="wrap"), 6, axis=1),
+                             -np.degrees(angle), reshape=False, mode="wrap")
+    streaks /= max(float(streaks.std()), 1e-6)
+    image += np.where(kind == 3, u(10, 20) * streaks, 0)
+    return image.astype(np.float32)
+
+
+def _paint_vesicles(rng: np.random.Generator, image: np.ndarray, where: np.ndarray, density: float,
+                    darkness: float) -> None:
+    """Dark rings of radius 1.5-4 px at random points of ``where`` (in place)."""
+    candidates = np.flatnonzero(where)
+    if candidates.size == 0:
+        return
+    centres = rng.choice(candidates, size=int(rng.poisson(density * candidates.size)), replace=True)
+    size = image.shape[1]
+    for flat in centres:
+        cy, cx = divmod(int(flat), size)
+        radius = rng.uniform(1.5, 4.0)
+        r0, r1 = max(cy - 6, 0), min(cy + 7, image.shape[0])
+        c0, c1 = max(cx - 6, 0), min(cx + 7, size)
+        yy, xx = np.mgrid[r0:r1, c0:c1]
+        ring = np.exp(-((np.hypot(yy - cy, xx - cx) - radius) / 0.7) ** 2)
+        image[r0:r1, c0:c1] -= darkness * ring * where[r0:r1, c0:c1]
+
+
+def _add_organelles(rng: np.random.Generator, image: np.ndarray, owner: np.ndarray, gap: np.ndarray,
+                    sites: np.ndarray, radii: np.ndarray, size: int) -> None:
+    """Mitochondria, ER tubules, post-synaptic densities and staining smudges (in place, unlabelled)."""
+    u = rng.uniform
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32)
+    # mitochondria: in about a third of the larger profiles, dark, with a double rim and cristae
+    for cell in np.flatnonzero(radii > 12):
+        if u(0, 1) > 0.35:
             continue
-        cy, cx = centre
-        span = 16
-        r0, r1 = int(max(cy - span, 0)), int(min(cy + span, size))
-        c0, c1 = int(max(cx - span, 0)), int(min(cx + span, size))
-        yy, xx = np.mgrid[r0:r1, c0:c1].astype(np.float32)
-        inside = (owner[r0:r1, c0:c1] == cell) & (gap[r0:r1, c0:c1] > 4)
+        cy, cx = sites[cell] + rng.normal(0, 0.3 * radii[cell], 2)
+        a = min(u(10, 32), 0.8 * radii[cell])
+        b = a * u(0.35, 0.8)
+        span = int(a + 3)
+        r0, r1, c0, c1 = int(max(cy - span, 0)), int(min(cy + span, size)), int(max(cx - span, 0)), int(min(cx + span, size))
+        if r0 >= r1 or c0 >= c1:
+            continue
+        dy, dx = rows[r0:r1, c0:c1] - cy, cols[r0:r1, c0:c1] - cx
+        angle = u(0, np.pi)
+        p = (dx * np.cos(angle) + dy * np.sin(angle)) / a
+        q = (-dx * np.sin(angle) + dy * np.cos(angle)) / b
+        e = np.sqrt(p * p + q * q)
+        keep = (owner[r0:r1, c0:c1] == cell) & (gap[r0:r1, c0:c1] > 4)
         view = image[r0:r1, c0:c1]
-        if u(0, 1) < 0.6:  # mitochondrion: dark rim, darker matrix with cristae stripes
-            angle = u(0, np.pi)
-            a, b = u(6, 13), u(3, 6)
-            dy, dx = yy - cy, xx - cx
-            p = (dx * np.cos(angle) + dy * np.sin(angle)) / a
-            q = (-dx * np.sin(angle) + dy * np.cos(angle)) / b
-            e = np.sqrt(p * p + q * q)
-            cristae = 0.5 + 0.5 * np.sin(p * a / u(1.5, 2.5) * np.pi)
-            view[:] = np.where(inside & (e < 1), u(100, 135) - 20 * cristae, view)
-            view[:] = np.where(inside & (e >= 0.8) & (e < 1.05), u(60, 95), view)
-        else:  # vesicles: a cluster of small dark rings
-            for _ in range(int(rng.integers(4, 12))):
-                vy, vx = cy + rng.normal(0, 5), cx + rng.normal(0, 5)
-                radius = u(1.8, 3.2)
-                d = np.hypot(yy - vy, xx - vx)
-                view[:] = np.where(inside & (np.abs(d - radius) < 0.8), u(70, 110), view)
+        cristae = 0.5 + 0.5 * np.sin(p * a * np.pi / u(1.6, 2.6) + u(0, np.pi))
+        matrix = view * u(0.72, 0.88) * (1 - u(0.1, 0.25) * cristae)
+        rim = np.exp(-((e - 1.0) * min(a, b) / 1.0) ** 2)
+        view[:] = np.where(keep & (e < 1), matrix, view)
+        view -= np.where(keep, u(30, 60) * rim, 0)
+    # endoplasmic reticulum: short thin dark curves (level lines of a smooth field)
+    field = smooth_noise_2d(rng, size, u(10, 18))
+    tubules = np.exp(-(field / 0.06) ** 2) * (smooth_noise_2d(rng, size, 30) > u(0.6, 1.2)) * (gap > 4)
+    image -= u(30, 60) * tubules
+    # post-synaptic densities: thick dark patches hugging a few boundaries
+    density = (smooth_noise_2d(rng, size, 12) > u(1.8, 2.4)) & (gap < 4)
+    image -= u(30, 60) * ndimage.gaussian_filter(density.astype(np.float32), 1.2)
+    # diffuse dark staining smudges
+    for _ in range(int(rng.integers(0, 3))):
+        cy, cx, radius = u(0, size), u(0, size), u(0.03, 0.1) * size
+        image *= 1 - u(0.2, 0.5) * np.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * radius ** 2))
+
+
+def _add_membrane_lines(rng: np.random.Generator, image: np.ndarray, gap: np.ndarray, size: int) -> None:
+    """Darken a thin line (or a pair with a pale extracellular gap) along every boundary (in place)."""
+    u = rng.uniform
+    width = np.clip(u(0.7, 1.4) + 0.3 * smooth_noise_2d(rng, size, size / 10), 0.5, 2.0)
+    offset = np.clip(u(-0.4, 0.9) + 0.6 * smooth_noise_2d(rng, size, size / 12), 0.0, 1.5)
+    darkness = np.clip(u(0.45, 0.7) + 0.15 * smooth_noise_2d(rng, size, size / 8), 0.2, 0.85)
+    line = np.exp(-((gap - offset) / width) ** 2)
+    image *= 1 - darkness * line
+
+
+def _acquire(rng: np.random.Generator, image: np.ndarray, size: int) -> np.ndarray:
+    """Blur, uneven illumination, a random tone curve and noise; uint8 (size, size)."""
+    u = rng.uniform
+    image = ndimage.gaussian_filter(image, u(0.6, 1.3))
+    image *= 1 + u(0.03, 0.12) * smooth_noise_2d(rng, size, size / 2)
+    lo, hi = np.percentile(image, [0.5, 99.5])
+    image = np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1) ** u(0.75, 1.3)
+    image = u(0, 40) + u(170, 250) * image
+    image += rng.normal(0, u(5, 14), image.shape)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
 def write_cells_dataset(out_dir: str | os.PathLike, cases: int, seed: int = 0, *, test_cases: int = 0,
