@@ -486,6 +486,28 @@ def test_shipped_ct_weights_reach_recorded_dice_on_the_real_ct(tmp_path):
         assert summary["mean"][label]["Dice"] >= recorded - 0.01, (organ, summary["mean"])
 
 
+REAL_EM = REPO.parent / "shared" / "real-em"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_EM.is_dir(), reason="needs ../shared/real-em")
+def test_shipped_cells_weights_reach_recorded_figures_on_the_real_em_sections(tmp_path):
+    """The five real EM sections, segmented and scored with the project's own commands (real_em_command)."""
+    from monai_attn.cli import main
+
+    meta = json.loads((BUNDLES / "cells_attention_unet" / "configs" / "metadata.json").read_text())
+    assert main(["segment", "--bundle", "cells", "-i", str(REAL_EM / "image"), "-o", str(tmp_path / "pred"),
+                 "--device", "cpu"]) == 0
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(REAL_EM / "label"), "--gt-mapping",
+                 "isbi2012_em", "--labels", "cell interior=0,membrane=1", "-o", str(tmp_path / "report"),
+                 "--workers", "1"]) == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    recorded = meta["real_em_metrics"]
+    assert summary["mean"]["1"]["Dice"] >= recorded["membrane_dice"] - 0.01, summary["mean"]
+    assert summary["mean"]["0"]["Dice"] >= recorded["interior_dice"] - 0.01, summary["mean"]
+    assert summary["pixel_error"]["mean"] <= recorded["pixel_error"] + 0.01, summary["pixel_error"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["retina_attention_unet", "cells_attention_unet"])
 def test_shipped_2d_weights_reach_recorded_dice_on_fresh_phantoms(name, tmp_path):
