@@ -7,7 +7,8 @@ in three layers:
 * **Geometry.** Neurite profiles are the regions of an additively weighted Voronoi diagram
   (each site claims the points whose distance minus the site's radius is smallest), computed
   on coordinates warped at two scales. Radii are log-normal (about 6-80 px), so small round
-  profiles nest between large ones and outlines are curved, not polygonal.
+  profiles nest between large ones and outlines are curved, not polygonal; one profile in
+  seven is a thin process (radius 2.5-6 px) that the membrane band around it nearly fills.
 * **Labels** follow the ISBI 2012 / SNEMI convention: every boundary between two profiles is
   drawn as a membrane band of a few pixels (about 4-7 px in all) centred on the boundary, thicker
   than the dark line it is drawn over, around small profiles as well as large ones. Nothing
@@ -80,7 +81,10 @@ def _neurite_profiles(rng: np.random.Generator, size: int) -> tuple[np.ndarray, 
     median_radius = u(14, 22)
     sites, radii = [], []
     for _ in range(int(4 * size * size / (np.pi * median_radius ** 2))):
-        radius = float(np.clip(median_radius * np.exp(rng.normal(0, 0.55)), 6, 80))
+        if u(0, 1) < 0.15:  # thin processes: often no wider than the membrane band around them
+            radius = u(2.5, 6.0)
+        else:
+            radius = float(np.clip(median_radius * np.exp(rng.normal(0, 0.55)), 6, 80))
         centre = rng.uniform(-pad, size + pad, 2)
         if sites:
             d = np.linalg.norm(np.asarray(sites) - centre, axis=1)
