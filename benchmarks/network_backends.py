@@ -7,25 +7,30 @@ The input is one ``--size``^3 window (batch ``--batch``, default the bundle's
 preprocessing (body crop, RAS, 2 mm, HU window scaled to [0, 1]), so labels are compared on
 real organs, not noise. Variants (each in fp32 and/or bf16):
 
-- ``current``: the inference path as shipped, :class:`monai_attn.inference.inferer.WindowPredictor`
-  (eager, input in ``channels_last_3d``, bf16 autocast when ``precision: auto`` resolves to
-  bf16, as on CPUs with native bf16);
-- ``channels-last``: model weights *and* input in ``channels_last_3d``;
-- ``compile``: ``torch.compile(dynamic=False)`` (inductor's CPU C++/OpenMP code and oneDNN
-  convolutions); ``compile-freezing``: the same with inductor's ``freezing`` (weights become
-  constants: conv + batch-norm folding and oneDNN weight prepacking);
+- ``current``: the inference path as ``segment`` runs it: the Segmenter's network (weights in
+  ``channels_last_3d``) through :class:`monai_attn.inference.inferer.WindowPredictor` (input
+  in ``channels_last_3d``, bf16 autocast when ``precision: auto`` resolves to bf16, as on CPUs
+  with native bf16);
+- ``ncdhw-weights``: the same with the weights left in ``contiguous_format`` (NCDHW), as a
+  network built straight from ``network_def`` has them;
+- ``channels-first``: weights and input both NCDHW, eager;
+- ``compile``: ``torch.compile(dynamic=False)`` of the current path's network (inductor's CPU
+  C++/OpenMP code and oneDNN convolutions); ``compile-freezing``: the same with inductor's
+  ``freezing`` (weights become constants: conv + batch-norm folding, oneDNN weight prepacking);
 - ``jit-freeze``: ``torch.jit.trace`` + ``torch.jit.freeze`` + ``torch.jit.optimize_for_inference``
   (oneDNN conv fusion). Tracing under autocast fails in TorchScript, so its bf16 variant casts
   the weights and input to bf16 instead (batch norm and the gates' sigmoid then run in bf16 too);
 - ``onnxruntime``: ``torch.onnx.export`` (opset 18, fixed window shape) run by ONNX Runtime's
   CPU execution provider, graph optimisation level ALL, default intra-op threads; fp32 only
   (the CPU provider has no general bf16 kernels);
-- ``openvino``: the same ONNX file compiled by OpenVINO for the CPU, with
-  ``INFERENCE_PRECISION_HINT`` f32 and bf16 (skipped when openvino is not installed).
+- ``openvino``: the inferer's ``backend="openvino"`` path
+  (:class:`monai_attn.inference.backends.OpenVINONetwork`: the same ONNX export compiled by
+  OpenVINO's CPU plugin), ``INFERENCE_PRECISION_HINT`` f32 and bf16 (skipped when openvino is
+  not installed).
 
 All variants run with the torch / runtime threads chosen by default, as users run them. After
 ``--warmup`` untimed rounds, ``--runs`` timed rounds each call every variant once
-(round-robin), so a change in the machine's load hits all of them alike. Reported per
+(round-robin, with a 0.3 s pause before each call), so a change in the machine's load hits all of them alike. Reported per
 variant: build time (conversion, compilation and the first call), median and best forward
 time, achieved GFLOP/s (``torch.utils.flop_counter``; a multiply-add counts 2) and that rate
 as a fraction of this machine's measured matmul peak in the same precision (``network.py``),
@@ -38,7 +43,7 @@ Usage::
 
     python benchmarks/network_backends.py --runs 5 --warmup 2 --json benchmarks/.cache/network_backends.json
     python benchmarks/network_backends.py --quick            # 32^3 window, 1 run: a smoke test
-    python benchmarks/network_backends.py --quick --variants current channels-last onnxruntime
+    python benchmarks/network_backends.py --quick --variants current channels-first onnxruntime
 
 Timings on a shared CPU are noisy; compare ratios from the same (interleaved) run.
 """
@@ -49,7 +54,6 @@ import argparse
 import contextlib
 import copy
 import importlib.util
-import io
 import json
 import statistics
 import tempfile
@@ -64,6 +68,7 @@ import torch
 from _common import format_machine, load_average, machine_description, markdown_table
 from network import count_flops, matmul_peak_gflops
 
+from monai_attn.inference.backends import OpenVINONetwork, export_onnx
 from monai_attn.inference.devices import autocast_dtype, resolve_precision
 from monai_attn.inference.inferer import WindowPredictor
 from monai_attn.inference.models import bundle_parser, load_network
@@ -74,6 +79,10 @@ BUNDLE = REPO / "bundles" / "abdomen_ct_attention_unet"
 PHANTOM_SEED, PHANTOM_INDEX = 0, 0
 #: Phantom matrix (voxels) at the bundle's 2 mm spacing: an abdomen with room around a 96^3 window.
 PHANTOM_SIZE = (176, 176, 120)
+
+#: Pause (s) before each timed call, so that the worker threads of the runtime that ran last
+#: (OpenMP, TBB, ONNX Runtime's pool) have stopped spinning, as they would in a run of one back end.
+PAUSE_S = 0.3
 
 #: A forward pass: window batch (B, 1, *roi) float32 -> logits (B, classes, *roi) float32.
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -114,11 +123,16 @@ def _autocast(precision: str) -> contextlib.AbstractContextManager:
     return torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
-def build_current(precision: str) -> Callable[[torch.nn.Module, torch.Tensor], Forward]:
-    """The shipped path: :class:`WindowPredictor` (channels-last input, autocast) under inference mode."""
+def build_current(precision: str, weights_layout: torch.memory_format) -> Callable[[torch.nn.Module, torch.Tensor], Forward]:
+    """The shipped path: :class:`WindowPredictor` (channels-last input, autocast) under inference mode.
+
+    ``segment`` (the Segmenter) puts a CT network's weights in ``channels_last_3d``; the
+    bundle's ``inference.json`` evaluator left them ``contiguous_format`` (NCDHW).
+    """
 
     def build(network: torch.nn.Module, window: torch.Tensor) -> Forward:
-        predictor = WindowPredictor(network, num_classes=network.out_channels, autocast_dtype=autocast_dtype(precision))
+        model = copy.deepcopy(network).to(memory_format=weights_layout)
+        predictor = WindowPredictor(model, num_classes=model.out_channels, autocast_dtype=autocast_dtype(precision))
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode():
@@ -129,15 +143,15 @@ def build_current(precision: str) -> Callable[[torch.nn.Module, torch.Tensor], F
     return build
 
 
-def build_channels_last(precision: str) -> Callable[[torch.nn.Module, torch.Tensor], Forward]:
-    """Weights and input in ``channels_last_3d`` (NDHWC), eager, autocast as the current path."""
+def build_channels_first(precision: str) -> Callable[[torch.nn.Module, torch.Tensor], Forward]:
+    """Weights and input both in ``contiguous_format`` (NCDHW), eager, autocast as the current path."""
 
     def build(network: torch.nn.Module, window: torch.Tensor) -> Forward:
-        model = copy.deepcopy(network).to(memory_format=torch.channels_last_3d)
+        model = copy.deepcopy(network).to(memory_format=torch.contiguous_format)
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode(), _autocast(precision):
-                return model(x.contiguous(memory_format=torch.channels_last_3d)).float()
+                return model(x.contiguous()).float()
 
         return forward
 
@@ -145,7 +159,7 @@ def build_channels_last(precision: str) -> Callable[[torch.nn.Module, torch.Tens
 
 
 def build_compile(precision: str, freezing: bool) -> Callable[[torch.nn.Module, torch.Tensor], Forward]:
-    """``torch.compile`` (inductor, ``dynamic=False``) of the network, autocast inside the compiled call."""
+    """``torch.compile`` (inductor, ``dynamic=False``) of the current path's network, autocast inside the call."""
 
     def build(network: torch.nn.Module, window: torch.Tensor) -> Forward:
         compiled = torch.compile(copy.deepcopy(network), dynamic=False, options={"freezing": freezing})
@@ -178,15 +192,6 @@ def build_jit_freeze(precision: str) -> Callable[[torch.nn.Module, torch.Tensor]
     return build
 
 
-def export_onnx(network: torch.nn.Module, window: torch.Tensor, path: Path) -> Path:
-    """``torch.onnx.export`` of the network at the window's fixed shape (opset 18); its progress lines are dropped."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        torch.onnx.export(
-            network, (window,), str(path), opset_version=18, input_names=["image"], output_names=["logits"]
-        )
-    return path
-
-
 def build_onnxruntime(work_dir: Path) -> Callable[[torch.nn.Module, torch.Tensor], Forward]:
     """ONNX Runtime CPU execution provider, all graph optimisations, default threads; fp32."""
 
@@ -195,46 +200,41 @@ def build_onnxruntime(work_dir: Path) -> Callable[[torch.nn.Module, torch.Tensor
 
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        onnx_file = export_onnx(network, window, work_dir / "network_ort.onnx")
+        onnx_file = export_onnx(network, window, work_dir / "network.onnx")
         session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
 
         def forward(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+            return torch.from_numpy(session.run(None, {"image": x.contiguous().numpy()})[0])
 
         return forward
 
     return build
 
 
-def build_openvino(precision: str, work_dir: Path) -> Callable[[torch.nn.Module, torch.Tensor], Forward]:
-    """OpenVINO CPU plugin on the exported ONNX file, ``INFERENCE_PRECISION_HINT`` f32 or bf16, default threads."""
+def build_openvino(precision: str) -> Callable[[torch.nn.Module, torch.Tensor], Forward]:
+    """The ``backend="openvino"`` path of the inferer: :class:`OpenVINONetwork` at ``precision``, default threads."""
 
     def build(network: torch.nn.Module, window: torch.Tensor) -> Forward:
-        import openvino
-
-        onnx_file = export_onnx(network, window, work_dir / f"network_ov_{precision}.onnx")
-        hint = "f32" if precision == "fp32" else "bf16"
-        compiled = openvino.Core().compile_model(str(onnx_file), "CPU", {"INFERENCE_PRECISION_HINT": hint})
-
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(np.asarray(compiled(x.numpy())[0]))
-
-        return forward
+        return OpenVINONetwork(network, precision)
 
     return build
 
 
 #: Variant families in table order; ``--variants`` picks among them.
-FAMILIES = ("current", "channels-last", "compile", "compile-freezing", "jit-freeze", "onnxruntime", "openvino")
+FAMILIES = (
+    "current", "ncdhw-weights", "channels-first", "compile", "compile-freezing", "jit-freeze", "onnxruntime", "openvino"
+)
 
 
 def make_variants(families: Sequence[str], work_dir: Path) -> list[Variant]:
     """The variants of the chosen families, in :data:`FAMILIES` order, fp32 before bf16."""
     catalogue = [
-        Variant("current", "fp32", build_current("fp32")),
-        Variant("current", "bf16", build_current("bf16")),
-        Variant("channels-last", "fp32", build_channels_last("fp32")),
-        Variant("channels-last", "bf16", build_channels_last("bf16")),
+        Variant("current", "fp32", build_current("fp32", torch.channels_last_3d)),
+        Variant("current", "bf16", build_current("bf16", torch.channels_last_3d)),
+        Variant("ncdhw-weights", "fp32", build_current("fp32", torch.contiguous_format)),
+        Variant("ncdhw-weights", "bf16", build_current("bf16", torch.contiguous_format)),
+        Variant("channels-first", "fp32", build_channels_first("fp32")),
+        Variant("channels-first", "bf16", build_channels_first("bf16")),
         Variant("compile", "fp32", build_compile("fp32", freezing=False)),
         Variant("compile", "bf16", build_compile("bf16", freezing=False)),
         Variant("compile-freezing", "fp32", build_compile("fp32", freezing=True)),
@@ -242,8 +242,8 @@ def make_variants(families: Sequence[str], work_dir: Path) -> list[Variant]:
         Variant("jit-freeze", "fp32", build_jit_freeze("fp32")),
         Variant("jit-freeze", "bf16", build_jit_freeze("bf16")),
         Variant("onnxruntime", "fp32", build_onnxruntime(work_dir)),
-        Variant("openvino", "fp32", build_openvino("fp32", work_dir)),
-        Variant("openvino", "bf16", build_openvino("bf16", work_dir)),
+        Variant("openvino", "fp32", build_openvino("fp32")),
+        Variant("openvino", "bf16", build_openvino("bf16")),
     ]
     return [v for v in catalogue if v.family in families]
 
@@ -324,6 +324,7 @@ def measure(
     for _ in range(runs):
         loads.append(load_average()[0])
         for name, forward in forwards.items():
+            time.sleep(PAUSE_S)
             start = time.perf_counter()
             forward(window)
             rows[name].times.append(time.perf_counter() - start)
@@ -385,7 +386,8 @@ def main(argv: list[str] | None = None) -> None:
     print(format_machine(machine), flush=True)
     print(f"precision 'auto' on this CPU: {resolve_precision('auto', torch.device('cpu'))}", flush=True)
 
-    network = load_network(bundle, BUNDLE / "models" / "model.pt").eval()
+    # as the Segmenter prepares a CT network: eval mode, weights in channels_last_3d
+    network = load_network(bundle, BUNDLE / "models" / "model.pt").eval().to(memory_format=torch.channels_last_3d)
     window = phantom_window(bundle, size, batch)
     flops = count_flops(network, window)
     peak_n = 1024 if args.quick else 4096
