@@ -56,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="autocast precision (default auto)")
     run.add_argument("--backend", choices=BACKENDS,
                      help="where the network runs: torch (default) or openvino (CPU; pip install \"monai-attn[openvino]\"; "
-                     "about 2x faster per window in bf16 after a few seconds of conversion per run; docs/benchmarks.md)")
+                     "about 2.4x faster per window in bf16 after about 5 s of conversion per run; docs/benchmarks.md)")
     run.add_argument("--overlap", type=float, help="sliding-window overlap fraction (default 0.25)")
     run.add_argument("--roi-size", type=int, nargs=3, metavar=("X", "Y", "Z"), help="window size in voxels")
     run.add_argument("--sw-batch-size", type=int, help="windows per network call (default 2)")

@@ -5,10 +5,10 @@ bf16 autocast where the CPU has native bf16). ``backend="openvino"`` converts it
 window shape to OpenVINO (through ``torch.onnx.export`` at that fixed shape) and runs it with
 OpenVINO's CPU plugin at the same precision (``INFERENCE_PRECISION_HINT``) and its default
 threads. On the 2-core AMD EPYC (avx512_bf16) of docs/benchmarks.md section 3, one 96^3
-window of the CT network runs about 2.4x faster in bf16 than in PyTorch, with the same
-labels on >= 99.98 % of the voxels; the conversion costs a few seconds once per process and
-window shape, so it pays off from about two clinical CT scans per run. Install it with
-``pip install "monai-attn[openvino]"``.
+window of the CT network runs 2.4-2.6x faster in bf16 than in PyTorch, with the same labels
+on 99.99 % of the voxels; the conversion costs about 5 s once per process and window shape,
+which a single scan only partly earns back (see the whole-scan figures there). Install it
+with ``pip install "monai-attn[openvino]"``.
 
 The OpenVINO network computes logits only: attention maps (``forward_with_attention``) need
 the torch back end. It is converted from the network module (a bundle's ``network_def`` with
