@@ -30,8 +30,8 @@ real organs, not noise. Variants (each in fp32 and/or bf16):
 
 All variants run with the torch / runtime threads chosen by default, as users run them. After
 ``--warmup`` untimed rounds, ``--runs`` timed rounds each call every variant once
-(round-robin, with a 0.3 s pause before each call), so a change in the machine's load hits all of them alike. Reported per
-variant: build time (conversion, compilation and the first call), median and best forward
+(round-robin, with a 0.3 s pause before each call), so a change in the machine's load hits
+all of them alike. Reported per variant: build time (conversion, compilation and the first call), median and best forward
 time, achieved GFLOP/s (``torch.utils.flop_counter``; a multiply-add counts 2) and that rate
 as a fraction of this machine's measured matmul peak in the same precision (``network.py``),
 the ratio of the current path's median to the variant's median (``> 1``: faster), the largest
@@ -41,7 +41,7 @@ kind of CPU).
 
 Usage::
 
-    python benchmarks/network_backends.py --runs 5 --warmup 2 --json benchmarks/.cache/network_backends.json
+    python benchmarks/network_backends.py --runs 7 --warmup 2 --json benchmarks/.cache/network_backends.json
     python benchmarks/network_backends.py --quick            # 32^3 window, 1 run: a smoke test
     python benchmarks/network_backends.py --quick --variants current channels-first onnxruntime
 
