@@ -55,8 +55,12 @@ def test_openvino_backend_gives_the_torch_logits_and_follows_the_weights() -> No
     assert openvino_inferer.openvino_network(net, cpu, "fp32", attention_maps=False) is converted  # converted once
     with torch.no_grad():
         net.heads[0].bias.add_(torch.tensor([0.0, 5.0, 0.0, 0.0]))  # new weights, e.g. after a training epoch
-    assert openvino_inferer.openvino_network(net, cpu, "fp32", attention_maps=False) is not converted
+    reconverted = openvino_inferer.openvino_network(net, cpu, "fp32", attention_maps=False)
+    assert reconverted is not converted
     torch.testing.assert_close(openvino_inferer(image, net), torch_inferer(image, net), atol=1e-4, rtol=1e-4)
+    norm = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm3d))
+    norm.running_mean.add_(0.1)  # batch-norm statistics are buffers, not parameters
+    assert openvino_inferer.openvino_network(net, cpu, "fp32", attention_maps=False) is not reconverted
 
 
 def test_segment_refuses_openvino_for_torchscript_before_any_case(tmp_path, capsys) -> None:

@@ -51,13 +51,13 @@ class OpenVINONetwork:
     Called like the network on a window batch (B, C, *S) float32, it returns the logits
     (B, classes, *S) float32 as a torch tensor. It runs the windows one at a time (batch 1),
     so batches of any size share one compiled model; each new window shape (C, *S) is
-    exported and compiled once (a few seconds for the CT network at 96^3; see the module
-    docstring).
+    exported and compiled once (about 5 s for the CT network at 96^3 on the 2-core CPU of the
+    module docstring).
 
     Args:
         network: the torch network in eval mode (logits from ``forward``).
-        precision: resolved precision, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (OpenVINO's
-            inference precision; bf16 and fp16 need CPU support, else OpenVINO runs f32).
+        precision: resolved precision, ``"fp32"``, ``"bf16"`` or ``"fp16"``, passed to OpenVINO
+            as its ``INFERENCE_PRECISION_HINT``.
 
     Raises:
         InputError: see :func:`check_openvino`.

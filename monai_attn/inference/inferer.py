@@ -291,13 +291,14 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
     def openvino_network(
         self, network: torch.nn.Module, device: torch.device, precision: str, attention_maps: bool
     ) -> OpenVINONetwork:
-        """``network`` converted to OpenVINO at ``precision``: the one from the last call while
-        the network and its weights (their in-place version counters) are the same."""
+        """``network`` converted to OpenVINO at ``precision``: the one from the last call while the
+        network and its weights and buffers (their in-place version counters) are the same."""
         if device.type != "cpu":
             raise InputError(f"backend openvino runs on the CPU, not on {device}; use device cpu or backend torch")
         if attention_maps:
             raise InputError("attention maps need backend torch (the openvino backend computes logits only)")
-        key = (id(network), precision, tuple(p._version for p in network.parameters()))
+        tensors = itertools.chain(network.parameters(), network.buffers())  # buffers: batch-norm statistics
+        key = (id(network), precision, tuple(t._version for t in tensors))
         if self._converted is None or self._converted[0] != key:
             self._converted = (key, OpenVINONetwork(network, precision))
         return self._converted[1]
