@@ -202,8 +202,8 @@ def test_label_names_live_only_in_metadata_json(short):
 
 
 def test_ct_bundle_run_and_segment_hold_the_weights_in_channels_last_and_share_the_backend() -> None:
-    """``python -m monai.bundle run`` builds the network as ``segment`` does: NCDHW weights run the
-    bf16 window 1.4x slower on the CPU (docs/benchmarks.md section 3)."""
+    """``python -m monai.bundle run`` builds the network as ``segment`` does: NCDHW weights ran the
+    bf16 window 1.4-2.6x slower on the CPU (docs/benchmarks.md section 3)."""
     import torch
 
     from monai_attn.inference.models import bundle_parser
