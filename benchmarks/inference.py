@@ -21,7 +21,10 @@ series), are segmented with the same weights by
   nnunetv2 is not installed (it is not a dependency of monai-attn);
 - ``fp32``, ``no-skip``, ``overlap-0.5`` (c): ``segment`` with one speed-up turned off
   (config overrides ``precision``, ``skip_empty_windows``, ``overlap``);
-- ``no-postprocess`` (d): ``segment --no-postprocess``, the raw argmax like (b).
+- ``no-postprocess`` (d): ``segment --no-postprocess``, the raw argmax like (b);
+- ``openvino`` (e): ``segment --backend openvino`` (config override ``backend``): the network
+  converted once per run and run by OpenVINO on the CPU; skipped with a message when the
+  ``openvino`` extra is not installed.
 
 All runs form one interleaved sequence (every variant of a case, then the next case; with
 ``--repeats`` 2 the second pass runs backwards), each in a fresh Python process with the
@@ -50,6 +53,7 @@ Timings on a shared machine are noisy; compare numbers from the same run.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -120,6 +124,7 @@ VARIANTS = {
     "no-skip": Variant("no-skip", "(c) segment --no-skip-air", "segment", {"skip_empty_windows": False}),
     "overlap-0.5": Variant("overlap-0.5", "(c) segment --overlap 0.5", "segment", {"overlap": 0.5}),
     "no-postprocess": Variant("no-postprocess", "(d) segment --no-postprocess", "segment", {"postprocess": False}),
+    "openvino": Variant("openvino", "(e) segment --backend openvino", "segment", {"backend": "openvino"}),
 }
 #: The comparison run by default: the two ways of running ``segment`` and the two baselines.
 DEFAULT_VARIANTS = ("segment", "adaptive", "monai", "nnunet")
@@ -646,6 +651,13 @@ def main(argv: list[str] | None = None) -> None:
             variants.remove("nnunet")
             skipped.append(f"{VARIANTS['nnunet'].title}: skipped on every case: {missing}")
             print(f"skipping {VARIANTS['nnunet'].title}: {missing}", flush=True)
+    if "openvino" in variants:
+        missing = next((p for p in ("openvino", "onnxscript") if importlib.util.find_spec(p) is None), None)
+        if missing or args.device != "cpu":
+            variants.remove("openvino")
+            reason = f"{missing} is not installed (pip install \"monai-attn[openvino]\")" if missing else "CPU only"
+            skipped.append(f"{VARIANTS['openvino'].title}: skipped on every case: {reason}")
+            print(f"skipping {VARIANTS['openvino'].title}: {reason}", flush=True)
     import torch
 
     from monai_attn.inference.devices import resolve_precision

@@ -27,6 +27,10 @@ from monai_attn.io.names import case_id, image_suffix
 OUTPUT_SUFFIXES: dict[str, tuple[str, ...]] = {"nifti": (".nii.gz", ".nii"), "dicom-seg": (".dcm",), "png": (".png",)}
 OUTPUT_TYPES: tuple[str, ...] = tuple(OUTPUT_SUFFIXES)
 
+#: Where the network runs (``segment --backend``, the bundles' ``backend``): PyTorch, or
+#: OpenVINO on the CPU (an optional extra; :mod:`monai_attn.inference.backends`).
+BACKENDS: tuple[str, ...] = ("torch", "openvino")
+
 #: Device strings ``segment --device`` understands.
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
 
@@ -71,6 +75,13 @@ def check_sw_batch_size(sw_batch_size: int) -> int:
     if int(sw_batch_size) < 1:
         raise InputError(f"--sw-batch-size must be >= 1, got {sw_batch_size}")
     return int(sw_batch_size)
+
+
+def check_backend(backend: str) -> str:
+    """The network's back end, one of :data:`BACKENDS`."""
+    if backend not in BACKENDS:
+        raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return backend
 
 
 def check_parts(num_parts: int, part_id: int) -> None:

@@ -1,8 +1,9 @@
 """Smoke tests: every benchmark script runs in ``--quick`` mode and prints its tables.
 
 They check that the scripts still work against the library, not the numbers (which depend on
-the machine and its load). Each takes tens of seconds (phantoms, a short training, several
-child processes), so they are marked slow.
+the machine and its load). Most take tens of seconds (phantoms, a short training, several
+child processes), so they are marked slow; the CPU back ends' smoke test without
+``torch.compile`` is not.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-pytestmark = pytest.mark.slow
 
 
 def run_script(name: str, *args: str) -> str:
@@ -41,6 +40,7 @@ def table_rows(output: str, header_start: str) -> list[list[str]]:
     return rows
 
 
+@pytest.mark.slow
 def test_network_quick() -> None:
     output = run_script("network.py")
     rows = table_rows(output, "| model |")
@@ -48,9 +48,11 @@ def test_network_quick() -> None:
     assert {row[2] for row in rows} == {"fp32", "bf16"}
 
 
+@pytest.mark.slow
 def test_inference_quick(tmp_path: Path) -> None:
     output = run_script("inference.py", "--work-dir", str(tmp_path), "--plot", str(tmp_path / "scaling.png"))
     has_nnunet = importlib.util.find_spec("nnunetv2") is not None
+    has_openvino = all(importlib.util.find_spec(p) is not None for p in ("openvino", "onnxscript"))
     rows = table_rows(output, "| case | variant | precision |")
     titles = [
         "(a) monai-attn segment",
@@ -61,6 +63,7 @@ def test_inference_quick(tmp_path: Path) -> None:
         "(c) segment --no-skip-air",
         "(c) segment --overlap 0.5",
         "(d) segment --no-postprocess",
+        *(["(e) segment --backend openvino"] if has_openvino else []),
     ]
     assert [row[1] for row in rows] == titles
     if not has_nnunet:
@@ -83,7 +86,7 @@ def test_inference_quick(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "inference_quick.json").read_text())
     assert {r["variant"] for r in report["runs"]} == {
         "segment", "adaptive", "monai", *(["nnunet"] if has_nnunet else []),
-        "fp32", "no-skip", "overlap-0.5", "no-postprocess",
+        "fp32", "no-skip", "overlap-0.5", "no-postprocess", *(["openvino"] if has_openvino else []),
     }
     # every variant wrote labels on the phantom's grid (evaluate_case_files checks the grid)
     assert all(set(r["dice"]) == {"spleen", "kidney", "pancreas"} for r in report["runs"])
@@ -91,6 +94,7 @@ def test_inference_quick(tmp_path: Path) -> None:
     assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_inference_skips_what_would_take_too_long() -> None:
     sys.path.insert(0, str(BENCHMARKS))
     try:
@@ -103,6 +107,7 @@ def test_inference_skips_what_would_take_too_long() -> None:
     assert inference.estimated_seconds([run], "large", "segment") is None
 
 
+@pytest.mark.slow
 def test_ablation_quick(tmp_path: Path) -> None:
     output = run_script("ablation.py", "--work-dir", str(tmp_path))
     rows = table_rows(output, "| network |")
@@ -113,6 +118,7 @@ def test_ablation_quick(tmp_path: Path) -> None:
     assert (tmp_path / "quick" / "report" / "comparison.md").is_file()
 
 
+@pytest.mark.slow
 def test_evaluation_quick(tmp_path: Path) -> None:
     output = run_script("evaluation.py", "--work-dir", str(tmp_path))
     rows = table_rows(output, "| step |")
@@ -121,6 +127,7 @@ def test_evaluation_quick(tmp_path: Path) -> None:
     assert (tmp_path / "evaluation" / "report_0" / "summary.json").is_file()
 
 
+@pytest.mark.slow
 def test_qc_quick(tmp_path: Path) -> None:
     output = run_script("qc.py", "--json", str(tmp_path / "qc.json"))
     report = json.loads((tmp_path / "qc.json").read_text())
@@ -130,6 +137,7 @@ def test_qc_quick(tmp_path: Path) -> None:
     assert "Detection:" in output and 0 < report["cost"]["share"] < 1
 
 
+@pytest.mark.slow
 def test_nifti_io_quick(tmp_path: Path) -> None:
     output = run_script("nifti_io.py", "--work-dir", str(tmp_path))
     rows = table_rows(output, "| case | gzip |")
@@ -143,6 +151,7 @@ def test_nifti_io_quick(tmp_path: Path) -> None:
     assert report["backends"] == installed and all(float(row[2]) >= 0 for row in rows)
 
 
+@pytest.mark.slow
 def test_nnunet_engine_matches_a_pointwise_network() -> None:
     """nnU-Net's tiles, Gaussian weights and float16 sums give back a 1x1x1 network's logits.
 
@@ -169,3 +178,24 @@ def test_nnunet_engine_matches_a_pointwise_network() -> None:
     torch.testing.assert_close(logits[inner], expected[inner], atol=5e-3, rtol=5e-3)  # float16 sums
     # tile step 0.5 of 16: 4, 4 and 2 tile positions along the axes
     assert engine.windows_run == 4 * 4 * 2
+
+
+def test_network_backends_quick(tmp_path: Path) -> None:
+    """Every back end but torch.compile (minutes to compile) on a 32^3 window of the shipped CT network."""
+    families = ["current", "ncdhw-weights", "channels-first", "jit-freeze", "onnxruntime", "openvino"]
+    output = run_script("network_backends.py", "--variants", *families, "--json", str(tmp_path / "backends.json"))
+    rows = table_rows(output, "| variant | precision |")
+    installed = [f for f in families if f not in ("onnxruntime", "openvino") or importlib.util.find_spec(f)]
+    expected = [(f, p) for f in installed for p in (("fp32",) if f == "onnxruntime" else ("fp32", "bf16"))]
+    assert [(row[0], row[1]) for row in rows] == expected
+    for family in set(families) - set(installed):
+        assert f"- {family}: skipped: {family} is not installed" in output
+    current_fp32, current_bf16 = rows[0], rows[1]
+    assert current_fp32[7] == "1.00x" and current_fp32[9] == "0" and current_bf16[8] == "1.00x"  # against itself
+    for row in rows:
+        assert float(row[3]) > 0 and float(row[4]) <= float(row[3])  # best <= median (ms)
+        assert all(0.0 <= float(cell) <= 1.0 for cell in row[10:12])  # label agreement, fractions of voxels
+    assert float(current_fp32[10]) == 1.0 and float(current_bf16[11]) == 1.0
+    report = json.loads((tmp_path / "backends.json").read_text())
+    assert report["window"] == [1, 1, 32, 32, 32] and len(report["load_1min_per_round"]) == 1
+    assert [len(row["times"]) for row in report["rows"]] == [1] * len(expected)

@@ -199,3 +199,18 @@ def test_label_names_live_only_in_metadata_json(short):
     assert names
     for name in names:
         assert files_holding(folder, rf'"{re.escape(name)}"') == ["metadata.json"], name
+
+
+def test_ct_bundle_run_and_segment_hold_the_weights_in_channels_last_and_share_the_backend() -> None:
+    """``python -m monai.bundle run`` builds the network as ``segment`` does: NCDHW weights ran the
+    bf16 window 1.4-2.6x slower on the CPU (docs/benchmarks.md section 3)."""
+    import torch
+
+    from monai_attn.inference.models import bundle_parser
+
+    parser = bundle_parser(resolve_bundle("ct"), {"device": "cpu", "backend": "openvino"})
+    network = parser.get_parsed_content("network")
+    weights = [m.weight for m in network.modules() if isinstance(m, torch.nn.Conv3d) and m.kernel_size == (3, 3, 3)]
+    assert weights and all(w.is_contiguous(memory_format=torch.channels_last_3d) for w in weights)
+    segmenter = Segmenter.from_bundle("ct", {"device": "cpu", "backend": "openvino"})
+    assert parser.get_parsed_content("inferer").backend == segmenter.inferer.backend == "openvino"

@@ -14,6 +14,10 @@ network. The predictor
 - optionally returns every attention gate's alpha, upsampled to the window, so that MONAI
   stitches the attention maps like the logits.
 
+On the CPU the network may run in OpenVINO instead of PyTorch (``backend="openvino"``, an
+optional extra; :mod:`monai_attn.inference.backends`): converted once per window shape and
+kept for the next calls as long as the network's weights do not change.
+
 Used as a ``SupervisedEvaluator``'s ``inferer`` it returns logits like MONAI's own inferers.
 When no window is skipped and no mirroring is asked for, the result is MONAI's sliding
 window inference of the network itself.
@@ -41,8 +45,9 @@ import torch.nn.functional as F
 from monai.inferers import SlidingWindowInfererAdapt
 
 from monai_attn.errors import InputError
+from monai_attn.inference.backends import OpenVINONetwork
 from monai_attn.inference.devices import autocast_dtype, resolve_precision
-from monai_attn.validation import check_overlap, check_roi_size, check_sw_batch_size
+from monai_attn.validation import check_backend, check_overlap, check_roi_size, check_sw_batch_size
 
 #: Logit given to background (and minus it to every organ) in windows that are not run.
 EMPTY_LOGIT = 10.0
@@ -194,6 +199,8 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         divisor: window sizes are multiples of it (the network's downsampling factor).
         sw_device, device: where windows run and where the blended output lives (default:
             the input's device; MONAI falls back to the CPU when a CUDA output does not fit).
+        backend: ``"torch"`` (default) or ``"openvino"`` (CPU only, logits only: no attention
+            maps; needs the ``openvino`` extra), see :mod:`monai_attn.inference.backends`.
 
     After each call, :attr:`counts` holds the windows run and skipped, the voxels computed
     and needed, and the window size used.
@@ -216,6 +223,7 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         divisor: int = 16,
         sw_device: torch.device | str | None = None,
         device: torch.device | str | None = None,
+        backend: str = "torch",
     ) -> None:
         roi = check_roi_size(roi_size, divisor)  # the same checks and messages as the command line
         if memory_budget_mb is not None and memory_budget_mb <= 0:
@@ -238,6 +246,8 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         self.memory_budget_mb = memory_budget_mb
         self.bytes_per_voxel = float(bytes_per_voxel)
         self.divisor = int(divisor)
+        self.backend = check_backend(backend)
+        self._converted: tuple[tuple[Any, ...], OpenVINONetwork] | None = None
         self.counts = WindowCounts()
 
     def __call__(
@@ -249,10 +259,13 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         num_classes = self.num_classes or int(getattr(network, "out_channels", 0))
         if not num_classes:
             raise ValueError("num_classes is needed for a network without an out_channels attribute")
+        run_network, autocast = network, autocast_dtype(precision)
+        if self.backend == "openvino":
+            run_network, autocast = self.openvino_network(network, device, precision, attention_maps), None
         predictor = WindowPredictor(
-            network,
+            run_network,
             num_classes=num_classes,
-            autocast_dtype=autocast_dtype(precision),
+            autocast_dtype=autocast,
             skip_below=self.skip_below,
             mirror_axes=tuple(range(len(self.roi_size))) if self.tta else (),
             attention_gates=count_attention_gates(network, len(self.roi_size), device) if attention_maps else 0,
@@ -274,6 +287,21 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         if isinstance(outputs, (tuple, list)):
             return tuple(o.float() for o in outputs)
         return outputs.float()
+
+    def openvino_network(
+        self, network: torch.nn.Module, device: torch.device, precision: str, attention_maps: bool
+    ) -> OpenVINONetwork:
+        """``network`` converted to OpenVINO at ``precision``: the one from the last call while the
+        network and its weights and buffers (their in-place version counters) are the same."""
+        if device.type != "cpu":
+            raise InputError(f"backend openvino runs on the CPU, not on {device}; use device cpu or backend torch")
+        if attention_maps:
+            raise InputError("attention maps need backend torch (the openvino backend computes logits only)")
+        tensors = itertools.chain(network.parameters(), network.buffers())  # buffers: batch-norm statistics
+        key = (id(network), precision, tuple(t._version for t in tensors))
+        if self._converted is None or self._converted[0] != key:
+            self._converted = (key, OpenVINONetwork(network, precision))
+        return self._converted[1]
 
     def window_for(self, spatial: Sequence[int], device: torch.device, precision: str) -> tuple[int, ...]:
         """The window, from ``roi_size`` up to the padded image, that computes the fewest voxels within the budget.

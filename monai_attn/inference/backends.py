@@ -1,0 +1,104 @@
+"""Where the network runs on the CPU: PyTorch (the default) or OpenVINO (an optional extra).
+
+``backend="torch"`` runs the network in PyTorch (oneDNN convolutions, ``channels_last_3d``,
+bf16 autocast where the CPU has native bf16). ``backend="openvino"`` converts it once per
+window shape to OpenVINO (through ``torch.onnx.export`` at that fixed shape) and runs it with
+OpenVINO's CPU plugin at the same precision (``INFERENCE_PRECISION_HINT``) and its default
+threads. On the 2-core AMD EPYC (avx512_bf16) of docs/benchmarks.md section 3, one 96^3
+window of the CT network runs 2.4-2.6x faster in bf16 than in PyTorch, with the same labels
+on 99.99 % of the voxels; the conversion costs about 5 s once per process and window shape,
+which a single scan only partly earns back (see the whole-scan figures there). Install it
+with ``pip install "monai-attn[openvino]"``.
+
+The OpenVINO network computes logits only: attention maps (``forward_with_attention``) need
+the torch back end. It is converted from the network module (a bundle's ``network_def`` with
+its state dict); a TorchScript file does not export to ONNX and needs the torch back end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from monai_attn.errors import InputError
+
+#: OpenVINO's ``INFERENCE_PRECISION_HINT`` for each resolved precision.
+_OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+
+
+def export_onnx(network: torch.nn.Module, example: torch.Tensor, path: str | Path) -> Path:
+    """Write ``network`` as ONNX (opset 18) for inputs of ``example``'s fixed shape; returns ``path``.
+
+    ``torch.onnx.export`` (needs the ``onnx`` and ``onnxscript`` packages); input ``image``
+    (B, C, *S) float32, output ``logits`` (B, classes, *S). Its progress lines are not shown.
+    """
+    with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+        torch.onnx.export(
+            network, (example,), str(path), opset_version=18, input_names=["image"], output_names=["logits"]
+        )
+    return Path(path)
+
+
+class OpenVINONetwork:
+    """The network compiled by OpenVINO for the CPU, one compiled model per window shape.
+
+    Called like the network on a window batch (B, C, *S) float32, it returns the logits
+    (B, classes, *S) float32 as a torch tensor. It runs the windows one at a time (batch 1),
+    so batches of any size share one compiled model; each new window shape (C, *S) is
+    exported and compiled once (about 5 s for the CT network at 96^3 on the 2-core CPU of the
+    module docstring).
+
+    Args:
+        network: the torch network in eval mode (logits from ``forward``).
+        precision: resolved precision, ``"fp32"``, ``"bf16"`` or ``"fp16"``, passed to OpenVINO
+            as its ``INFERENCE_PRECISION_HINT``.
+
+    Raises:
+        InputError: see :func:`check_openvino`.
+    """
+
+    def __init__(self, network: torch.nn.Module, precision: str) -> None:
+        self._openvino = check_openvino(network)
+        self.network = network
+        self.precision = precision
+        self._compiled: dict[tuple[int, ...], Any] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        windows = x.detach().float().contiguous()
+        shape = tuple(windows.shape[1:])
+        if shape not in self._compiled:
+            self._compiled[shape] = self._compile(windows[:1])
+        compiled = self._compiled[shape]
+        return torch.cat([torch.from_numpy(np.asarray(compiled(w[None].numpy())[0])) for w in windows])
+
+    def _compile(self, example: torch.Tensor) -> Any:
+        hint = {"INFERENCE_PRECISION_HINT": _OPENVINO_PRECISION[self.precision]}
+        with tempfile.TemporaryDirectory() as folder:
+            onnx_file = export_onnx(self.network, example, Path(folder) / "network.onnx")
+            return self._openvino.Core().compile_model(str(onnx_file), "CPU", hint)
+
+
+def check_openvino(network: torch.nn.Module) -> Any:
+    """The ``openvino`` module, if ``network`` can run there; one clear :class:`InputError` otherwise.
+
+    Refused: a TorchScript network, and an environment without openvino or without the ONNX
+    exporter's packages (onnx, onnxscript).
+    """
+    if isinstance(network, torch.jit.ScriptModule):
+        raise InputError("backend openvino converts a network module, not TorchScript: use the bundle's "
+                         "network_def and state dict (--bundle, or --model weights.pt --config), or backend torch")
+    try:
+        import onnx  # noqa: F401  torch.onnx.export needs both
+        import onnxscript  # noqa: F401
+        import openvino
+    except ImportError as err:
+        raise InputError(
+            f"backend openvino needs the openvino extra ({err.name} is missing): pip install \"monai-attn[openvino]\""
+        ) from err
+    return openvino

@@ -1,0 +1,78 @@
+"""The network's back ends: the inferer's ``backend`` setting and ``segment --backend``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from monai_attn.errors import InputError
+from monai_attn.inference import SegmentationInferer
+from monai_attn.inference.backends import OpenVINONetwork
+from test_inference import ThresholdNet, ct_config, one_thread, phantom_hu, tiny_unet, write_nifti  # noqa: F401
+from test_segment_cli import run
+
+
+def test_an_unknown_backend_is_refused() -> None:
+    with pytest.raises(InputError, match="--backend must be one of torch, openvino, got 'tensorrt'"):
+        SegmentationInferer((16, 16, 16), backend="tensorrt")
+
+
+def test_openvino_backend_refuses_attention_maps_and_torchscript() -> None:
+    net = tiny_unet()
+    inferer = SegmentationInferer((16, 16, 16), precision="fp32", backend="openvino")
+    with pytest.raises(InputError, match="attention maps need backend torch"):
+        inferer(torch.rand(1, 1, 16, 16, 16), net, attention_maps=True)
+    with pytest.raises(InputError, match="not TorchScript"):
+        OpenVINONetwork(torch.jit.script(torch.nn.Conv3d(1, 4, 1)), "fp32")
+
+
+def test_a_missing_openvino_is_one_line_naming_the_extra(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino raises ImportError
+    with pytest.raises(InputError, match=r'openvino is missing\): pip install "monai-attn\[openvino\]"'):
+        OpenVINONetwork(tiny_unet(), "fp32")
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::FutureWarning", "ignore::DeprecationWarning")
+def test_openvino_backend_gives_the_torch_logits_and_follows_the_weights() -> None:
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxscript")
+    net = tiny_unet(seed=5)
+    torch.manual_seed(1)
+    image = torch.rand(1, 1, 24, 20, 16) + 0.01  # 2 x 2 x 1 windows of 16^3, batches of 2 and 2
+    torch_inferer = SegmentationInferer((16, 16, 16), 2, 0.25, precision="fp32", skip_below=0.0)
+    openvino_inferer = SegmentationInferer((16, 16, 16), 2, 0.25, precision="fp32", skip_below=0.0, backend="openvino")
+    expected = torch_inferer(image, net)
+    logits = openvino_inferer(image, net)
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+    assert openvino_inferer.counts.run == torch_inferer.counts.run == 4
+
+    cpu = torch.device("cpu")
+    converted = openvino_inferer.openvino_network(net, cpu, "fp32", attention_maps=False)
+    assert openvino_inferer.openvino_network(net, cpu, "fp32", attention_maps=False) is converted  # converted once
+    with torch.no_grad():
+        net.heads[0].bias.add_(torch.tensor([0.0, 5.0, 0.0, 0.0]))  # new weights, e.g. after a training epoch
+    reconverted = openvino_inferer.openvino_network(net, cpu, "fp32", attention_maps=False)
+    assert reconverted is not converted
+    torch.testing.assert_close(openvino_inferer(image, net), torch_inferer(image, net), atol=1e-4, rtol=1e-4)
+    norm = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm3d))
+    norm.running_mean.add_(0.1)  # batch-norm statistics are buffers, not parameters
+    assert openvino_inferer.openvino_network(net, cpu, "fp32", attention_maps=False) is not reconverted
+
+
+def test_segment_refuses_openvino_for_torchscript_before_any_case(tmp_path, capsys) -> None:
+    weights = tmp_path / "threshold.ts"
+    torch.jit.save(torch.jit.script(ThresholdNet()), str(weights))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(ct_config(roi_size=[32, 32, 32], spacing_mm=None, postprocess=False)))
+    case = write_nifti(tmp_path / "case.nii.gz", phantom_hu(), np.eye(4))
+    out = tmp_path / "out"
+    args = ["-i", case, "-o", out / "case.nii.gz", "--model", weights, "--config", config, "--trust-config",
+            "--device", "cpu", "--backend", "openvino"]
+    code, err = run(args, capsys)
+    assert code == 1
+    assert err.startswith("error: backend openvino converts a network module, not TorchScript") and err.count("\n") == 1
+    assert not out.exists()  # refused before any case ran
