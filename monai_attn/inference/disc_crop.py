@@ -31,6 +31,7 @@ import torch
 from monai.data import MetaTensor
 from monai.inferers import Inferer
 from monai.transforms import Resize
+from monai.utils import convert_to_dst_type
 
 from monai_attn.errors import InputError
 from monai_attn.fundus import DISC_LABELS, largest_disc, square_crop_box
@@ -100,6 +101,8 @@ class DiscCropInferer(Inferer):
     ) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """Logits (B, K, X, Y) on the input's grid; with ``attention_maps``, (logits, alpha_1, ...).
 
+        A MetaTensor input gives MetaTensor outputs with its meta data (the grid is the same).
+
         Attention maps are stage 2's inside the crop and 0 elsewhere (stage 1's without disc).
         """
         if inputs.ndim != 4:
@@ -108,6 +111,8 @@ class DiscCropInferer(Inferer):
         self.crops, self.counts = [], WindowCounts(roi_size=tuple(self.roi_size))
         per_image = [self._infer(images[b], network, attention_maps, *args, **kwargs) for b in range(len(images))]
         outputs = tuple(torch.stack(parts) for parts in zip(*per_image))
+        if isinstance(inputs, MetaTensor):  # same grid as the input: keep its meta data (affine)
+            outputs = tuple(convert_to_dst_type(o, inputs, dtype=o.dtype)[0] for o in outputs)
         self.counts.voxels_needed = int(images.shape[0] * images.shape[2] * images.shape[3])
         return outputs if attention_maps else outputs[0]
 
