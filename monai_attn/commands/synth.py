@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 from monai_attn.errors import InputError
+from monai_attn.synthetic.cells import DEFAULT_SIZE as CELLS_SIZE
+from monai_attn.synthetic.retina import DEFAULT_SIZE as RETINA_SIZE
 from monai_attn.synthetic.rng import MAX_SEED
 
 logger = logging.getLogger(__name__)
@@ -66,9 +68,10 @@ def add_parser(subparsers) -> None:
     two_d = (
         ("retina", "RGB fundus photographs with optic disc/cup labels and vessel masks",
          "Fundus phantoms: RGB PNG images, labels 0 background, 1 disc rim, 2 cup; vessel masks in "
-         "labelsTr_vessels/.", 256, _run_retina),
+         "labelsTr_vessels/.", RETINA_SIZE, _run_retina),
         ("cells", "electron-microscopy cell images with membrane labels",
-         "EM phantoms (ISBI 2012 style): grey PNG images, labels 1 membrane, 0 cell interior.", 512, _run_cells),
+         "EM phantoms (ISBI 2012 style): grey PNG images, labels 1 membrane, 0 cell interior.", CELLS_SIZE,
+         _run_cells),
     )
     for name, help_text, description, size, run in two_d:
         task = tasks.add_parser(name, help=help_text, description=description)
