@@ -493,7 +493,8 @@ def test_shipped_2d_weights_reach_recorded_dice_on_fresh_phantoms(name, tmp_path
     meta = json.loads((BUNDLES / name / "configs" / "metadata.json").read_text())
     heldout = meta["training"]["heldout"]
     writer = write_retina_dataset if name.startswith("retina") else write_cells_dataset
-    writer(tmp_path / "data", cases=heldout["cases"], seed=heldout["seed"])
+    sizes = {"size": heldout["size"]} if "size" in heldout else {}  # the size the weights were measured at
+    writer(tmp_path / "data", cases=heldout["cases"], seed=heldout["seed"], **sizes)
     flow = ConfigWorkflow(config_file=run_config(name, "inference.json"), logging_file=False, workflow_type=None,
                           input=str(tmp_path / "data" / "imagesTr"), output_dir=str(tmp_path / "pred"),
                           device="$torch.device('cpu')")
