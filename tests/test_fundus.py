@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
+from monai.transforms import Resize
 from PIL import Image
 from scipy import ndimage
 
@@ -115,12 +116,48 @@ def test_no_disc_gives_stage_one_logits_on_the_input_grid():
     assert not _labels(logits).any()
 
 
+def test_without_refine_only_stage_one_runs_and_is_resized_to_the_input():
+    shape = (160, 120)
+    image = torch.from_numpy(_disc_image(shape, (80.0, 60.0), 20.0, cup_radius=8.0))[None]
+    stage = SegmentationInferer((32, 32), sw_batch_size=4, overlap=0.25, precision="fp32", num_classes=3)
+    net, single = PixelNet(), DiscCropInferer(stage, locator_size=(64, 64), crop_size=(64, 64), refine=False)
+    logits = single(image, net)
+    assert logits.shape == (1, 3, *shape) and single.crops == [None]
+    direct = PixelNet()
+    located = stage(Resize((64, 64), mode="bilinear", anti_aliasing=True)(image[0])[None], direct)
+    expected = Resize(shape, mode="bilinear", anti_aliasing=True)(located[0])
+    torch.testing.assert_close(logits[0], torch.as_tensor(expected).float())
+    assert net.calls == direct.calls and single.counts.run == stage.counts.run  # stage 1's windows only
+    two = PixelNet()
+    _inferer(size=64)(image, two)
+    assert len(two.calls) > len(net.calls)  # with refine, stage 2 adds its windows
+    assert _dice(_labels(logits) > 0, image[0, 0].numpy() > 0.5) > 0.9
+
+
+def test_the_retina_bundle_runs_one_stage_unless_two_stage_is_set():
+    from monai.bundle import ConfigParser
+
+    from monai_attn.training import bundle_dir
+
+    folder = f"{bundle_dir('retina_attention_unet')}/configs"
+    for overrides, refine in (({}, False), ({"two_stage": True}, True)):
+        parser = ConfigParser()
+        parser.read_config([f"{folder}/common.json", f"{folder}/train.json"])
+        parser.update(overrides)
+        assert parser.get_parsed_content("two_stage") is refine
+        for key in ("inferer", "validate#inferer"):
+            assert parser.get_parsed_content(key).refine is refine, key
+
+
 def test_bad_settings_and_inputs_are_one_line_errors():
     with pytest.raises(InputError, match="crop_scale"):
         _inferer(scale=0.5)
     stage = SegmentationInferer((32, 32), num_classes=3)
     with pytest.raises(InputError, match="locator_size"):
         DiscCropInferer(stage, locator_size=(64,), crop_size=(64, 64))
+    with pytest.raises(InputError, match="refine"):
+        DiscCropInferer(stage, locator_size=(64, 64), crop_size=(64, 64), refine="maybe")
+    assert not DiscCropInferer(stage, locator_size=(64, 64), crop_size=(64, 64), refine="False").refine
     with pytest.raises(InputError, match="2-D images"):
         _inferer()(torch.zeros((1, 3, 8, 8, 8)), PixelNet())
 

@@ -5,7 +5,8 @@
 - :class:`SegmentationInferer`: MONAI sliding-window inferer with precision, empty-window
   skipping and mirroring (:mod:`~monai_attn.inference.inferer`).
 - :class:`DiscCropInferer`: two-stage fundus inference, the disc located on the whole
-  photograph and segmented on a full-resolution crop (:mod:`~monai_attn.inference.disc_crop`).
+  photograph and segmented on a full-resolution crop, or one stage with ``refine=False``
+  (:mod:`~monai_attn.inference.disc_crop`).
 - :mod:`~monai_attn.inference.stages`: the pre/post-processing stages as MONAI transforms.
 - :mod:`~monai_attn.inference.postprocess`: largest components (kidneys: one per side) and hole filling per organ.
 - :mod:`~monai_attn.inference.outputs`: writing labels, probabilities, previews, statistics.

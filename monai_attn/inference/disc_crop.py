@@ -15,7 +15,10 @@ from a handful of them). :class:`DiscCropInferer` runs the network twice per ima
 The result has the input's spatial shape: stage 2's logits inside the crop, certain
 background (:data:`~monai_attn.inference.inferer.EMPTY_LOGIT`) outside it. Without a disc in
 stage 1, stage 1's logits resized to the input are returned (and the statistics report no
-disc). One network serves both stages; it is trained on both kinds of view
+disc). With ``refine=False`` only stage 1 runs: its logits resized to the input are the
+result and no crop is recorded (a single-stage inferer on a ``locator_size`` copy; the retina
+bundle's default, ``two_stage`` in its ``configs/common.json``). One network serves both
+stages; for two stages it is trained on both kinds of view
 (:func:`monai_attn.presets.retina_train_transforms` with ``disc_crop_prob``).
 
 Images are resized with MONAI's :class:`~monai.transforms.Resize` (bilinear, anti-aliased),
@@ -50,6 +53,8 @@ class DiscCropInferer(Inferer):
         crop_scale: side of the crop in disc diameters (the larger of the disc's width and
             height found in stage 1).
         disc_labels: label values that make up the disc.
+        refine: run stage 2; ``False`` returns stage 1's logits (and attention maps) resized
+            to the input and records no crop (:attr:`crops` holds ``None`` per image).
 
     Example::
 
@@ -68,6 +73,7 @@ class DiscCropInferer(Inferer):
         crop_size: Sequence[int],
         crop_scale: float = 3.0,
         disc_labels: Sequence[int] = DISC_LABELS,
+        refine: bool = True,
     ) -> None:
         super().__init__()
         self.inferer = inferer
@@ -77,6 +83,7 @@ class DiscCropInferer(Inferer):
             raise InputError(f"crop_scale must be >= 1 disc diameter, got {crop_scale}")
         self.crop_scale = float(crop_scale)
         self.disc_labels = tuple(int(v) for v in disc_labels)
+        self.refine = _flag(refine, "refine")
         self.crops: list[tuple[slice, slice] | None] = []
         self.counts = WindowCounts()
 
@@ -122,6 +129,9 @@ class DiscCropInferer(Inferer):
         """Stage 1 then stage 2 for one image (C, X, Y): (logits (K, X, Y), *alphas (1, X, Y))."""
         shape = tuple(int(s) for s in image.shape[1:])
         located = self._run(_resize(image, self.locator_size), network, attention_maps, *args, **kwargs)
+        if not self.refine:
+            self.crops.append(None)
+            return tuple(_resize(o, shape) for o in located)
         disc = largest_disc(torch.argmax(located[0], dim=0).cpu().numpy(), self.disc_labels)
         if disc is None:
             self.crops.append(None)
@@ -157,6 +167,15 @@ class DiscCropInferer(Inferer):
             self.counts.skipped += counts.skipped
             self.counts.voxels_computed += counts.voxels_computed
         return tuple(o[0].float() for o in outputs)
+
+
+def _flag(value: Any, name: str) -> bool:
+    """A boolean setting; the strings "true"/"false" (any case) as a command line gives them."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, (bool, int)) and value in (0, 1):
+        return bool(value)
+    raise InputError(f"{name} must be true or false, got {value!r}")
 
 
 def _size(size: Sequence[int], name: str) -> tuple[int, int]:
