@@ -35,6 +35,7 @@ from monai.transforms import (
     DeleteItemsd,
     LoadImaged,
     NormalizeIntensityd,
+    OneOf,
     Orientationd,
     Rand2DElasticd,
     Rand3DElasticd,
@@ -59,6 +60,7 @@ from monai_attn.augmentation import (
     ct_intensity_randomisation,
     em_intensity_randomisation,
 )
+from monai_attn.fundus import RandDiscCropd
 from monai_attn.io.readers import Expect, MedicalImageReader
 from monai_attn.transforms import CheckCTInputd, CropToBodyd, LoadScand, label_transforms
 
@@ -345,12 +347,25 @@ def retina_train_transforms(
     rotate_deg: float = 15.0,
     rotate_prob: float = 0.3,
     colour_prob: float = 0.5,
+    disc_crop_prob: float = 0.0,
+    disc_crop_size: Sequence[int] | None = None,
+    disc_crop_scale: Sequence[float] = (2.0, 4.0),
+    disc_crop_shift: float = 0.15,
 ) -> Compose:
     """Colour fundus training pipeline (optic disc/cup or vessels).
 
+    The photograph is scaled to 0..1, its gamma jittered, and normalised per channel as a
+    whole (zero mean, unit variance), as at inference, where the preprocessing normalises the
+    whole photograph and the inferer takes its views from it. A view is then taken: the whole
+    photograph resized to ``image_size`` or, with probability ``disc_crop_prob``, a
+    disc-centred square (:class:`~monai_attn.fundus.RandDiscCropd`) resized to
+    ``disc_crop_size``, the two views of the two-stage inferer
+    (:class:`~monai_attn.inference.DiscCropInferer`); patches are drawn from the view and
+    flipped, rotated and their normalised intensities scaled and shifted a little.
+
     Args:
         keys: (image key, label key); images are RGB, labels index maps.
-        image_size: (width, height) in pixels to resize to first (MONAI's array order is
+        image_size: (width, height) in pixels of the whole view (MONAI's array order is
             (channel, width, height)); ``None`` keeps the native size (DRIVE).
         patch_size: (width, height) of training patches, pixels.
         num_samples: patches per image.
@@ -361,17 +376,39 @@ def retina_train_transforms(
         label_mapping: remap of the source labels, e.g. ``"drive"`` (255 -> 1).
         flip_prob, rotate90_prob: probability of each flip (per axis) and 90-degree rotation.
         rotate_deg, rotate_prob: small rotations up to ``rotate_deg`` degrees.
-        colour_prob: probability of each colour jitter: gamma 0.7..1.5, per-channel scale
-            +-10% and shift +-0.05.
-
-    Images are then normalised per channel (zero mean, unit variance per image).
+        colour_prob: probability of each intensity jitter: gamma 0.7..1.5 before the
+            normalisation, per-channel scale +-10% and shift +-0.1 after it.
+        disc_crop_prob: probability of the disc-centred view instead of the whole one
+            (optic disc/cup only: the disc is found in the label map).
+        disc_crop_size: (width, height) the disc-centred view is resized to; None: ``image_size``.
+        disc_crop_scale: (min, max) side of the disc-centred crop in disc diameters.
+        disc_crop_shift: largest offset of the crop's centre from the disc's, in disc diameters.
     """
     image_key, label_key = _split_keys(keys)
     if label_key is None:
         raise ValueError("training needs (image, label) keys")
+    if not 0.0 <= disc_crop_prob <= 1.0:
+        raise ValueError(f"disc_crop_prob must be in [0, 1], got {disc_crop_prob}")
+    modes = _modes(label_key, "bilinear")
+    whole: list[Transform] = [] if image_size is None else [
+        Resized(keys, spatial_size=tuple(image_size), mode=modes, anti_aliasing=[True, False])
+    ]
+    views: list[Transform] = whole
+    if disc_crop_prob > 0:
+        crop_size = disc_crop_size if disc_crop_size is not None else image_size
+        if crop_size is None:
+            raise ValueError("disc-centred views need disc_crop_size (or image_size)")
+        disc_view = Compose([
+            RandDiscCropd(keys, label_key=label_key, scale_range=disc_crop_scale, shift=disc_crop_shift),
+            Resized(keys, spatial_size=tuple(crop_size), mode=modes, anti_aliasing=[True, False]),
+        ])
+        views = [OneOf([Compose(whole), disc_view], weights=[1.0 - disc_crop_prob, disc_crop_prob])]
     return Compose(
-        _retina_preprocess(keys, image_size, intensity_range, label_mapping)
+        _retina_preprocess(keys, None, intensity_range, label_mapping)
         + [
+            RandAdjustContrastd(image_key, gamma=(0.7, 1.5), prob=colour_prob),
+            NormalizeIntensityd(image_key, channel_wise=True),
+            *views,
             *_class_balanced_crops(
                 keys, patch_size, None if class_ratios is None else list(class_ratios), num_classes, num_samples
             ),
@@ -382,13 +419,11 @@ def retina_train_transforms(
                 keys,
                 range_x=math.radians(rotate_deg),
                 prob=rotate_prob,
-                mode=_modes(label_key, "bilinear"),
+                mode=modes,
                 padding_mode="reflection",
             ),
-            RandAdjustContrastd(image_key, gamma=(0.7, 1.5), prob=colour_prob),
             RandScaleIntensityd(image_key, factors=0.1, prob=colour_prob, channel_wise=True),
-            RandShiftIntensityd(image_key, offsets=0.05, prob=colour_prob, channel_wise=True),
-            NormalizeIntensityd(image_key, channel_wise=True),
+            RandShiftIntensityd(image_key, offsets=0.1, prob=colour_prob, channel_wise=True),
         ]
     )
 

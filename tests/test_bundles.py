@@ -46,7 +46,8 @@ REQUIRED_TENSOR_FORMAT = (
 #: Tiny-run overrides per bundle: small grids and patches, no worker processes, one fold split.
 TINY = {
     "abdomen_ct_attention_unet": {"spacing_mm": [4.0, 4.0, 4.0], "patch_size": [16, 16, 16]},
-    "retina_attention_unet": {"image_size": [64, 64], "patch_size": [32, 32], "batch_size": 1, "num_samples": 2},
+    "retina_attention_unet": {"locator_size": [64, 64], "crop_size": [64, 64], "patch_size": [32, 32], "batch_size": 1,
+                              "num_samples": 2},
     "cells_attention_unet": {"patch_size": [32, 32], "batch_size": 1, "num_samples": 2},
 }
 COMMON_TINY = {"num_workers": 0, "n_folds": 2, "epochs": 1, "val_interval": 1}
@@ -379,7 +380,7 @@ def test_ct_inference_on_nifti_and_dicom(datasets, trained, tmp_path):
 
 @pytest.mark.parametrize("name", ["retina_attention_unet", "cells_attention_unet"])
 def test_2d_inference_writes_label_pngs(name, datasets, trained, tmp_path):
-    overrides = {k: v for k, v in TINY[name].items() if k in ("image_size", "patch_size")}
+    overrides = {k: v for k, v in TINY[name].items() if k in ("locator_size", "crop_size", "patch_size")}
     flow = ConfigWorkflow(config_file=run_config(name, "inference.json"), logging_file=False, workflow_type=None,
                           bundle_root=str(trained[name]), input=str(datasets[name] / "imagesTr"),
                           output_dir=str(tmp_path), **overrides)
@@ -514,7 +515,8 @@ def test_shipped_2d_weights_reach_recorded_dice_on_fresh_phantoms(name, tmp_path
     meta = json.loads((BUNDLES / name / "configs" / "metadata.json").read_text())
     heldout = meta["training"]["heldout"]
     writer = write_retina_dataset if name.startswith("retina") else write_cells_dataset
-    writer(tmp_path / "data", cases=heldout["cases"], seed=heldout["seed"])
+    sizes = {"size": heldout["size"]} if "size" in heldout else {}  # the size the weights were measured at
+    writer(tmp_path / "data", cases=heldout["cases"], seed=heldout["seed"], **sizes)
     flow = ConfigWorkflow(config_file=run_config(name, "inference.json"), logging_file=False, workflow_type=None,
                           input=str(tmp_path / "data" / "imagesTr"), output_dir=str(tmp_path / "pred"),
                           device="$torch.device('cpu')")

@@ -288,7 +288,7 @@ def test_retina_case_has_disc_cup_and_vessels():
     assert set(np.unique(disc_cup)) == {0, 1, 2} and set(np.unique(vessels)) == {0, 1}
     disc, cup = disc_cup > 0, disc_cup == 2
     field = np.pi * (0.46 * 128) ** 2
-    assert (1 / 9) ** 2 < disc.sum() / field < (1 / 5) ** 2  # diameter 1/8-1/6 of the field of view
+    assert 0.08**2 < disc.sum() / field < 0.2**2  # diameter 0.09-0.17 of the field of view
     assert 0.05 < cup.sum() / disc.sum() < 0.6  # cup/disc ratio 0.3-0.7 (by diameter)
     assert ndimage.label(disc)[1] == 1 and ndimage.label(cup)[1] == 1
     brightness = image.astype(float).sum(axis=2)

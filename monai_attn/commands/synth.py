@@ -66,15 +66,16 @@ def add_parser(subparsers) -> None:
     two_d = (
         ("retina", "RGB fundus photographs with optic disc/cup labels and vessel masks",
          "Fundus phantoms: RGB PNG images, labels 0 background, 1 disc rim, 2 cup; vessel masks in "
-         "labelsTr_vessels/.", 256, _run_retina),
+         "labelsTr_vessels/.", _run_retina),
         ("cells", "electron-microscopy cell images with membrane labels",
-         "EM phantoms (ISBI 2012 style): grey PNG images, labels 1 membrane, 0 cell interior.", 512, _run_cells),
+         "EM phantoms (ISBI 2012 style): grey PNG images, labels 1 membrane, 0 cell interior.", _run_cells),
     )
-    for name, help_text, description, size, run in two_d:
+    for name, help_text, description, run in two_d:
         task = tasks.add_parser(name, help=help_text, description=description)
         _common(task)
-        task.add_argument("--size", type=int, default=size,
-                          help=f"image width and height in pixels (default: {size})")
+        task.add_argument("--size", type=int, default=None,
+                          help="image width and height in pixels (default: the generator's DEFAULT_SIZE, the size "
+                               "the bundle trains on: 768 retina, 512 cells)")
         task.set_defaults(func=run)
 
 
@@ -162,10 +163,11 @@ def _run_cells(args: argparse.Namespace) -> int:
 def _run_2d(args: argparse.Namespace, write_dataset) -> int:
     """Check the common 2-D options and write the data set with ``write_dataset``."""
     _check(args)
-    if args.size < 32:
+    if args.size is not None and args.size < 32:
         raise InputError(f"--size {args.size}: must be at least 32 pixels")
+    sizes = {} if args.size is None else {"size": args.size}  # None: the generator's own default
     return _report(args, lambda: write_dataset(args.output, args.cases, args.seed, test_cases=args.test_cases,
-                                               size=args.size, preview=args.preview))
+                                               preview=args.preview, **sizes))
 
 
 def _report(args: argparse.Namespace, write) -> int:

@@ -4,7 +4,8 @@
 - :mod:`~monai_attn.evaluation.cases`: pairing prediction/reference files and evaluating folders.
 - :mod:`~monai_attn.evaluation.report`: ``summary.json``, ``per_case.csv``, ``summary.md``, ``boxplot.png``.
 - :mod:`~monai_attn.evaluation.compare`: paired differences with Wilcoxon signed-rank p-values.
-- :mod:`~monai_attn.evaluation.handlers`: :class:`MultiOrganMetric` and :class:`ReportWriter`
+- :mod:`~monai_attn.evaluation.handlers`: :class:`MultiOrganMetric`, :class:`ReportWriter` and
+  :class:`VerticalCupDiscRatioError` (fundus)
   for MONAI bundle evaluate configs (imported on first use, as they need torch).
 
 Example::
@@ -31,7 +32,11 @@ from monai_attn.evaluation.metrics import (
 )
 from monai_attn.evaluation.report import summarize, write_report
 
-_LAZY = {"MultiOrganMetric": "monai_attn.evaluation.handlers", "ReportWriter": "monai_attn.evaluation.handlers"}
+_LAZY = {
+    "MultiOrganMetric": "monai_attn.evaluation.handlers",
+    "ReportWriter": "monai_attn.evaluation.handlers",
+    "VerticalCupDiscRatioError": "monai_attn.evaluation.handlers",
+}
 
 __all__ = [
     "EMPTY_CLASS_POLICY",
@@ -43,6 +48,7 @@ __all__ = [
     "NsdTolerances",
     "PairedDifference",
     "ReportWriter",
+    "VerticalCupDiscRatioError",
     "class_metrics",
     "evaluate_folders",
     "evaluate_label_maps",

@@ -156,6 +156,36 @@ class MultiOrganMetric(CumulativeIterationMetric):
         return torch.tensor(summary["foreground_mean"][self.aggregate_metric], dtype=torch.float64)
 
 
+class VerticalCupDiscRatioError(CumulativeIterationMetric):
+    """Absolute error of the vertical cup-to-disc ratio per case (fundus), for bundle evaluation.
+
+    The ratio is :func:`monai_attn.fundus.fundus_statistics`' ``vertical_cup_to_disc_ratio``
+    (largest disc component, in the photograph's rows) of the prediction and of the reference.
+    A prediction without disc counts as ratio 0; a reference without disc gives NaN, left out
+    of the mean. ``y_pred`` and ``y`` are as for :class:`MultiOrganMetric`; each call returns
+    a (B, 1) float64 tensor, :meth:`aggregate` the mean absolute error.
+    """
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
+        from monai_attn.fundus import fundus_statistics
+
+        if y_pred.ndim != 4 or y_pred.shape[0] != y.shape[0] or y_pred.shape[2:] != y.shape[2:]:
+            raise ValueError(f"y_pred {tuple(y_pred.shape)} and y {tuple(y.shape)} must be (B, C, X, Y) alike")
+        errors = []
+        for b in range(y.shape[0]):
+            truth = fundus_statistics(_label_map(y[b]))["vertical_cup_to_disc_ratio"]
+            predicted = fundus_statistics(_label_map(y_pred[b]))["vertical_cup_to_disc_ratio"]
+            errors.append(math.nan if truth is None else abs(float(predicted or 0.0) - float(truth)))
+        return torch.tensor(errors, dtype=torch.float64)[:, None]
+
+    def aggregate(self) -> torch.Tensor:  # type: ignore[override]
+        """Mean absolute error over the cases with a reference disc."""
+        values = self.get_buffer()
+        if values is None or not isinstance(values, torch.Tensor) or values.numel() == 0:
+            return torch.tensor(math.nan, dtype=torch.float64)
+        return torch.nanmean(values.double())
+
+
 class ReportWriter:
     """Ignite handler: writes the evaluation report folder of a :class:`MultiOrganMetric` when the run ends."""
 

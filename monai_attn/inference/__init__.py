@@ -4,6 +4,9 @@
   (``monai-attn segment``, the bundles' ``inference.json`` and ``evaluate.json``).
 - :class:`SegmentationInferer`: MONAI sliding-window inferer with precision, empty-window
   skipping and mirroring (:mod:`~monai_attn.inference.inferer`).
+- :class:`DiscCropInferer`: two-stage fundus inference, the disc located on the whole
+  photograph and segmented on a full-resolution crop, or one stage with ``refine=False``
+  (:mod:`~monai_attn.inference.disc_crop`).
 - :mod:`~monai_attn.inference.stages`: the pre/post-processing stages as MONAI transforms.
 - :mod:`~monai_attn.inference.postprocess`: largest components (kidneys: one per side) and hole filling per organ.
 - :mod:`~monai_attn.inference.outputs`: writing labels, probabilities, previews, statistics.
@@ -11,6 +14,7 @@
 
 from monai_attn.geometry import resample_to_grid
 from monai_attn.inference.devices import resolve_device
+from monai_attn.inference.disc_crop import DiscCropInferer
 from monai_attn.inference.inferer import SegmentationInferer
 from monai_attn.inference.postprocess import OrganRule, postprocess_labels
 from monai_attn.inference.segmenter import SegmentationResult, Segmenter, segment
@@ -25,6 +29,7 @@ from monai_attn.inference.stages import (
 
 __all__ = [
     "CleanLabelsd",
+    "DiscCropInferer",
     "LogitsToLabelsd",
     "OrganQCd",
     "OrganRule",

@@ -9,7 +9,8 @@ outputs are named after it:
 ``case_probabilities.nii.gz``  softmax probabilities, (X, Y, Z, classes), stored as uint8
                             with ``scl_slope = 1/255`` (readers return floats in [0, 1])
 ``case_preview.png``        axial, coronal and sagittal slices with the labels overlaid
-``case_statistics.json``    each organ's volume (mL) and mean HU
+``case_statistics.json``    each organ's volume (mL) and mean HU; for a fundus photograph
+                            also the optic disc's diameters and vertical cup-to-disc ratio
 ``case_qc.json``            quality control: case and organ status with reasons, input findings
 ``case_attention_gate1.nii.gz``  alpha of each attention gate (float32, finest gate first)
 ==========================  ================================================================

@@ -40,6 +40,7 @@ from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 
 from monai_attn.errors import input_error_in
+from monai_attn.fundus import fundus_statistics
 from monai_attn.inference.devices import resolve_device
 from monai_attn.inference.stages import REQUESTED
 from monai_attn.validation import check_device
@@ -69,6 +70,8 @@ class SegmentationResult:
             ratio is how often each voxel was computed on average (overlap and padding).
         timings: seconds per stage (preprocess, network, postprocess, write, total).
         device, precision: where and in which precision the network ran.
+        task: the bundle's task (:data:`TASKS`); ``"fundus"`` adds the optic disc's measures
+            to :meth:`statistics`.
     """
 
     image: MetaTensor
@@ -84,12 +87,23 @@ class SegmentationResult:
     timings: dict[str, float] = field(default_factory=dict)
     device: str = "cpu"
     precision: str = "fp32"
+    task: str = "ct"
 
-    def statistics(self) -> dict[str, dict[str, float | int | None]]:
-        """Each label's size (mL, or pixels in 2-D) and mean intensity (see :func:`organ_statistics`)."""
+    def statistics(self) -> dict[str, dict[str, float | int | bool | None]]:
+        """Each label's size (mL, or pixels in 2-D) and mean intensity (see :func:`organ_statistics`).
+
+        For a fundus photograph also ``"optic disc"``: its vertical and horizontal diameters,
+        the cup's vertical diameter (pixels) and the vertical cup-to-disc ratio
+        (:func:`monai_attn.fundus.fundus_statistics`).
+        """
         image = self.image.as_tensor()
         values = image[0].numpy() if image.shape[0] == 1 else image.float().mean(dim=0).numpy()
-        return organ_statistics(self.labels, values, np.asarray(self.image.affine), self.label_names)
+        stats: dict[str, dict[str, float | int | bool | None]] = dict(
+            organ_statistics(self.labels, values, np.asarray(self.image.affine), self.label_names)
+        )
+        if self.task == "fundus":
+            stats["optic disc"] = fundus_statistics(self.labels)
+        return stats
 
 
 class Segmenter:
@@ -283,6 +297,7 @@ class Segmenter:
             timings=timings,
             device=str(self.device),
             precision=self.precision,
+            task=self.task,
         )
 
     def segment_to_file(

@@ -245,6 +245,7 @@ class SaveSegmentationd(Transform):
         preview, statistics: also write ``<case>_preview.png`` / ``<case>_statistics.json``.
         label_colours: label value -> RGB (0-255) of png labels and DICOM SEG segments.
         model: (name, version) of the model, written into DICOM SEG.
+        task: the bundle's task (``"ct"``, ``"fundus"``, ``"em"``); decides the statistics.
     """
 
     def __init__(
@@ -257,8 +258,10 @@ class SaveSegmentationd(Transform):
         label_colours: Mapping[int | str, Sequence[int]] | None = None,
         model: Sequence[str] | None = None,
         output_key: str = "output",
+        task: str = "ct",
     ) -> None:
         self.output_types = tuple(output_types)
+        self.task = task
         self.label_names = {int(k): str(v) for k, v in (label_names or {}).items() if int(k) != 0}
         self.display_window = display_window
         self.preview, self.statistics = bool(preview), bool(statistics)
@@ -276,6 +279,7 @@ class SaveSegmentationd(Transform):
             labels=d["pred"][0].numpy().astype(np.uint8, copy=False),
             label_names=self.label_names,
             qc=d.get("qc"),
+            task=self.task,
         )
         write_outputs(
             result,

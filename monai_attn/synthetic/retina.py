@@ -5,11 +5,19 @@ A case is drawn on a 2x supersampled grid and averaged down (anti-aliased edges)
 * a circular field of view on a dark surround, with vignetting, an illumination gradient and an
   orange-red background with choroidal texture;
 * a darker macula with a fovea about 2.5 disc diameters temporal to the disc;
-* a bright optic disc (diameter 1/8-1/6 of the field of view, slightly taller than wide) with a
-  paler cup inside (vertical cup/disc ratio 0.3-0.7) whose edge is a soft gradient, as in real
-  photographs, so cup segmentation is not a threshold;
-* a vessel tree (arteries lighter, veins darker and wider) growing from the disc: temporal
-  arcades arching around the macula and nasal branches, tapering and bifurcating.
+* a bright optic disc (diameter 0.09-0.17 of the field of view's diameter, slightly taller than
+  wide, 0.3-0.65 field radii from the centre) whose rim ranges from pink to pale (pallor), paler
+  on the temporal side, with a paler cup inside (vertical cup/disc ratio 0.3-0.7) whose edge is
+  a soft gradient of varying contrast, as in real photographs, so cup segmentation is not a
+  threshold;
+* in most cases peripapillary atrophy: a crescent just outside the disc, widest on the temporal
+  side, pale (beta zone), pigmented (alpha zone) or both; it is background in the labels, so a
+  network must not take the bright crescent for disc;
+* a vessel tree (arteries lighter, veins darker and wider) growing from the cup: the trunks and a
+  few small vessels cross the cup edge and the disc rim, hiding stretches of both, then the
+  temporal arcades arch around the macula and nasal branches taper and bifurcate;
+* the camera: white balance, uneven illumination, haze (a veil of scattered light), contrast
+  and gamma differ per case, then blur and noise.
 
 Labels follow Drishti-GS / REFUGE: 0 background, 1 disc rim (disc minus cup), 2 cup; the vessel
 mask (DRIVE style) is a separate 0/1 image.
@@ -29,7 +37,7 @@ from monai_attn.synthetic.rng import HELD_OUT_SEED_OFFSET, case_key, case_rng
 from monai_attn.synthetic.shapes import smooth_noise_2d
 
 KIND = "retina"
-DEFAULT_SIZE = 256
+DEFAULT_SIZE = 768
 LABELS = {0: "background", 1: "optic disc rim", 2: "optic cup"}
 VESSEL_LABELS = {0: "background", 1: "vessel"}
 SUPERSAMPLE = 2
@@ -52,8 +60,8 @@ def generate_retina_case(seed: int, index: int, size: int = DEFAULT_SIZE) -> tup
     y, x = (rows - centre[0]) / radius, (cols - centre[1]) / radius  # field-of-view units
     r2 = x * x + y * y
     side = rng.choice([-1.0, 1.0])  # disc on the right (+1) or left of the image
-    disc_xy = np.array([side * u(0.3, 0.4), u(-0.06, 0.06)])
-    disc_r = u(1 / 8, 1 / 6)  # in units of the field-of-view radius: diameter 1/8-1/6 of the field
+    disc_xy = np.array([side * u(0.3, 0.65), u(-0.1, 0.1)])
+    disc_r = u(0.09, 1 / 6)  # in units of the field-of-view radius
     macula_xy = disc_xy + np.array([-side * 5 * disc_r * u(0.9, 1.1), u(0.02, 0.1)])
 
     # background: orange-red fundus with choroidal texture, vignetting and a gradient
@@ -68,6 +76,7 @@ def generate_retina_case(seed: int, index: int, size: int = DEFAULT_SIZE) -> tup
 
     # optic disc and cup (ellipses with bumpy outlines); the cup edge is a soft gradient
     angle = np.arctan2(y - disc_xy[1], x - disc_xy[0])
+    temporal_cos = -side * np.cos(angle)  # 1 towards the macula, -1 nasally
     stretch = u(1.03, 1.15)
     dd = np.sqrt(((x - disc_xy[0]) / disc_r) ** 2 + ((y - disc_xy[1]) / (disc_r * stretch)) ** 2)
     dd = dd / (1 + 0.04 * np.sin(3 * angle + u(0, 6.3)) + 0.03 * np.sin(5 * angle + u(0, 6.3)))
@@ -76,25 +85,31 @@ def generate_retina_case(seed: int, index: int, size: int = DEFAULT_SIZE) -> tup
     cd = np.sqrt(((x - cup_xy[0]) / (disc_r * cdr * u(0.9, 1.05))) ** 2
                  + ((y - cup_xy[1]) / (disc_r * stretch * cdr)) ** 2)
     cd = cd / (1 + 0.05 * np.sin(2 * angle + u(0, 6.3)))
-    disc_colour = np.array([u(235, 255), u(165, 205), u(100, 145)], dtype=np.float32)
-    cup_colour = np.array([u(245, 255), u(215, 240), u(175, 215)], dtype=np.float32)
+    image = _peripapillary_atrophy(rng, image, dd, temporal_cos, light)
+    pallor = u(0, 1)  # 0: pink-orange rim, 1: pale rim
+    disc_colour = (np.array([u(225, 245), u(125, 160), u(80, 110)], dtype=np.float32) * (1 - pallor)
+                   + np.array([u(240, 255), u(185, 215), u(135, 170)], dtype=np.float32) * pallor)
+    rim_tilt = 1 + u(0.0, 0.12) * np.clip(temporal_cos * dd, -1, 1)  # temporal rim paler
     disc_weight = _smoothstep(1.08, 0.92, dd)[..., None]
-    image = image * (1 - disc_weight) + disc_colour * light[..., None] ** 0.3 * disc_weight
-    cup_weight = _smoothstep(1.25, 0.75, cd)[..., None] * u(0.7, 0.95)
+    rim = disc_colour * (light ** 0.3 * rim_tilt)[..., None]
+    image = image * (1 - disc_weight) + rim * disc_weight
+    cup_colour = np.array([u(245, 255), u(215, 240), u(175, 215)], dtype=np.float32)
+    cup_weight = _smoothstep(1.25, 0.75, cd)[..., None] * u(0.5, 0.95)
     image = image * (1 - cup_weight) + cup_colour * cup_weight
 
     # vessels: darken by a smooth profile, veins more and bluer than arteries
-    vessel_depth, vessel_kind = _vessel_tree(rng, n, radius, centre, disc_xy, disc_r, macula_xy, side)
+    vessel_depth, vessel_kind = _vessel_tree(rng, n, radius, centre, cup_xy, disc_r, side)
     profile = np.clip(vessel_depth, 0, 1) ** 0.6
     artery = np.array([0.62, 0.55, 0.6], dtype=np.float32) * u(0.9, 1.05)
     vein = np.array([0.45, 0.35, 0.45], dtype=np.float32) * u(0.9, 1.05)
     tint = np.where((vessel_kind == 1)[..., None], artery, vein)
     image = image * (1 - profile[..., None] * (1 - tint))
 
+    image = _camera(rng, image, n)
     fov = _smoothstep(1.0, 0.985, np.sqrt(r2))[..., None]
     image = image * fov + np.float32(u(2, 10)) * (1 - fov)
     image = _downsample(image)
-    image = ndimage.gaussian_filter(image, (0.6, 0.6, 0))
+    image = ndimage.gaussian_filter(image, (u(0.5, 1.0), ) * 2 + (0,))
     image += rng.normal(0, u(1.5, 4.0), image.shape).astype(np.float32)
     image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
@@ -103,6 +118,55 @@ def generate_retina_case(seed: int, index: int, size: int = DEFAULT_SIZE) -> tup
     disc_cup = np.where(cup & disc, 2, np.where(disc, 1, 0)).astype(np.uint8)
     vessels = (_downsample((vessel_depth > 0).astype(np.float32)) >= 0.5).astype(np.uint8)
     return image, disc_cup, vessels
+
+
+def _peripapillary_atrophy(rng: np.random.Generator, image: np.ndarray, dd: np.ndarray, temporal_cos: np.ndarray,
+                           light: np.ndarray) -> np.ndarray:
+    """Blend a crescent of peripapillary atrophy just outside the disc into ``image`` (n, n, 3).
+
+    ``dd`` is the distance from the disc centre in disc radii (1 on the rim), ``temporal_cos``
+    the cosine of the angle to the temporal direction. In 3 of 4 cases a crescent spans the
+    temporal side (up to all round), 0.1-0.45 disc radii wide at its widest: pale (beta zone,
+    bare sclera), pigmented (alpha zone) or a pale inner and a pigmented outer band.
+    """
+    if rng.uniform() > 0.75:
+        return image
+    width = rng.uniform(0.1, 0.45)
+    spread = rng.uniform(-0.6, 0.6)  # cosine above which the crescent is present
+    reach = 1 + width * np.clip((temporal_cos - spread) / (1 - spread), 0, 1)
+    crescent = _smoothstep(0.98, 1.04, dd) * _smoothstep(reach + 0.02, reach - 0.04, dd) * (reach > 1.03)
+    kind = rng.integers(3)  # 0 pale, 1 pigmented, 2 pale inside pigmented
+    pale = np.array([rng.uniform(215, 245), rng.uniform(165, 200), rng.uniform(120, 160)], dtype=np.float32)
+    dark = np.array([rng.uniform(60, 110), rng.uniform(30, 55), rng.uniform(20, 40)], dtype=np.float32)
+    if kind == 0:
+        colour = np.broadcast_to(pale, image.shape)
+    elif kind == 1:
+        colour = np.broadcast_to(dark, image.shape)
+    else:
+        depth_in = (dd - 1) / np.maximum(reach - 1, 1e-3)  # 0 on the rim, 1 at the crescent's edge
+        outer = _smoothstep(0.4, 0.7, depth_in)[..., None]
+        colour = pale * (1 - outer) + dark * outer
+    weight = (crescent * rng.uniform(0.5, 0.9))[..., None]
+    return image * (1 - weight) + colour * (light ** 0.5)[..., None] * weight
+
+
+def _camera(rng: np.random.Generator, image: np.ndarray, n: int) -> np.ndarray:
+    """What the camera does to the fundus ``image`` (n, n, 3), 0-255 scale.
+
+    Uneven illumination (a smooth field, +-20 %), white balance (per-channel gains), haze (a
+    veil of scattered light mixed in, 0-25 %), contrast about the mean (0.8-1.2) and gamma
+    (0.75-1.35), so no two cases share a colour calibration.
+    """
+    u = rng.uniform
+    illumination = 1 + u(0.05, 0.2) * smooth_noise_2d(rng, n, n / u(2, 4))
+    gains = np.array([u(0.85, 1.12), u(0.8, 1.2), u(0.7, 1.3)], dtype=np.float32)
+    image = image * illumination[..., None] * gains
+    haze = u(0, 0.25)
+    veil = np.array([u(180, 230), u(150, 200), u(140, 210)], dtype=np.float32)
+    image = image * (1 - haze) + veil * haze
+    mean = image.reshape(-1, 3).mean(axis=0)
+    image = mean + u(0.8, 1.2) * (image - mean)
+    return 255 * (np.clip(image, 0, 255) / 255) ** u(0.75, 1.35)
 
 
 def _smoothstep(edge0: float, edge1: float, value: np.ndarray) -> np.ndarray:
@@ -118,11 +182,13 @@ def _downsample(array: np.ndarray) -> np.ndarray:
     return array.reshape(shape).mean(axis=(1, 3)).astype(np.float32)
 
 
-def _vessel_tree(rng, n, radius, centre, disc_xy, disc_r, macula_xy, side):
+def _vessel_tree(rng, n, radius, centre, origin_xy, disc_r, side):
     """Rasterised vessel tree: (depth map, kind map) on the n x n grid.
 
     ``depth`` is 1 - distance / vessel radius (> 0 inside a vessel); ``kind`` 1 artery, 2 vein.
-    Trees start at the disc: temporal arcades curve around the macula, nasal ones radiate.
+    Trees start in the cup near ``origin_xy`` (field-of-view units), so every trunk crosses the
+    cup edge and the disc rim: temporal arcades curve around the macula, nasal ones radiate,
+    and 2-5 thin vessels leave the cup in random directions across the rim.
     """
     depth = np.full((n, n), -1.0, dtype=np.float32)
     kind = np.zeros((n, n), dtype=np.uint8)
@@ -134,12 +200,15 @@ def _vessel_tree(rng, n, radius, centre, disc_xy, disc_r, macula_xy, side):
             offset = rng.uniform(-0.25, 0.25) * disc_r
             # temporal arcade: leaves the disc vertically and bends toward the macula's far side
             heading = np.arctan2(vertical, temporal * rng.uniform(0.05, 0.35))
-            starts.append((heading, -vertical * temporal * rng.uniform(2.0, 2.8), width0 * scale, vessel_kind, offset))
+            starts.append((heading, -vertical * temporal * rng.uniform(2.0, 2.8), width0 * scale, vessel_kind, offset, 0))
             # nasal branch: radiates up/down and nasally, nearly straight
             heading = np.arctan2(vertical * rng.uniform(0.5, 1.2), -temporal)
-            starts.append((heading, rng.normal(0, 0.3), 0.7 * width0 * scale, vessel_kind, offset))
-    stack = [(disc_xy + (0, off), heading, curvature, width, vk, 0)
-             for heading, curvature, width, vk, off in starts]
+            starts.append((heading, rng.normal(0, 0.3), 0.7 * width0 * scale, vessel_kind, offset, 0))
+    for _ in range(rng.integers(2, 6)):  # small vessels crossing the rim in any direction
+        starts.append((rng.uniform(-np.pi, np.pi), rng.normal(0, 1.0), width0 * rng.uniform(0.3, 0.5),
+                       int(rng.integers(1, 3)), rng.uniform(-0.3, 0.3) * disc_r, 2))
+    stack = [(origin_xy + (0, off), heading, curvature, width, vk, level)
+             for heading, curvature, width, vk, off, level in starts]
     segments = []
     while stack:
         point, heading, curvature, width, vessel_kind, depth_level = stack.pop()

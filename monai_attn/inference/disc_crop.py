@@ -1,0 +1,197 @@
+"""Two-stage optic disc/cup inference: find the disc on the whole photograph, segment it again up close.
+
+A fundus photograph is much larger than the network's working size (a 1411 x 1411 picture
+resized to 256 x 256 leaves the disc about 25 pixels across, and the cup boundary a guess
+from a handful of them). :class:`DiscCropInferer` runs the network twice per image:
+
+1. **locate**: the whole image resized to ``locator_size`` goes through the wrapped
+   sliding-window inferer; the largest connected disc component (labels {1, 2}) of its
+   argmax gives the disc's centre and diameter on the full-resolution grid;
+2. **segment**: a square of ``crop_scale`` disc diameters around that centre, cut from the
+   full-resolution image (shifted inside the picture at its edge, never larger than it),
+   resized to ``crop_size``, goes through the same inferer; its logits are resized back to
+   the crop and put in place.
+
+The result has the input's spatial shape: stage 2's logits inside the crop, certain
+background (:data:`~monai_attn.inference.inferer.EMPTY_LOGIT`) outside it. Without a disc in
+stage 1, stage 1's logits resized to the input are returned (and the statistics report no
+disc). With ``refine=False`` only stage 1 runs: its logits resized to the input are the
+result and no crop is recorded (a single-stage inferer on a ``locator_size`` copy; the retina
+bundle's default, ``two_stage`` in its ``configs/common.json``). One network serves both
+stages; for two stages it is trained on both kinds of view
+(:func:`monai_attn.presets.retina_train_transforms` with ``disc_crop_prob``).
+
+Images are resized with MONAI's :class:`~monai.transforms.Resize` (bilinear, anti-aliased),
+the transform the training views are made with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from monai.data import MetaTensor
+from monai.inferers import Inferer
+from monai.transforms import Resize
+from monai.utils import convert_to_dst_type
+
+from monai_attn.errors import InputError
+from monai_attn.fundus import DISC_LABELS, largest_disc, square_crop_box
+from monai_attn.inference.inferer import EMPTY_LOGIT, WindowCounts
+
+
+class DiscCropInferer(Inferer):
+    """Locate the optic disc on a resized photograph, then segment a disc-centred full-resolution crop.
+
+    Args:
+        inferer: the inferer both stages run through (a
+            :class:`~monai_attn.inference.SegmentationInferer`), called as
+            ``inferer(images, network)`` on (1, C, *size) and returning (1, K, *size) logits.
+        locator_size: (X, Y) pixels the whole image is resized to for stage 1.
+        crop_size: (X, Y) pixels the disc-centred crop is resized to for stage 2.
+        crop_scale: side of the crop in disc diameters (the larger of the disc's width and
+            height found in stage 1).
+        disc_labels: label values that make up the disc.
+        refine: run stage 2; ``False`` returns stage 1's logits (and attention maps) resized
+            to the input and records no crop (:attr:`crops` holds ``None`` per image).
+
+    Example::
+
+        inferer = DiscCropInferer(SegmentationInferer((128, 128), num_classes=3), (256, 256), (256, 256))
+        logits = inferer(photo, network)  # (B, 3, X, Y), as photo (B, 3, X, Y)
+        inferer.crops                     # per image: (slice, slice) of the crop, None without disc
+
+    After each call, :attr:`crops` holds each image's crop and :attr:`counts` the windows both
+    stages ran.
+    """
+
+    def __init__(
+        self,
+        inferer: Any,
+        locator_size: Sequence[int],
+        crop_size: Sequence[int],
+        crop_scale: float = 3.0,
+        disc_labels: Sequence[int] = DISC_LABELS,
+        refine: bool = True,
+    ) -> None:
+        super().__init__()
+        self.inferer = inferer
+        self.locator_size = _size(locator_size, "locator_size")
+        self.crop_size = _size(crop_size, "crop_size")
+        if not crop_scale >= 1.0:
+            raise InputError(f"crop_scale must be >= 1 disc diameter, got {crop_scale}")
+        self.crop_scale = float(crop_scale)
+        self.disc_labels = tuple(int(v) for v in disc_labels)
+        self.refine = _flag(refine, "refine")
+        self.crops: list[tuple[slice, slice] | None] = []
+        self.counts = WindowCounts()
+
+    # what the segment command and Segmenter read from an inferer
+    @property
+    def roi_size(self) -> Sequence[int]:
+        """The wrapped inferer's window size."""
+        return self.inferer.roi_size
+
+    @property
+    def overlap(self) -> float:
+        """The wrapped inferer's window overlap."""
+        return self.inferer.overlap
+
+    @property
+    def precision(self) -> str:
+        """The wrapped inferer's precision setting."""
+        return getattr(self.inferer, "precision", "fp32")
+
+    def __call__(
+        self, inputs: torch.Tensor, network: Any, *args: Any, attention_maps: bool = False, **kwargs: Any
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """Logits (B, K, X, Y) on the input's grid; with ``attention_maps``, (logits, alpha_1, ...).
+
+        A MetaTensor input gives MetaTensor outputs with its meta data (the grid is the same).
+
+        Attention maps are stage 2's inside the crop and 0 elsewhere (stage 1's without disc).
+        """
+        if inputs.ndim != 4:
+            raise InputError(f"the disc-crop inferer takes 2-D images (B, C, X, Y), got shape {tuple(inputs.shape)}")
+        images = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
+        self.crops, self.counts = [], WindowCounts(roi_size=tuple(self.roi_size))
+        per_image = [self._infer(images[b], network, attention_maps, *args, **kwargs) for b in range(len(images))]
+        outputs = tuple(torch.stack(parts) for parts in zip(*per_image))
+        if isinstance(inputs, MetaTensor):  # same grid as the input: keep its meta data (affine)
+            outputs = tuple(convert_to_dst_type(o, inputs, dtype=o.dtype)[0] for o in outputs)
+        self.counts.voxels_needed = int(images.shape[0] * images.shape[2] * images.shape[3])
+        return outputs if attention_maps else outputs[0]
+
+    def _infer(
+        self, image: torch.Tensor, network: Any, attention_maps: bool, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, ...]:
+        """Stage 1 then stage 2 for one image (C, X, Y): (logits (K, X, Y), *alphas (1, X, Y))."""
+        shape = tuple(int(s) for s in image.shape[1:])
+        located = self._run(_resize(image, self.locator_size), network, attention_maps, *args, **kwargs)
+        if not self.refine:
+            self.crops.append(None)
+            return tuple(_resize(o, shape) for o in located)
+        disc = largest_disc(torch.argmax(located[0], dim=0).cpu().numpy(), self.disc_labels)
+        if disc is None:
+            self.crops.append(None)
+            return tuple(_resize(o, shape) for o in located)
+        factors = [n / m for n, m in zip(shape, self.locator_size)]
+        centre = [(c + 0.5) * f - 0.5 for c, f in zip(disc.centre, factors)]
+        diameter = max(e * f for e, f in zip(disc.extent, factors))
+        box = square_crop_box(centre, self.crop_scale * diameter, shape)
+        self.crops.append(box)
+        crop_shape = (box[0].stop - box[0].start, box[1].stop - box[1].start)
+        near = self._run(_resize(image[:, box[0], box[1]], self.crop_size), network, attention_maps, *args, **kwargs)
+        logits = torch.full((near[0].shape[0], *shape), -EMPTY_LOGIT, dtype=near[0].dtype, device=near[0].device)
+        logits[0] = EMPTY_LOGIT
+        logits[:, box[0], box[1]] = _resize(near[0], crop_shape)
+        outputs = [logits]
+        for alpha in near[1:]:
+            full = torch.zeros((alpha.shape[0], *shape), dtype=alpha.dtype, device=alpha.device)
+            full[:, box[0], box[1]] = _resize(alpha, crop_shape)
+            outputs.append(full)
+        return tuple(outputs)
+
+    def _run(
+        self, view: torch.Tensor, network: Any, attention_maps: bool, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, ...]:
+        """The wrapped inferer on one view (C, *size): (logits (K, *size), *alphas), window counts added up."""
+        if attention_maps:
+            kwargs["attention_maps"] = True
+        outputs = self.inferer(view[None], network, *args, **kwargs)
+        outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+        counts = getattr(self.inferer, "counts", None)
+        if counts is not None:
+            self.counts.run += counts.run
+            self.counts.skipped += counts.skipped
+            self.counts.voxels_computed += counts.voxels_computed
+        return tuple(o[0].float() for o in outputs)
+
+
+def _flag(value: Any, name: str) -> bool:
+    """A boolean setting; the strings "true"/"false" (any case) as a command line gives them."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, (bool, int)) and value in (0, 1):
+        return bool(value)
+    raise InputError(f"{name} must be true or false, got {value!r}")
+
+
+def _size(size: Sequence[int], name: str) -> tuple[int, int]:
+    """A checked (X, Y) size in pixels."""
+    values = tuple(int(v) for v in size)
+    if len(values) != 2 or min(values) < 1:
+        raise InputError(f"{name} must be two positive pixel counts (X, Y), got {list(size)}")
+    return values  # type: ignore[return-value]
+
+
+def _resize(array: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """(C, *S) resized to (C, *size): bilinear, anti-aliased when shrinking (MONAI :class:`Resize`)."""
+    if tuple(array.shape[1:]) == tuple(size):
+        return array
+    resized = Resize(spatial_size=tuple(size), mode="bilinear", anti_aliasing=True)(array)
+    return resized.as_tensor() if isinstance(resized, MetaTensor) else resized
+
+
+__all__ = ["DiscCropInferer"]
