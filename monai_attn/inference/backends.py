@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +35,36 @@ from monai_attn.errors import InputError
 _OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 
+#: Loggers of the ONNX exporter and its optimiser: progress lines ("Removed 260 unused nodes")
+#: and notices (torchvision ops skipped) that say nothing to a user of ``segment``.
+_EXPORT_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
+
+
+@contextlib.contextmanager
+def _quiet_export() -> Iterator[None]:
+    """Hide the exporter's prints, warnings and log lines below ERROR while it runs."""
+    loggers = [logging.getLogger(name) for name in _EXPORT_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def export_onnx(network: torch.nn.Module, example: torch.Tensor, path: str | Path) -> Path:
     """Write ``network`` as ONNX (opset 18) for inputs of ``example``'s fixed shape; returns ``path``.
 
     ``torch.onnx.export`` (needs the ``onnx`` and ``onnxscript`` packages); input ``image``
-    (B, C, *S) float32, output ``logits`` (B, classes, *S). Its progress lines are not shown.
+    (B, C, *S) float32, output ``logits`` (B, classes, *S). Its progress lines, warnings and
+    log notices are not shown (:func:`_quiet_export`); errors still raise.
     """
-    with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+    with _quiet_export(), torch.no_grad():
         torch.onnx.export(
             network, (example,), str(path), opset_version=18, input_names=["image"], output_names=["logits"]
         )
