@@ -17,19 +17,14 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
+from monai_attn.io.preview import label_overlay_rgb
 from monai_attn.synthetic.cells import generate_cells_case
 
 #: Held-out phantoms shown: (seed, index); seed 1000 is never used for training.
 PHANTOMS = ((1000, 0), (1000, 1), (1000, 2))
 CROP = (slice(0, 256), slice(0, 256))
-MEMBRANE_RGB = np.array([255, 40, 40], dtype=float)
-
-
-def _overlay(image: np.ndarray, membrane: np.ndarray) -> np.ndarray:
-    """Grey image with the membrane pixels tinted red (uint8 RGB, same rows and columns)."""
-    rgb = np.repeat(image[..., None].astype(float), 3, axis=2)
-    rgb[membrane] = 0.45 * rgb[membrane] + 0.55 * MEMBRANE_RGB
-    return rgb.astype(np.uint8)
+#: Colour of label 1 (membrane) in the overlays.
+MEMBRANE_RGB = (255, 40, 40)
 
 
 def main() -> None:
@@ -49,7 +44,8 @@ def main() -> None:
         top.imshow(picture, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         top.set_title(title, fontsize=8)
         bottom = figure.add_subplot(2, len(panels), len(panels) + column + 1)
-        bottom.imshow(_overlay(picture, mask), interpolation="nearest")
+        bottom.imshow(label_overlay_rgb(picture, mask.astype(np.uint8), {1: MEMBRANE_RGB}, alpha=0.55),
+                      interpolation="nearest")
         bottom.set_title(f"membrane {mask.mean():.0%} of pixels", fontsize=8)
         for axes in (top, bottom):
             axes.axis("off")
