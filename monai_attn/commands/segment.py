@@ -214,15 +214,10 @@ def _check_backend(args: argparse.Namespace, backend: str, segmenter) -> None:
     """Refuse, before the first case, a back end the config ignores or cannot run here."""
     if args.backend is not None and backend != args.backend:
         raise InputError(f"--backend {args.backend}: this model's config has no backend setting (the CT bundle has one)")
-    if backend != "openvino":
-        return
-    if segmenter.device.type != "cpu":
-        raise InputError(f"--backend openvino runs on the CPU, not on {segmenter.device}; add --device cpu")
-    if args.attention_maps:
-        raise InputError("--attention-maps needs --backend torch (the openvino backend computes logits only)")
-    from monai_attn.inference.backends import check_openvino
+    if backend == "openvino":
+        from monai_attn.inference.backends import check_openvino_run
 
-    check_openvino(segmenter.network)
+        check_openvino_run(segmenter.network, segmenter.device, args.attention_maps)
 
 
 def _task_of(args: argparse.Namespace) -> str:

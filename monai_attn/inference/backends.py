@@ -110,6 +110,21 @@ class OpenVINONetwork:
             return self._openvino.Core().compile_model(str(onnx_file), "CPU", hint)
 
 
+def check_openvino_run(network: torch.nn.Module, device: torch.device, attention_maps: bool) -> Any:
+    """The ``openvino`` module, if ``network`` can run there on ``device``; one clear
+    :class:`InputError` otherwise.
+
+    Refused: a device other than the CPU, attention maps (OpenVINO computes logits only), and
+    what :func:`check_openvino` refuses. ``segment`` calls it before the first case, the
+    inferer before converting.
+    """
+    if device.type != "cpu":
+        raise InputError(f"backend openvino runs on the CPU, not on {device}; use --device cpu or backend torch")
+    if attention_maps:
+        raise InputError("attention maps need backend torch (the openvino backend computes logits only)")
+    return check_openvino(network)
+
+
 def check_openvino(network: torch.nn.Module) -> Any:
     """The ``openvino`` module, if ``network`` can run there; one clear :class:`InputError` otherwise.
 

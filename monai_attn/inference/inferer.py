@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from monai.inferers import SlidingWindowInfererAdapt
 
 from monai_attn.errors import InputError
-from monai_attn.inference.backends import OpenVINONetwork
+from monai_attn.inference.backends import OpenVINONetwork, check_openvino_run
 from monai_attn.inference.devices import autocast_dtype, resolve_precision
 from monai_attn.validation import check_backend, check_overlap, check_roi_size, check_sw_batch_size
 
@@ -293,10 +293,7 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
     ) -> OpenVINONetwork:
         """``network`` converted to OpenVINO at ``precision``: the one from the last call while the
         network and its weights and buffers (their in-place version counters) are the same."""
-        if device.type != "cpu":
-            raise InputError(f"backend openvino runs on the CPU, not on {device}; use device cpu or backend torch")
-        if attention_maps:
-            raise InputError("attention maps need backend torch (the openvino backend computes logits only)")
+        check_openvino_run(network, device, attention_maps)
         tensors = itertools.chain(network.parameters(), network.buffers())  # buffers: batch-norm statistics
         key = (id(network), precision, tuple(t._version for t in tensors))
         if self._converted is None or self._converted[0] != key:
