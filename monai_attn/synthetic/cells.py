@@ -6,7 +6,7 @@ in three layers:
 
 * **Geometry.** Neurite profiles are the regions of an additively weighted Voronoi diagram
   (each site claims the points whose distance minus the site's radius is smallest), computed
-  on coordinates warped at two scales. Radii are log-normal (about 6-80 px), so small round
+  on coordinates warped at two scales. Radii are log-normal (median 14-30 px per section, about 6-80 px), so small round
   profiles nest between large ones and outlines are curved, not polygonal; one profile in
   seven is a thin process (radius 2.5-6 px) that the membrane band around it nearly fills.
 * **Labels** follow the ISBI 2012 / SNEMI convention: every boundary between two profiles is
@@ -78,7 +78,7 @@ def _neurite_profiles(rng: np.random.Generator, size: int) -> tuple[np.ndarray, 
 
     # dart throwing: profiles of log-normal radius that overlap their neighbours only a little
     pad = 0.1 * size
-    median_radius = u(14, 22)
+    median_radius = u(14, 30)
     sites, radii = [], []
     for _ in range(int(4 * size * size / (np.pi * median_radius ** 2))):
         if u(0, 1) < 0.15:  # thin processes: often no wider than the membrane band around them
@@ -161,9 +161,9 @@ def _add_organelles(rng: np.random.Generator, image: np.ndarray, owner: np.ndarr
     """Mitochondria, ER tubules, post-synaptic densities and staining smudges (in place, unlabelled)."""
     u = rng.uniform
     rows, cols = np.mgrid[0:size, 0:size].astype(np.float32)
-    # mitochondria: in about a third of the larger profiles, dark, with a double rim and cristae
-    for cell in np.flatnonzero(radii > 12):
-        if u(0, 1) > 0.35:
+    # mitochondria: none, one or two in each larger profile, dark, with a double rim and cristae
+    for cell in np.repeat(np.flatnonzero(radii > 12), 2):
+        if u(0, 1) > 0.3:
             continue
         cy, cx = sites[cell] + rng.normal(0, 0.3 * radii[cell], 2)
         a = min(u(10, 32), 0.8 * radii[cell])

@@ -2,20 +2,24 @@
 
 A case is drawn on a 2x supersampled grid and averaged down (anti-aliased edges):
 
-* a circular field of view on a dark surround, with vignetting, an illumination gradient and an
-  orange-red background with choroidal texture;
+* a circular field of view on a dark surround, with vignetting, an illumination gradient and a
+  fundus from dark brown-orange to pale pink with choroidal texture;
 * a darker macula with a fovea about 2.5 disc diameters temporal to the disc;
 * a bright optic disc (diameter 0.09-0.17 of the field of view's diameter, slightly taller than
-  wide, 0.3-0.65 field radii from the centre) whose rim ranges from pink to pale (pallor), paler
-  on the temporal side, with a paler cup inside (vertical cup/disc ratio 0.3-0.7) whose edge is
+  wide, 0.3-0.65 field radii from the centre) whose rim is a mix of pink-orange, yellow-orange
+  and pale (pallor), paler on the temporal side, with a soft margin (softest nasally; the label
+  is its half-way line) and a paler cup inside (vertical cup/disc ratio 0.3-0.7) whose edge is
   a soft gradient of varying contrast, as in real photographs, so cup segmentation is not a
   threshold;
+* a peripapillary glow: the fundus next to the disc is brighter and yellower, fading over
+  0.3-1.2 disc radii; it is background in the labels;
 * in most cases peripapillary atrophy: a crescent just outside the disc, widest on the temporal
-  side, pale (beta zone), pigmented (alpha zone) or both; it is background in the labels, so a
-  network must not take the bright crescent for disc;
-* a vessel tree (arteries lighter, veins darker and wider) growing from the cup: the trunks and a
-  few small vessels cross the cup edge and the disc rim, hiding stretches of both, then the
-  temporal arcades arch around the macula and nasal branches taper and bifurcate;
+  side, pale (beta zone), pigmented in clumps (alpha zone) or both; it is background in the
+  labels, so a network must not take the bright crescent for disc;
+* a vessel tree (dark red: blood absorbs green and blue far more than red; arteries lighter,
+  veins darker and wider) growing from the cup: the trunks and a few small vessels cross the
+  cup edge and the disc rim, hiding stretches of both, then the temporal arcades arch around
+  the macula and nasal branches taper and bifurcate twice;
 * the camera: white balance, uneven illumination, haze (a veil of scattered light), contrast
   and gamma differ per case, then blur and noise.
 
@@ -65,9 +69,9 @@ def generate_retina_case(seed: int, index: int, size: int = DEFAULT_SIZE) -> tup
     macula_xy = disc_xy + np.array([-side * 5 * disc_r * u(0.9, 1.1), u(0.02, 0.1)])
 
     # background: orange-red fundus with choroidal texture, vignetting and a gradient
-    base = np.array([u(170, 215), u(60, 95), u(20, 45)], dtype=np.float32)
+    base = np.array([u(170, 240), u(60, 120), u(20, 90)], dtype=np.float32)  # dark brown to pale pink
     texture = smooth_noise_2d(rng, n, n / 40) * 0.06 + smooth_noise_2d(rng, n, n / 12) * 0.05
-    light = (1 - u(0.25, 0.45) * r2) * (1 + u(-0.15, 0.15) * x + u(-0.15, 0.15) * y) * (1 + texture)
+    light = (1 - u(0.15, 0.45) * r2) * (1 + u(-0.15, 0.15) * x + u(-0.15, 0.15) * y) * (1 + texture)
     dm = (x - macula_xy[0]) ** 2 + (y - macula_xy[1]) ** 2
     light *= (1 - u(0.15, 0.3) * np.exp(-dm / (2 * (1.2 * disc_r) ** 2))
               - u(0.05, 0.12) * np.exp(-dm / (2 * (0.25 * disc_r) ** 2)))
@@ -85,23 +89,29 @@ def generate_retina_case(seed: int, index: int, size: int = DEFAULT_SIZE) -> tup
     cd = np.sqrt(((x - cup_xy[0]) / (disc_r * cdr * u(0.9, 1.05))) ** 2
                  + ((y - cup_xy[1]) / (disc_r * stretch * cdr)) ** 2)
     cd = cd / (1 + 0.05 * np.sin(2 * angle + u(0, 6.3)))
+    image = _peripapillary_glow(rng, image, dd, light)
     image = _peripapillary_atrophy(rng, image, dd, temporal_cos, light)
-    pallor = u(0, 1)  # 0: pink-orange rim, 1: pale rim
-    disc_colour = (np.array([u(225, 245), u(125, 160), u(80, 110)], dtype=np.float32) * (1 - pallor)
-                   + np.array([u(240, 255), u(185, 215), u(135, 170)], dtype=np.float32) * pallor)
+    # rim colour: a mix of pink-orange, yellow-orange and pale (pallor)
+    anchors = np.array([[u(225, 245), u(125, 160), u(80, 110)],
+                        [u(240, 255), u(155, 205), u(65, 120)],
+                        [u(240, 255), u(185, 215), u(135, 170)]], dtype=np.float32)
+    disc_colour = rng.dirichlet((1.0, 1.0, 1.0)).astype(np.float32) @ anchors
     rim_tilt = 1 + u(0.0, 0.12) * np.clip(temporal_cos * dd, -1, 1)  # temporal rim paler
-    disc_weight = _smoothstep(1.08, 0.92, dd)[..., None]
+    # the margin is soft, softer on the nasal side; the label is its half-way line (dd = 1)
+    margin = u(0.03, 0.2) * (1 + u(0.0, 0.8) * np.clip(-temporal_cos, 0, 1))
+    disc_weight = (_smoothstep(1 + margin, 1 - margin, dd) * u(0.75, 1.0))[..., None]
     rim = disc_colour * (light ** 0.3 * rim_tilt)[..., None]
     image = image * (1 - disc_weight) + rim * disc_weight
-    cup_colour = np.array([u(245, 255), u(215, 240), u(175, 215)], dtype=np.float32)
-    cup_weight = _smoothstep(1.25, 0.75, cd)[..., None] * u(0.5, 0.95)
+    cup_colour = np.array([u(245, 255), u(215, 240), u(160, 215)], dtype=np.float32)
+    cup_weight = _smoothstep(1.25, 0.75, cd)[..., None] * u(0.45, 0.95)
     image = image * (1 - cup_weight) + cup_colour * cup_weight
 
     # vessels: darken by a smooth profile, veins more and bluer than arteries
     vessel_depth, vessel_kind = _vessel_tree(rng, n, radius, centre, cup_xy, disc_r, side)
     profile = np.clip(vessel_depth, 0, 1) ** 0.6
-    artery = np.array([0.62, 0.55, 0.6], dtype=np.float32) * u(0.9, 1.05)
-    vein = np.array([0.45, 0.35, 0.45], dtype=np.float32) * u(0.9, 1.05)
+    # blood absorbs green and blue far more than red: vessels are dark red, veins darker
+    artery = np.array([u(0.82, 0.95), u(0.45, 0.65), u(0.55, 0.75)], dtype=np.float32)
+    vein = np.array([u(0.68, 0.85), u(0.28, 0.45), u(0.38, 0.58)], dtype=np.float32)
     tint = np.where((vessel_kind == 1)[..., None], artery, vein)
     image = image * (1 - profile[..., None] * (1 - tint))
 
@@ -126,12 +136,13 @@ def _peripapillary_atrophy(rng: np.random.Generator, image: np.ndarray, dd: np.n
 
     ``dd`` is the distance from the disc centre in disc radii (1 on the rim), ``temporal_cos``
     the cosine of the angle to the temporal direction. In 3 of 4 cases a crescent spans the
-    temporal side (up to all round), 0.1-0.45 disc radii wide at its widest: pale (beta zone,
-    bare sclera), pigmented (alpha zone) or a pale inner and a pigmented outer band.
+    temporal side (up to all round), 0.05-0.45 disc radii wide at its widest: pale (beta zone,
+    bare sclera), pigmented (alpha zone, clumped: its density varies along it) or a pale inner
+    and a pigmented outer band.
     """
     if rng.uniform() > 0.75:
         return image
-    width = rng.uniform(0.1, 0.45)
+    width = rng.uniform(0.05, 0.45)
     spread = rng.uniform(-0.6, 0.6)  # cosine above which the crescent is present
     reach = 1 + width * np.clip((temporal_cos - spread) / (1 - spread), 0, 1)
     crescent = _smoothstep(0.98, 1.04, dd) * _smoothstep(reach + 0.02, reach - 0.04, dd) * (reach > 1.03)
@@ -146,8 +157,25 @@ def _peripapillary_atrophy(rng: np.random.Generator, image: np.ndarray, dd: np.n
         depth_in = (dd - 1) / np.maximum(reach - 1, 1e-3)  # 0 on the rim, 1 at the crescent's edge
         outer = _smoothstep(0.4, 0.7, depth_in)[..., None]
         colour = pale * (1 - outer) + dark * outer
-    weight = (crescent * rng.uniform(0.5, 0.9))[..., None]
+    weight = crescent * rng.uniform(0.5, 0.9)
+    if kind > 0:  # pigment lies in clumps
+        clumps = smooth_noise_2d(rng, dd.shape[0], dd.shape[0] / rng.uniform(60, 150))
+        weight = weight * np.clip(0.6 + 0.5 * clumps, 0.1, 1)
+    weight = weight[..., None]
     return image * (1 - weight) + colour * (light ** 0.5)[..., None] * weight
+
+
+def _peripapillary_glow(rng: np.random.Generator, image: np.ndarray, dd: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """Blend the glow around the disc into ``image`` (n, n, 3): light scattered from the bright
+    disc and the thin nerve-fibre layer over it make the fundus next to the disc brighter and
+    yellower, fading over 0.3-1.2 disc radii (``dd`` is the distance from the disc centre in disc
+    radii). It is background in the labels, so the disc is what is brighter than its glow.
+    """
+    u = rng.uniform
+    outside = np.clip(dd - 1, 0, None)
+    weight = u(0.1, 0.55) * np.exp(-outside ** 2 / (2 * u(0.3, 1.2) ** 2))
+    colour = np.array([u(235, 255), u(120, 175), u(60, 110)], dtype=np.float32) * (light ** 0.5)[..., None]
+    return image * (1 - weight[..., None]) + colour * weight[..., None]
 
 
 def _camera(rng: np.random.Generator, image: np.ndarray, n: int) -> np.ndarray:
@@ -224,12 +252,12 @@ def _vessel_tree(rng, n, radius, centre, origin_xy, disc_r, side):
             point, length = new, length + step
             width *= 0.995
             child = rng.uniform(0.55, 0.8)
-            if length > next_branch and depth_level < 3 and width * child > 0.005:
+            if length > next_branch and depth_level < 2 and width * child > 0.005:
                 turn = rng.choice([-1, 1]) * rng.uniform(0.5, 1.2)
                 stack.append((point.copy(), heading + turn, rng.normal(0, 1.5), width * child, vessel_kind,
                               depth_level + 1))
                 width *= max(1 - child ** 3, 0.2) ** (1 / 3)  # Murray's law: parent^3 = child^3 + rest^3
-                next_branch = length + rng.uniform(0.12, 0.3)
+                next_branch = length + rng.uniform(0.15, 0.35)
     scale = radius
     for a, b, width, vessel_kind in segments:
         pa = centre[::-1] + a * scale  # (col, row) pixel coordinates
