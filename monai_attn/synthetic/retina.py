@@ -89,6 +89,9 @@ def generate_retina_case(seed: int, index: int, size: int = DEFAULT_SIZE) -> tup
     cd = np.sqrt(((x - cup_xy[0]) / (disc_r * cdr * u(0.9, 1.05))) ** 2
                  + ((y - cup_xy[1]) / (disc_r * stretch * cdr)) ** 2)
     cd = cd / (1 + 0.05 * np.sin(2 * angle + u(0, 6.3)))
+    vessel_depth, vessel_kind, vessel_width = _vessel_tree(rng, n, radius, centre, cup_xy, disc_r, side)
+    image = _nerve_fibre_sheen(rng, image, x - disc_xy[0], y - disc_xy[1], disc_r, vessel_depth, vessel_width, light,
+                               radius)
     image = _peripapillary_glow(rng, image, dd, light)
     image = _peripapillary_atrophy(rng, image, dd, temporal_cos, light)
     # rim colour: a mix of pink-orange, yellow-orange and pale (pallor)
@@ -106,14 +109,15 @@ def generate_retina_case(seed: int, index: int, size: int = DEFAULT_SIZE) -> tup
     cup_weight = _smoothstep(1.25, 0.75, cd)[..., None] * u(0.45, 0.95)
     image = image * (1 - cup_weight) + cup_colour * cup_weight
 
-    # vessels: darken by a smooth profile, veins more and bluer than arteries
-    vessel_depth, vessel_kind = _vessel_tree(rng, n, radius, centre, cup_xy, disc_r, side)
+    # vessels: darken by a smooth profile; blood absorbs green and blue far more than red, so
+    # vessels are dark red, veins darker; wide arteries show a pale central light reflex
     profile = np.clip(vessel_depth, 0, 1) ** 0.6
-    # blood absorbs green and blue far more than red: vessels are dark red, veins darker
     artery = np.array([u(0.82, 0.95), u(0.45, 0.65), u(0.55, 0.75)], dtype=np.float32)
     vein = np.array([u(0.68, 0.85), u(0.28, 0.45), u(0.38, 0.58)], dtype=np.float32)
     tint = np.where((vessel_kind == 1)[..., None], artery, vein)
-    image = image * (1 - profile[..., None] * (1 - tint))
+    reflex = (u(0.0, 0.5) * np.exp(-((1 - vessel_depth) / 0.25) ** 2)
+              * ((vessel_kind == 1) & (vessel_width > 0.008)))[..., None]
+    image = image * (1 - profile[..., None] * (1 - tint) * (1 - reflex))
 
     image = _camera(rng, image, n)
     fov = _smoothstep(1.0, 0.985, np.sqrt(r2))[..., None]
@@ -165,6 +169,34 @@ def _peripapillary_atrophy(rng: np.random.Generator, image: np.ndarray, dd: np.n
     return image * (1 - weight) + colour * (light ** 0.5)[..., None] * weight
 
 
+def _nerve_fibre_sheen(rng: np.random.Generator, image: np.ndarray, dx: np.ndarray, dy: np.ndarray, disc_r: float,
+                       vessel_depth: np.ndarray, vessel_width: np.ndarray, light: np.ndarray,
+                       radius: float) -> np.ndarray:
+    """Blend the nerve fibre layer's reflex into ``image`` (n, n, 3) in 3 of 5 cases.
+
+    In photographs of young eyes the nerve fibre bundles reflect light: a pale, whitish sheen
+    striated along the fibres (radially from the disc), strongest along the major vessel
+    arcades, fading within 2-6 disc radii of the disc. ``dx``, ``dy`` are field-of-view
+    coordinates relative to the disc centre, ``vessel_width`` the vessel radius map (field-of-
+    view units), ``radius`` the field of view's radius in pixels. It is background in the labels.
+    """
+    u = rng.uniform
+    if u(0, 1) > 0.6:
+        return image
+    trunks = (vessel_depth > 0) & (vessel_width > 0.01)
+    if not trunks.any():
+        return image
+    near_trunk = ndimage.distance_transform_edt(~trunks) / radius  # field-of-view units
+    band = np.exp(-(near_trunk / u(0.03, 0.09)) ** 2)
+    distance = np.hypot(dx, dy) / disc_r
+    fade = np.exp(-((distance - 1).clip(0) / u(2, 6)) ** 2) * _smoothstep(0.9, 1.3, distance)
+    angle = np.arctan2(dy, dx)
+    stripes = 0.5 + 0.5 * np.sin(angle * u(60, 140) + u(0, 6.3) + 1.5 * smooth_noise_2d(rng, dx.shape[0], dx.shape[0] / 20))
+    weight = (u(0.1, 0.35) * band * fade * (0.5 + 0.5 * stripes))[..., None]
+    colour = np.array([u(225, 255), u(185, 225), u(170, 225)], dtype=np.float32) * (light ** 0.5)[..., None]
+    return image * (1 - weight) + colour * weight
+
+
 def _peripapillary_glow(rng: np.random.Generator, image: np.ndarray, dd: np.ndarray, light: np.ndarray) -> np.ndarray:
     """Blend the glow around the disc into ``image`` (n, n, 3): light scattered from the bright
     disc and the thin nerve-fibre layer over it make the fundus next to the disc brighter and
@@ -211,15 +243,17 @@ def _downsample(array: np.ndarray) -> np.ndarray:
 
 
 def _vessel_tree(rng, n, radius, centre, origin_xy, disc_r, side):
-    """Rasterised vessel tree: (depth map, kind map) on the n x n grid.
+    """Rasterised vessel tree: (depth map, kind map, width map) on the n x n grid.
 
-    ``depth`` is 1 - distance / vessel radius (> 0 inside a vessel); ``kind`` 1 artery, 2 vein.
+    ``depth`` is 1 - distance / vessel radius (> 0 inside a vessel); ``kind`` 1 artery, 2 vein;
+    ``width`` the radius (field-of-view units) of the vessel a pixel belongs to, 0 outside.
     Trees start in the cup near ``origin_xy`` (field-of-view units), so every trunk crosses the
     cup edge and the disc rim: temporal arcades curve around the macula, nasal ones radiate,
     and 2-5 thin vessels leave the cup in random directions across the rim.
     """
     depth = np.full((n, n), -1.0, dtype=np.float32)
     kind = np.zeros((n, n), dtype=np.uint8)
+    widths = np.zeros((n, n), dtype=np.float32)
     width0 = rng.uniform(0.016, 0.022)  # main vein radius in field-of-view units
     temporal = -side
     starts = []
@@ -278,7 +312,8 @@ def _vessel_tree(rng, n, radius, centre, origin_xy, disc_r, side):
         better = local > view
         view[better] = local[better]
         kind[lo[1]:hi[1], lo[0]:hi[0]][better] = vessel_kind
-    return depth, kind
+        widths[lo[1]:hi[1], lo[0]:hi[0]][better] = width
+    return depth, kind, widths
 
 
 def write_retina_dataset(out_dir: str | os.PathLike, cases: int, seed: int = 0, *, test_cases: int = 0,
