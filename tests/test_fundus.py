@@ -208,10 +208,15 @@ def test_vertical_means_the_rows_of_the_photograph(tmp_path):
 
 def test_fundus_statistics_only_for_the_fundus_task():
     labels = _hand_made_labels()
-    image = MetaTensor(torch.zeros((3, *labels.shape)), affine=torch.eye(3))
+    rgb = torch.stack([torch.full(labels.shape, v) for v in (30.0, 60.0, 90.0)])  # channel mean 60
+    rgb[:, torch.from_numpy(labels == 2)] += 30.0
+    image = MetaTensor(rgb, affine=torch.eye(3))
     names = {1: "optic disc rim", 2: "optic cup"}
     fundus = SegmentationResult(image=image, labels=labels, label_names=names, task="fundus").statistics()
     assert fundus["optic disc"]["vertical_cup_to_disc_ratio"] == pytest.approx(0.4)
+    # a photograph has pixels and grey levels, not millilitres and Hounsfield units
+    assert fundus["optic cup"] == {"label": 2, "pixels": int((labels == 2).sum()), "mean_intensity": 90.0}
+    assert fundus["optic disc rim"]["mean_intensity"] == 60.0
     assert "optic disc" not in SegmentationResult(image=image, labels=labels, label_names=names).statistics()
 
 
