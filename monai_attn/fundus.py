@@ -2,7 +2,8 @@
 
 One place for what the two-stage inferer (:mod:`monai_attn.inference.disc_crop`: which region
 of the photograph to segment again at full resolution), the disc-centred training views
-(:class:`RandDiscCropd`: the same crop at random scales) and the per-case statistics
+(:class:`RandDiscCropd`: the same crop at random scales), the clean-up of predictions
+(:func:`clean_disc_cup`: one disc, its cup inside) and the per-case statistics
 (``segment --statistics``: the vertical cup-to-disc ratio) must agree on.
 
 Label maps follow the fundus scheme of :mod:`monai_attn.presets`: 0 background, 1 disc rim,
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from monai.transforms import MapTransform, RandomizableTransform, SpatialCrop
+from monai.utils import convert_to_dst_type
 from scipy import ndimage
 
 #: Label values that make up the optic disc (rim and cup) and the cup.
@@ -131,6 +133,55 @@ def fundus_statistics(
         "cup_vertical_diameter_px": cup_rows,
         "vertical_cup_to_disc_ratio": round(cup_rows / disc_rows, 4),
     }
+
+
+def clean_disc_cup(labels: np.ndarray, rim: int = 1, cup: int = 2) -> np.ndarray:
+    """One optic disc with one cup inside it, as a fundus photograph shows them; a new (X, Y) map.
+
+    A network may label a few bright patches elsewhere (a light reflex on a vessel, the nerve
+    fibre layer's sheen) as disc or cup. Anatomy allows one disc per photograph and the cup
+    inside it, so:
+
+    * disc pixels ({rim, cup}) outside the largest disc component become background;
+    * holes in the disc (e.g. a vessel taken for background) become rim, holes in the cup cup;
+    * cup pieces other than the largest become rim: they are still disc.
+
+    Components are 4-connected, as in :func:`largest_disc_mask` (the statistics measure the
+    same disc).
+    """
+    out = np.array(labels, copy=True)
+    disc = largest_disc_mask(out, (rim, cup))
+    if disc is None:
+        return out
+    disc = ndimage.binary_fill_holes(disc)
+    out[~disc] = 0
+    out[disc & (out != cup)] = rim
+    main_cup = largest_disc_mask(out, (cup,))
+    if main_cup is not None:
+        out[out == cup] = rim
+        out[ndimage.binary_fill_holes(main_cup)] = cup
+    return out
+
+
+class CleanDiscCupd(MapTransform):
+    """:func:`clean_disc_cup` on channel-first (1, X, Y) label maps, meta data kept.
+
+    Args:
+        keys: the label keys.
+        rim, cup: the rim's and the cup's label values.
+    """
+
+    def __init__(self, keys: str | Sequence[str] = "pred", rim: int = 1, cup: int = 2) -> None:
+        super().__init__(keys)
+        self.rim, self.cup = int(rim), int(cup)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            labels = d[key]
+            cleaned = clean_disc_cup(np.asarray(labels[0].detach().cpu()), self.rim, self.cup)
+            d[key] = convert_to_dst_type(cleaned[None], labels)[0]
+        return d
 
 
 class RandDiscCropd(RandomizableTransform, MapTransform):

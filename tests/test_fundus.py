@@ -12,7 +12,14 @@ from scipy import ndimage
 
 from monai_attn.errors import InputError
 from monai_attn.evaluation import VerticalCupDiscRatioError
-from monai_attn.fundus import RandDiscCropd, fundus_statistics, largest_disc, square_crop_box
+from monai_attn.fundus import (
+    CleanDiscCupd,
+    RandDiscCropd,
+    clean_disc_cup,
+    fundus_statistics,
+    largest_disc,
+    square_crop_box,
+)
 from monai_attn.inference import DiscCropInferer, SegmentationInferer, SegmentationResult
 from monai_attn.inference.inferer import EMPTY_LOGIT
 from monai_attn.io import load_image
@@ -147,6 +154,45 @@ def test_the_retina_bundle_runs_one_stage_unless_two_stage_is_set():
         assert parser.get_parsed_content("two_stage") is refine
         for key in ("inferer", "validate#inferer"):
             assert parser.get_parsed_content(key).refine is refine, key
+
+
+def test_clean_up_keeps_one_disc_with_one_cup_inside():
+    labels = np.zeros((60, 60), np.uint8)
+    labels[10:40, 10:40] = 1  # the disc
+    labels[18:30, 18:30] = 2  # its cup
+    labels[33:36, 14:16] = 2  # a second cup piece inside the disc
+    labels[20:22, 12:38] = 0  # a vessel across the disc taken for background: splits nothing, a hole
+    labels[20:22, 18:30] = 2
+    labels[12:14, 10:40] = 0  # a vessel that cuts the disc's top edge open
+    labels[50:55, 50:55] = 2  # a bright reflex far away taken for cup
+    labels[45:48, 5:8] = 1  # and a patch taken for rim
+    cleaned = clean_disc_cup(labels)
+    assert labels[50, 50] == 2  # the input is not changed
+    assert set(np.unique(cleaned[45:, :])) == {0}  # only the disc is left
+    assert (cleaned[33:36, 14:16] == 1).all()  # the small cup piece is rim (still disc)
+    assert (cleaned[18:30, 18:30] == 2).all() and (cleaned == 2).sum() == 144  # one cup, its hole filled
+    assert (cleaned[20:22, 12:18] == 1).all()  # the hole in the rim is rim
+    assert (cleaned[12:14, 10:40] == 0).all()  # a notch open to the outside is not a hole
+    assert (clean_disc_cup(np.zeros((5, 5), np.uint8)) == 0).all()
+
+    batch = MetaTensor(torch.from_numpy(labels)[None], affine=torch.diag(torch.tensor([2.0, 2.0, 1.0])))
+    out = CleanDiscCupd("pred")({"pred": batch})["pred"]
+    assert isinstance(out, MetaTensor) and torch.equal(out.affine, batch.affine)
+    assert np.array_equal(out[0].numpy(), cleaned)
+
+
+def test_the_retina_bundle_cleans_up_unless_postprocess_is_off():
+    from monai.bundle import ConfigParser
+
+    from monai_attn.training import bundle_dir
+
+    folder = f"{bundle_dir('retina_attention_unet')}/configs"
+    for postprocess in (True, False):
+        parser = ConfigParser()
+        parser.read_config(f"{folder}/common.json")
+        parser["postprocess"] = postprocess
+        stages = parser.get_parsed_content("postprocessing").transforms
+        assert any(isinstance(stage, CleanDiscCupd) for stage in stages) is postprocess
 
 
 def test_bad_settings_and_inputs_are_one_line_errors():
