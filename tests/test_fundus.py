@@ -141,13 +141,13 @@ def test_without_refine_only_stage_one_runs_and_is_resized_to_the_input():
     assert _dice(_labels(logits) > 0, image[0, 0].numpy() > 0.5) > 0.9
 
 
-def test_the_retina_bundle_runs_one_stage_unless_two_stage_is_set():
+def test_the_retina_bundle_runs_two_stages_unless_two_stage_is_off():
     from monai.bundle import ConfigParser
 
     from monai_attn.training import bundle_dir
 
     folder = f"{bundle_dir('retina_attention_unet')}/configs"
-    for overrides, refine in (({}, False), ({"two_stage": True}, True)):
+    for overrides, refine in (({}, True), ({"two_stage": False}, False)):
         parser = ConfigParser()
         parser.read_config([f"{folder}/common.json", f"{folder}/train.json"])
         parser.update(overrides)
