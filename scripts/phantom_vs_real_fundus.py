@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from PIL import Image
 from skimage import data
 
 from monai_attn.fundus import largest_disc, square_crop_box
