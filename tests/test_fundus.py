@@ -322,6 +322,25 @@ def test_phantom_vessels_cross_the_rim_and_cameras_differ():
     assert spread.max() > 0.1  # white balance differs between cases
 
 
+def test_phantom_vessels_are_red_and_the_fundus_glows_next_to_the_disc():
+    """Blood absorbs green far more than red; the fundus just outside the disc is brighter than further out."""
+    glows = 0
+    for index in range(4):
+        image, disc_cup, vessels = generate_retina_case(5, index, 256)
+        pixels = image.astype(float)
+        disc = disc_cup > 0
+        fundus = ~ndimage.binary_dilation(disc, iterations=12) & (pixels.sum(axis=2) > 60)
+        vessel, clear = fundus & ndimage.binary_erosion(vessels == 1), fundus & (vessels == 0)
+        red_drop = 1 - pixels[vessel, 0].mean() / pixels[clear, 0].mean()
+        green_drop = 1 - pixels[vessel, 1].mean() / pixels[clear, 1].mean()
+        assert green_drop > max(2 * red_drop, 0.1), (index, red_drop, green_drop)  # grey vessels: about equal
+        near = ndimage.binary_dilation(disc, iterations=6) & ~ndimage.binary_dilation(disc, iterations=3)
+        far = ndimage.binary_dilation(disc, iterations=40) & ~ndimage.binary_dilation(disc, iterations=30)
+        grey = pixels.sum(axis=2)
+        glows += np.median(grey[near & (vessels == 0)]) > np.median(grey[far & (vessels == 0)])
+    assert glows >= 3
+
+
 def test_peripapillary_atrophy_is_bright_or_dark_but_not_disc():
     """Some phantoms have a crescent just outside the disc that differs from the fundus nearby; its label is 0."""
     found = 0
