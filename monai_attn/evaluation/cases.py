@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from monai.data.utils import to_affine_nd
 
 from monai_attn.transforms import RemapLabels
 from monai_attn.errors import InputError
@@ -156,10 +157,8 @@ def read_label_map(path: str | os.PathLike) -> LabelMap:
     if image.shape[0] != 1:
         raise InputError(f"has {image.shape[0]} channels; expected a single-channel label map", path)
     array = np.asarray(image[0].numpy())
-    affine = np.asarray(image.affine, dtype=np.float64)
-    if affine.shape[0] > array.ndim + 1:  # MONAI gives 2-D pictures a 3-D affine: keep the picture's axes
-        keep = [*range(array.ndim), affine.shape[0] - 1]
-        affine = affine[np.ix_(keep, keep)]
+    # MONAI gives 2-D pictures a 3-D affine: keep the picture's axes
+    affine = to_affine_nd(array.ndim, np.asarray(image.affine, dtype=np.float64))
     return LabelMap(_integer_labels(array, path), affine)
 
 
