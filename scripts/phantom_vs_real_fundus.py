@@ -13,25 +13,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 from matplotlib.figure import Figure
 from skimage import data
 
-from monai_attn.fundus import largest_disc, square_crop_box
 from monai_attn.synthetic.retina import generate_retina_case
+from retina_real_photo import disc_close_up, outline_disc_cup  # the sibling script's outlines and close-up
 
 #: Held-out phantoms shown: (seed, index); seed 1000 is never used for training.
 PHANTOMS = ((1000, 0), (1000, 1), (1000, 2), (1000, 3))
 #: The real photograph's disc region (rows, columns) in its 1411 x 1411 pixels, chosen by eye.
 REAL_DISC_BOX = (slice(430, 874), slice(24, 468))
-DISC_COLOUR, CUP_COLOUR = "#ffc828", "#28a0ff"
-
-
-def _disc_box(labels: np.ndarray) -> tuple[slice, slice]:
-    """(rows, columns) of a square of 3 disc diameters around the labelled disc, inside the image."""
-    disc = largest_disc(labels.T, (1, 2))  # (X, Y) grid: x is the column
-    columns, rows = square_crop_box(disc.centre, 3 * max(disc.extent), labels.T.shape)
-    return rows, columns
 
 
 def main() -> None:
@@ -41,15 +32,13 @@ def main() -> None:
     panels = [(data.retina(), None, REAL_DISC_BOX, "real photograph\nskimage.data.retina()")]
     for seed, index in PHANTOMS:
         photo, labels, _ = generate_retina_case(seed, index)
-        panels.append((photo, labels, _disc_box(labels), f"phantom seed {seed} case {index}\nlabels outlined"))
+        panels.append((photo, labels, disc_close_up(labels), f"phantom seed {seed} case {index}\nlabels outlined"))
     figure = Figure(figsize=(2.4 * len(panels), 5.2), dpi=100)
     for column, (photo, labels, box, title) in enumerate(panels):
         near = figure.add_subplot(2, len(panels), column + 1)
         near.imshow(photo[box])
         if labels is not None:
-            for values, colour in (((1, 2), DISC_COLOUR), ((2,), CUP_COLOUR)):
-                near.contour(np.isin(labels[box], values).astype(float), levels=[0.5], colors=[colour],
-                             linewidths=1.0)
+            outline_disc_cup(near, labels[box])
         near.set_title(title, fontsize=8)
         whole = figure.add_subplot(2, len(panels), len(panels) + column + 1)
         whole.imshow(photo)

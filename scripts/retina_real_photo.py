@@ -17,15 +17,27 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from monai_attn.fundus import largest_disc
+from monai_attn.fundus import largest_disc, square_crop_box
 
 DISC_COLOUR, CUP_COLOUR = "#ffc828", "#28a0ff"
 
 
-def _outline(ax, labels: np.ndarray, values: tuple[int, ...], colour: str) -> None:
-    """The outline of the pixels whose label is in ``values`` (image coordinates)."""
-    if np.isin(labels, values).any():
-        ax.contour(np.isin(labels, values).astype(float), levels=[0.5], colors=[colour], linewidths=1.2)
+def outline_disc_cup(ax, labels: np.ndarray) -> None:
+    """Draw the outlines of the optic disc (labels {1, 2}, yellow) and cup (2, blue) of a
+    (rows, columns) label map on ``ax``, in image coordinates."""
+    for values, colour in (((1, 2), DISC_COLOUR), ((2,), CUP_COLOUR)):
+        if np.isin(labels, values).any():
+            ax.contour(np.isin(labels, values).astype(float), levels=[0.5], colors=[colour], linewidths=1.2)
+
+
+def disc_close_up(labels: np.ndarray) -> tuple[slice, slice] | None:
+    """(rows, columns) of a square of 3 disc diameters around the largest disc of a (rows,
+    columns) label map, shifted inside the image as the two-stage inferer's crop; None without disc."""
+    disc = largest_disc(labels.T, (1, 2))  # (X, Y) grid: x is the column
+    if disc is None:
+        return None
+    columns, rows = square_crop_box(disc.centre, 3 * disc.diameter, labels.T.shape)
+    return rows, columns
 
 
 def main() -> None:
@@ -36,22 +48,18 @@ def main() -> None:
     args = parser.parse_args()
     photo = np.asarray(Image.open(args.photo).convert("RGB"))
     labels = np.asarray(Image.open(args.labels))
-    disc = largest_disc(labels.T, (1, 2))  # (X, Y) grid: x is the column
-    figure = Figure(figsize=(9, 4.6), dpi=72)
+    box = disc_close_up(labels)
+    figure = Figure(figsize=(9, 5.2), dpi=72)
     whole, near = figure.subplots(1, 2)
     whole.imshow(photo)
-    _outline(whole, labels, (1, 2), DISC_COLOUR)
-    _outline(whole, labels, (2,), CUP_COLOUR)
+    outline_disc_cup(whole, labels)
     whole.set_title("whole photograph")
-    if disc is not None:
-        cx, cy = disc.centre
-        half = 1.5 * max(disc.extent)
-        x0, x1 = int(max(cx - half, 0)), int(min(cx + half, photo.shape[1]))
-        y0, y1 = int(max(cy - half, 0)), int(min(cy + half, photo.shape[0]))
-        near.imshow(photo[y0:y1, x0:x1])
-        _outline(near, labels[y0:y1, x0:x1], (1, 2), DISC_COLOUR)
-        _outline(near, labels[y0:y1, x0:x1], (2,), CUP_COLOUR)
-        whole.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="white", linewidth=0.8, linestyle="--"))
+    if box is not None:
+        rows, columns = box
+        near.imshow(photo[box])
+        outline_disc_cup(near, labels[box])
+        whole.add_patch(Rectangle((columns.start, rows.start), columns.stop - columns.start, rows.stop - rows.start,
+                                  fill=False, edgecolor="white", linewidth=0.8, linestyle="--"))
         near.set_title("close-up (3 disc diameters)")
     for ax in (whole, near):
         ax.set_xticks([])
