@@ -24,12 +24,12 @@ Timings on a shared CPU are noisy; compare numbers from the same run.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
+from _common import cpu_model
 from monai.networks.nets import AttentionUnet
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -37,18 +37,6 @@ from monai_attn.networks import GridAttentionUNet
 
 CHANNELS = (16, 32, 64, 128, 256)
 OUT_CHANNELS = 4
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (or the platform string elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def synchronize(device: torch.device) -> None:

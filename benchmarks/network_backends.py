@@ -266,23 +266,16 @@ def phantom_window(parser: Any, size: int, batch: int) -> torch.Tensor:
     the centre of the result (padded with 0, i.e. air, where the image is smaller).
     """
     from monai.data import MetaTensor
+    from monai.transforms import ResizeWithPadOrCrop
 
     from monai_attn.synthetic import generate_abdomen_ct_case
 
     spacing = tuple(float(s) for s in parser["spacing_mm"])
     image_hu, _, affine = generate_abdomen_ct_case(PHANTOM_SEED, PHANTOM_INDEX, PHANTOM_SIZE, spacing_mm=spacing)
     scan = MetaTensor(torch.from_numpy(image_hu[None].astype(np.float32)), affine=torch.from_numpy(affine))
-    image = parser.get_parsed_content("preprocessing")({"image": scan})["image"].as_tensor()[0]
-    window = torch.zeros((size,) * 3)
-    src, dst = [], []
-    for extent in image.shape:
-        start = max((extent - size) // 2, 0)
-        length = min(size, extent)
-        offset = (size - length) // 2
-        src.append(slice(start, start + length))
-        dst.append(slice(offset, offset + length))
-    window[tuple(dst)] = image[tuple(src)]
-    return window.expand(batch, 1, size, size, size).contiguous()
+    image = parser.get_parsed_content("preprocessing")({"image": scan})["image"].as_tensor()
+    window = ResizeWithPadOrCrop((size,) * 3)(image)  # centre crop, or zero padding where smaller
+    return torch.as_tensor(window).float().expand(batch, 1, size, size, size).contiguous()
 
 
 @dataclass
