@@ -63,6 +63,20 @@ def add_parser(subparsers) -> None:
     ct.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
     ct.set_defaults(func=_run_abdomen_ct)
 
+    anatomy = tasks.add_parser(
+        "abdomen-ct-anatomy", help="abdominal CT rendered from real patients' label maps",
+        description="CT rendered from whole-abdomen label maps (TotalSegmentator v2, AMOS; each map with a "
+                    "classes.json beside it): int16 HU NIfTI and uint8 labels (0 background, 1 spleen, 2 kidney, "
+                    "3 pancreas). Each case is a new patient: pose, deformation, organ sizes, contrast phase, "
+                    "field of view, slice thickness, noise.")
+    _common(anatomy)
+    anatomy.add_argument("--anatomy", nargs="+", required=True, metavar="MAP",
+                         help="label maps (.nii.gz) or folders of them, each folder with a classes.json")
+    anatomy.add_argument("--phantoms", type=int, default=0,
+                         help="also add this many parametric phantoms (synth abdomen-ct) to the training list")
+    anatomy.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
+    anatomy.set_defaults(func=_run_abdomen_ct_anatomy)
+
     two_d = (
         ("retina", "RGB fundus photographs with optic disc/cup labels and vessel masks",
          "Fundus phantoms: RGB PNG images, labels 0 background, 1 disc rim, 2 cup; vessel masks in "
@@ -146,6 +160,21 @@ def _run_abdomen_ct(args: argparse.Namespace) -> int:
         args.output, args.cases, args.seed, test_cases=args.test_cases, size=tuple(args.size),
         spacing_mm=spacing, dicom=args.dicom,
         preview=args.preview, workers=args.workers))
+
+
+def _run_abdomen_ct_anatomy(args: argparse.Namespace) -> int:
+    from monai_attn.synthetic.anatomy_ct import anatomy_sources, write_anatomy_ct_dataset
+
+    _check(args)
+    if args.workers < 1 or args.phantoms < 0:
+        raise InputError(f"--workers {args.workers} --phantoms {args.phantoms}: need workers >= 1, phantoms >= 0")
+    try:
+        sources = anatomy_sources(args.anatomy)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    return _report(args, lambda: write_anatomy_ct_dataset(
+        args.output, sources, args.cases, args.seed, test_cases=args.test_cases, phantoms=args.phantoms,
+        workers=args.workers))
 
 
 def _run_retina(args: argparse.Namespace) -> int:

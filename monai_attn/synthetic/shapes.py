@@ -196,13 +196,20 @@ class SmoothNoise:
         return self(patch.full(x)[mask], patch.full(y)[mask], patch.full(z)[mask])
 
 
-def smooth_noise_2d(rng: np.random.Generator, n: int, scale_px: float) -> np.ndarray:
-    """Unit-variance smooth noise on an n x n grid with features of about ``scale_px`` pixels.
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], scale_px: float) -> np.ndarray:
+    """Unit-variance smooth noise on a grid of ``shape`` with features of about ``scale_px`` voxels.
 
     Random values on a lattice of spacing ``scale_px`` are smoothed and cubically upsampled, so
-    the cost does not grow with the feature size.
+    the cost does not grow with the feature size. Works for any number of dimensions.
     """
-    coarse = max(4, int(np.ceil(n / scale_px)) + 2)
-    lattice = ndimage.gaussian_filter(rng.standard_normal((coarse, coarse)), 0.8, mode="wrap")
-    field = ndimage.zoom(lattice, n / coarse, order=3, grid_mode=True, mode="grid-wrap")[:n, :n]
+    coarse = tuple(max(4, int(np.ceil(n / scale_px)) + 2) for n in shape)
+    lattice = ndimage.gaussian_filter(rng.standard_normal(coarse), 0.8, mode="wrap")
+    zoom = tuple(n / c for n, c in zip(shape, coarse))
+    field = ndimage.zoom(lattice, zoom, order=3, grid_mode=True, mode="grid-wrap")
+    field = field[tuple(slice(0, n) for n in shape)]
     return ((field - field.mean()) / max(float(field.std()), 1e-12)).astype(np.float32)
+
+
+def smooth_noise_2d(rng: np.random.Generator, n: int, scale_px: float) -> np.ndarray:
+    """:func:`smooth_noise` on an n x n grid."""
+    return smooth_noise(rng, (n, n), scale_px)
