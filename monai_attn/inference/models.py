@@ -9,9 +9,11 @@ from its ``channel_def``), exactly as ``python -m monai.bundle run --config_file
 
 Trust: MONAI configs are code (``$`` expressions run as Python, ``_target_`` builds any
 class). The bundles shipped with the package are trusted; any other bundle folder, ``--config``
-file or configs embedded in a TorchScript file are checked with
+file or configs embedded in a TorchScript file are checked, metadata included, with
 :func:`monai_attn.config_trust.check_config_trusted` unless the caller trusts them
-(``segment --trust-config``).
+(``segment --trust-config``). A copy of a shipped bundle is trusted only when every file of
+its ``configs/`` has the shipped file's SHA-256; embedded configs only when they and their
+metadata all equal one shipped bundle's.
 
 Weights are a state dict (``torch.load(..., weights_only=True)``; a checkpoint dict holding
 it under ``network``, ``model`` or ``state_dict`` works too) or a TorchScript file. A
@@ -21,6 +23,7 @@ metadata, so it needs nothing else (:func:`load_torchscript`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
@@ -55,11 +58,12 @@ def bundle_parser(
     if not (bundle / "configs" / "inference.json").is_file():
         raise InputError("not a bundle: configs/inference.json is missing", path=bundle)
     contents = [_read_json(f) for f in files]
+    meta_file = bundle / "configs" / "metadata.json"
+    meta = _read_json(meta_file) if meta_file.is_file() else {}
     if not (is_shipped_bundle(bundle) if trust is None else trust):
-        for path, content in zip(files, contents):
-            _check_trusted(content, path)
-    meta = bundle / "configs" / "metadata.json"
-    return config_parser(contents, _read_json(meta) if meta.is_file() else {}, bundle, overrides)
+        for path, content in zip([*files, meta_file], [*contents, meta]):
+            check_config_trusted(content, path)
+    return config_parser(contents, meta, bundle, overrides)
 
 
 def config_parser(
@@ -114,9 +118,9 @@ def load_torchscript(
     except json.JSONDecodeError as err:
         raise InputError(f"TorchScript metadata.json is not valid JSON ({err})", path=path) from err
     contents = [json.loads(extra[name]) for name in _EMBEDDED_CONFIGS if extra[name]]
-    if not trust:
-        for content in contents:
-            _check_trusted(content, path)
+    if not (trust or matches_shipped_bundle(dict(zip(_EMBEDDED_CONFIGS, contents)), meta)):
+        for content in (*contents, meta):
+            check_config_trusted(content, path)
     if not contents:
         raise InputError(
             "TorchScript file carries no inference config; export it with python -m monai.bundle ckpt_export "
@@ -138,38 +142,52 @@ def config_file_parser(
         return config_parser([config], config.get("_meta_", {}), None, overrides)
     path = Path(config)
     content = _read_json(path)
-    if not trust:
-        _check_trusted(content, path)
     meta_file = path.parent / "metadata.json"  # MONAI's place for a config's metadata
     meta = content.get("_meta_") or (_read_json(meta_file) if meta_file.is_file() else {})
+    if not (trust or matches_shipped_bundle({path.name: content}, meta)):
+        check_config_trusted(content, path)
+        check_config_trusted(meta, meta_file if "_meta_" not in content else path)
     return config_parser([content], meta, path.resolve().parent.parent, overrides)
 
 
 def is_shipped_bundle(folder: str | os.PathLike) -> bool:
-    """True for a bundle installed with the package (or in the checkout the package runs from)."""
+    """True for a bundle shipped with the package: the installed folder itself, or a copy whose
+    ``configs/`` holds exactly the same files, byte for byte (SHA-256 of every file)."""
     from monai_attn.bundle_lookup import installed_bundles
 
     real = os.path.realpath(folder)
-    return any(os.path.realpath(shipped) == real for shipped in installed_bundles().values())
+    shipped = installed_bundles().values()
+    if any(os.path.realpath(s) == real for s in shipped):
+        return True
+    digest = _configs_digest(Path(folder))
+    return bool(digest) and any(_configs_digest(Path(s)) == digest for s in shipped)
 
 
-def is_shipped_config(content: Mapping[str, Any]) -> bool:
-    """True when ``content`` equals one of the inference configs of a shipped bundle (e.g. as
-    ``ckpt_export`` embeds them in a TorchScript file): the package's own code, trusted."""
+def matches_shipped_bundle(configs: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]) -> bool:
+    """True when ``configs`` (file name -> parsed content, e.g. as ``ckpt_export`` embeds them) and
+    ``meta`` all equal the files of one shipped bundle: its own configs and metadata, trusted.
+    A shipped config next to a different metadata is not (the config evaluates ``@_meta_``)."""
     from monai_attn.bundle_lookup import installed_bundles
 
+    if not configs:
+        return False
     for folder in installed_bundles().values():
-        for name in INFERENCE_CONFIGS:
-            path = folder / name
-            if path.is_file() and _read_json(path) == content:
-                return True
+        shipped_meta = folder / "configs" / "metadata.json"
+        if not shipped_meta.is_file() or _read_json(shipped_meta) != meta:
+            continue
+        paths = {name: folder / "configs" / Path(name).name for name in configs}
+        if all(p.is_file() and _read_json(p) == configs[name] for name, p in paths.items()):
+            return True
     return False
 
 
-def _check_trusted(content: Mapping[str, Any], source: str | os.PathLike) -> None:
-    """Refuse a config from outside the package that could run code, unless it is a shipped one."""
-    if not is_shipped_config(content):
-        check_config_trusted(content, source)
+def _configs_digest(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder/configs`` by relative path ({} without that folder)."""
+    configs = folder / "configs"
+    if not configs.is_dir():
+        return {}
+    return {str(p.relative_to(configs)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(configs.rglob("*")) if p.is_file()}
 
 
 def is_torchscript(path: str | os.PathLike) -> bool:

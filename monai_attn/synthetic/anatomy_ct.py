@@ -82,7 +82,7 @@ PSF_MM = (0.4, 1.2)
 #: Slice intervals (mm) and how often each is drawn.
 SLICE_MM = {1.0: 0.1, 1.25: 0.1, 1.5: 0.15, 2.0: 0.15, 2.5: 0.15, 3.0: 0.15, 5.0: 0.2}
 #: Largest in-plane matrix rendered; the pixel grows for wide fields of view (the model runs at 2 mm).
-MAX_MATRIX = 320
+MAX_MATRIX = 288
 #: Fraction of cases whose tissues all get random values (SynthSeg-style domain randomisation).
 RANDOM_TISSUE_FRACTION = 0.15
 
@@ -105,6 +105,7 @@ class Anatomy:
     lut_tissue: np.ndarray
     lut_target: np.ndarray
     source: str
+    _organs: dict[str, tuple[np.ndarray, float]] | None = None
 
     @classmethod
     def load(cls, path: str | Path, classes_json: str | Path | None = None) -> Anatomy:
@@ -148,7 +149,12 @@ class Anatomy:
         return cls(name, labels, part, body, out_affine, lut_tissue, lut_target, table.source)
 
     def organ_boxes(self) -> dict[str, tuple[np.ndarray, float]]:
-        """Centre (RAS mm) and radius (mm) of the organs the renderer resizes."""
+        """Centre (RAS mm) and radius (mm) of the organs the renderer resizes (computed once)."""
+        if self._organs is None:
+            self._organs = self._find_organs()
+        return self._organs
+
+    def _find_organs(self) -> dict[str, tuple[np.ndarray, float]]:
         out = {}
         tissue = self.lut_tissue[self.classes]
         for organ in ("spleen", "kidney", "pancreas", "liver"):
@@ -255,7 +261,7 @@ def draw_geometry(anatomy: Anatomy, rng: np.random.Generator) -> Geometry:
     for key, (organ_centre, radius) in organs.items():
         shift = u(-12, 12, size=3) if key.startswith("kidney") else np.zeros(3)
         resized.append((organ_centre, radius, float(u(*ranges[key])), shift))
-    sub = 3 if slice_mm >= 2.0 else 1
+    sub = 3 if slice_mm >= 3.0 else 2 if slice_mm >= 2.0 else 1
     return Geometry(shape, spacing, affine, sub, turn.T / scale[:, None], centre, tuple(resized),
                     float(u(0, 8)))
 
@@ -351,7 +357,7 @@ def _paint(anatomy: Anatomy, classes: np.ndarray, part: np.ndarray, body: np.nda
     voxel = np.array([*geometry.spacing_mm[:2], geometry.spacing_mm[2] / geometry.sub_slices])
     image = np.full(shape, -1000.0, dtype=np.float32)
     # body wall the maps lack: muscle just inside the core, fat of varying thickness, skin
-    fat_mm = u(5, 45) * (1 + 0.5 * smooth_noise(rng, shape, 90.0 / voxel.mean()).clip(-1.5, 1.5))
+    fat_mm = u(5, 45) * (1 + 0.5 * smooth_noise(rng, shape, 90.0 / voxel.mean(), order=1).clip(-1.5, 1.5))
     muscle_mm = u(6, 14)
     skin_mm = u(1.5, 3.0)
     image[body <= fat_mm + skin_mm] = hu["skin"]
@@ -359,12 +365,12 @@ def _paint(anatomy: Anatomy, classes: np.ndarray, part: np.ndarray, body: np.nda
     unlabelled = tissue == 0
     inner = unlabelled & (body <= 0)
     image[inner] = hu["visceral_fat"]
-    strands = smooth_noise(rng, shape, 5.0 / voxel.mean())
+    strands = smooth_noise(rng, shape, 5.0 / voxel.mean(), order=1)
     soft = inner & (strands > u(0.8, 1.6))  # mesentery, unlabelled vessels and nodes
     image[soft] = hu["muscle"] * u(0.5, 1.0)
     image[unlabelled & (body <= 0) & (body > -muscle_mm)] = hu["muscle"]
-    texture = smooth_noise(rng, shape, 6.0 / voxel.mean())
-    fine = smooth_noise(rng, shape, 2.5 / voxel.mean())
+    texture = smooth_noise(rng, shape, 6.0 / voxel.mean(), order=1)
+    fine = smooth_noise(rng, shape, 2.5 / voxel.mean(), order=1)
     simple = {"liver": ("liver", u(3, 8)), "spleen": ("spleen", u(15, 30) if hu["spleen"] > 80 and u() < 0.5 else u(3, 8)),
               "bile": ("bile", 2.0), "adrenal": ("adrenal", 4.0), "urine": ("urine", 2.0),
               "soft_organ": ("soft_organ", 5.0), "lung": ("lung", 25.0), "airway": ("gas", 5.0),

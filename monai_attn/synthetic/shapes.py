@@ -196,16 +196,17 @@ class SmoothNoise:
         return self(patch.full(x)[mask], patch.full(y)[mask], patch.full(z)[mask])
 
 
-def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], scale_px: float) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], scale_px: float, order: int = 3) -> np.ndarray:
     """Unit-variance smooth noise on a grid of ``shape`` with features of about ``scale_px`` voxels.
 
     Random values on a lattice of spacing ``scale_px`` are smoothed and cubically upsampled, so
-    the cost does not grow with the feature size. Works for any number of dimensions.
+    the cost does not grow with the feature size. Works for any number of dimensions; ``order`` 1
+    (linear upsampling) is several times faster on large 3-D grids.
     """
     coarse = tuple(max(4, int(np.ceil(n / scale_px)) + 2) for n in shape)
     lattice = ndimage.gaussian_filter(rng.standard_normal(coarse), 0.8, mode="wrap")
     zoom = tuple(n / c for n, c in zip(shape, coarse))
-    field = ndimage.zoom(lattice, zoom, order=3, grid_mode=True, mode="grid-wrap")
+    field = ndimage.zoom(lattice, zoom, order=order, grid_mode=True, mode="grid-wrap")
     field = field[tuple(slice(0, n) for n in shape)]
     return ((field - field.mean()) / max(float(field.std()), 1e-12)).astype(np.float32)
 
