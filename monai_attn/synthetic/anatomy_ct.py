@@ -64,19 +64,21 @@ ANATOMY_SPACING_MM = 1.5
 BODY_MARGIN_MM = 75.0
 
 #: Hounsfield ranges (low, high) at 120 kVp of what :mod:`~monai_attn.synthetic.contrast` does
-#: not list, drawn once per patient. Bone: cortical 700-1300 and cancellous 130-330 HU in adults
-#: (bone-mineral studies, e.g. Pickhardt P.J. et al., Ann Intern Med 158:588-595, 2013: L1
-#: trabecular attenuation ~100-250 HU; cortical bone above 1000 HU), calibrated so that whole
-#: vertebrae and ribs on a 1.5 mm grid read 300-650 HU as in the calibration CTs
-#: (docs/anatomy_ct_calibration.md); thyroid 80-130 unenhanced (iodine); brain grey/white
-#: matter 30-45; gas in bowel and airways -1000 to -950; food in the stomach 20-70; cysts 0-20.
+#: not list, or where the calibration CTs (docs/anatomy_ct_calibration.md) ask for a wider
+#: range; drawn once per patient, after the contrast tables, so these win. Bone: cortical
+#: 700-1300 and cancellous 150-350 HU in adults (L1 trabecular attenuation ~100-250 HU in
+#: Pickhardt P.J. et al., Ann Intern Med 158:588-595, 2013; cortical bone above 1000 HU), with a
+#: 2.5 mm cortex so that whole vertebrae and ribs read 300-650 HU on a 1.5 mm grid, as in the
+#: calibration CTs; lung -870 to -740 (inspiration depth); spinal canal 20-40 (cord in CSF);
+#: thyroid 80-130 unenhanced (iodine); brain 30-45; gas in bowel and airways -1000 to -950;
+#: food in the stomach 20-70; cysts 0-20.
 EXTRA_HU = {
-    "bone_cortex": (700.0, 1300.0), "bone_cancellous": (130.0, 330.0), "thyroid": (80.0, 130.0),
+    "bone_cortex": (700.0, 1300.0), "bone_cancellous": (150.0, 350.0), "thyroid": (80.0, 130.0),
     "brain": (30.0, 45.0), "gas": (-1000.0, -950.0), "food": (20.0, 70.0), "cyst": (0.0, 20.0),
-    "soft_organ": (35.0, 55.0), "oral_contrast": (150.0, 450.0),
+    "soft_organ": (35.0, 55.0), "oral_contrast": (150.0, 450.0), "lung": (-870.0, -740.0), "cord": (20.0, 40.0),
 }
 #: Noise standard deviation (HU) drawn log-uniformly per case: standard to low dose.
-NOISE_HU = (6.0, 30.0)
+NOISE_HU = (3.0, 30.0)
 #: In-plane point-spread sigma (mm): sharp to soft reconstruction kernels.
 PSF_MM = (0.4, 1.2)
 #: Slice intervals (mm) and how often each is drawn.
@@ -180,9 +182,9 @@ class Anatomy:
 
 def _parts(tissue: np.ndarray) -> np.ndarray:
     """Sub-tissue codes from depths inside organs: kidney cortex (<= 6 mm deep; the renderer
-    draws the cortex thickness below that), hollow-organ wall (<= 3 mm) and bone cortex (<= 1.5 mm)."""
+    draws the cortex thickness below that), hollow-organ wall (<= 3 mm) and bone cortex (<= 2.5 mm)."""
     part = np.zeros(tissue.shape, dtype=np.uint8)
-    groups = ((1, ("kidney",), 6.0), (2, HOLLOW, 3.0), (3, ("bone",), 1.5))
+    groups = ((1, ("kidney",), 6.0), (2, HOLLOW, 3.0), (3, ("bone",), 2.5))
     for code, names, depth_mm in groups:
         mask = np.isin(tissue, [TISSUES.index(n) + 1 for n in names])
         if not mask.any():
@@ -315,6 +317,8 @@ def draw_case_hu(rng: np.random.Generator, phase: str) -> dict[str, float]:
     """Every tissue's HU for one patient in ``phase``: the contrast tables plus :data:`EXTRA_HU`."""
     hu = draw_tissue_hu(rng, phase)
     hu.update({name: float(rng.uniform(*bounds)) for name, bounds in EXTRA_HU.items()})
+    if rng.uniform() < 0.3:  # myosteatosis: fat within muscle lowers it to 20-40 HU in many older adults
+        hu["muscle"] -= float(rng.uniform(5, 25))  # (Goodpaster B.H. et al., J Appl Physiol 89:104-110, 2000)
     if phase != "non_contrast":  # uterus / prostate and thyroid enhance moderately
         hu["soft_organ"] += float(rng.uniform(10, 40))
         hu["thyroid"] += float(rng.uniform(20, 60))
@@ -331,6 +335,23 @@ def render_anatomy_ct(anatomy: Anatomy, seed: int, index: int, phase: str | None
     """
     rng = case_rng(f"{KIND}/{anatomy.name}", seed, index)
     geometry = draw_geometry(anatomy, rng)
+    return _render(anatomy, geometry, rng, phase, random_tissues)
+
+
+def render_on_grid(anatomy: Anatomy, shape: tuple[int, int, int], affine: np.ndarray, seed: int,
+                   phase: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``anatomy`` rendered undeformed on the axis-aligned grid ``(shape, affine)`` (e.g. the grid
+    of the CT the map was drawn on, to compare the two): no pose, resizing or elastic change,
+    no random tissue values; intensities, texture, body wall, blur and noise as in training."""
+    spacing = tuple(float(v) for v in np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0)))
+    centre = np.asarray(affine)[:3, :3] @ ((np.asarray(shape) - 1) / 2.0) + np.asarray(affine)[:3, 3]
+    geometry = Geometry(tuple(int(n) for n in shape), spacing, np.asarray(affine, dtype=np.float64),
+                        1, np.eye(3), centre, (), 0.0)
+    return _render(anatomy, geometry, case_rng(f"{KIND}/{anatomy.name}/grid", seed, 0), phase, False)
+
+
+def _render(anatomy: Anatomy, geometry: Geometry, rng: np.random.Generator, phase: str | None,
+            random_tissues: bool | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     classes, part, body = sample_anatomy(anatomy, geometry, rng)
     phase = phase or draw_phase(rng)
     hu = draw_case_hu(rng, phase)
@@ -375,7 +396,7 @@ def _paint(anatomy: Anatomy, classes: np.ndarray, part: np.ndarray, body: np.nda
               "bile": ("bile", 2.0), "adrenal": ("adrenal", 4.0), "urine": ("urine", 2.0),
               "soft_organ": ("soft_organ", 5.0), "lung": ("lung", 25.0), "airway": ("gas", 5.0),
               "heart": ("heart", 5.0), "artery": ("artery", 3.0), "vein": ("vein", 6.0), "portal": ("portal", 6.0),
-              "cartilage": ("cartilage", 20.0), "cord": ("csf", 4.0), "muscle": ("muscle", 6.0),
+              "cartilage": ("cartilage", 20.0), "cord": ("cord", 4.0), "muscle": ("muscle", 6.0),
               "brain": ("brain", 3.0), "thyroid": ("thyroid", 8.0), "cyst": ("cyst", 2.0)}
     for name, (key, amplitude) in simple.items():
         mask = tissue == code[name]
@@ -568,5 +589,5 @@ def anatomy_sources(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-__all__ = ["Anatomy", "Geometry", "draw_geometry", "render_anatomy_ct", "fbp_noise", "anatomy_sources",
+__all__ = ["Anatomy", "Geometry", "draw_geometry", "render_anatomy_ct", "render_on_grid", "fbp_noise", "anatomy_sources",
            "write_anatomy_ct_dataset", "EXTRA_HU", "KIND"]
