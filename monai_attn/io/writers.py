@@ -35,6 +35,20 @@ def _reference_grid(reference: MetaTensor) -> tuple[np.ndarray, tuple[int, ...]]
     return to_affine_nd(3, affine), shape
 
 
+def _input_xforms(reference: MetaTensor, affine: np.ndarray) -> tuple[tuple[np.ndarray, int], tuple[np.ndarray, int]]:
+    """(qform, code) and (sform, code) for the output: a NIfTI input's own, so that every reader
+    places the output exactly as it places the input (even when the two disagree); otherwise
+    ``affine`` for both, code 1 (scanner)."""
+    name = str(reference.meta.get("filename_or_obj", ""))
+    if name.lower().endswith((".nii", ".nii.gz")) and os.path.isfile(name):
+        header = nib.load(name).header
+        qform, qcode = header.get_qform(coded=True)
+        sform, scode = header.get_sform(coded=True)
+        if qcode or scode:
+            return ((qform if qcode else affine, int(qcode)), (sform if scode else affine, int(scode)))
+    return (affine, 1), (affine, 1)
+
+
 def save_like(
     array: np.ndarray | torch.Tensor,
     reference: MetaTensor,
@@ -82,8 +96,9 @@ def save_like(
         if data.min() < info.min or data.max() > info.max:
             raise InputError(f"values {data.min()}..{data.max()} do not fit {dtype.name}", path=path)
     image = nib.Nifti1Image(data.astype(dtype), affine)
-    image.header.set_qform(affine, code=1)
-    image.header.set_sform(affine, code=1)
+    (qform, qcode), (sform, scode) = _input_xforms(reference, affine)
+    image.header.set_qform(qform, code=qcode)
+    image.header.set_sform(sform, code=scode)
     image.header.set_xyzt_units("mm", "sec")
 
     with atomic_path(path) as partial:

@@ -5,8 +5,13 @@ or a scan of the legs comes back as a confident-looking label map. These checks 
 header and a strided sample of the voxels (a few milliseconds) and return :class:`Finding`s:
 
 * ``error``: not a CT in HU at all (DICOM Modality other than CT; no negative values; an
-  intensity range far too narrow for HU; a degenerate affine). ``segment`` refuses the case
-  unless ``--force`` is given.
+  intensity range far too narrow for HU; a degenerate affine), stored in a voxel type that
+  cannot hold CT's range (int8, uint8: HU were clipped when the file was written), or a NIfTI
+  whose qform and sform place it differently (ITK-based viewers such as Slicer and ITK-SNAP
+  follow the qform, nibabel and MONAI the sform: the result would look mirrored or shifted in
+  one of them). ``segment`` refuses the case unless ``--force`` is given (then the sform is
+  used, and the output carries the input's own qform and sform, so it overlays the scan in
+  every viewer exactly as the input does).
 * ``warn``: odd but usable (voxel size outside 0.3-8 mm, neither air nor fat present, no soft
   tissue, a body too narrow for an adult abdomen or two legs in most axial planes); recorded
   in the QC report.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import nibabel as nib
 import numpy as np
 from monai.data import MetaTensor
 from scipy import ndimage
@@ -59,10 +65,46 @@ def check_ct_input(image: MetaTensor) -> list[Finding]:
         findings.append(Finding("error", "affine", f"degenerate voxel-to-world matrix (voxel sizes {_mm(spacing)})"))
     elif np.any(spacing < SPACING_RANGE_MM[0]) or np.any(spacing > SPACING_RANGE_MM[1]):
         findings.append(Finding("warn", "spacing", f"unusual voxel size {_mm(spacing)} for abdominal CT"))
+    findings += _storage_findings(image.meta)
     values = _sample(image.as_tensor()[0].numpy())
     findings += _intensity_findings(values)
     if not any(f.level == "error" for f in findings):
         findings += _field_of_view_findings(image.as_tensor()[0].numpy(), np.asarray(image.affine, dtype=float))
+    return findings
+
+
+#: HU range a CT file must be able to store: air to dense bone.
+CT_STORABLE_HU = (-1000.0, 1000.0)
+#: Largest difference (mm) between qform and sform entries taken as agreement.
+XFORM_TOLERANCE_MM = 1e-3
+
+
+def _storage_findings(meta: dict) -> list[Finding]:
+    """NIfTI header problems: a voxel type too small for HU, qform and sform that disagree."""
+    if "datatype" not in meta or "sform_code" not in meta:
+        return []  # not read from NIfTI
+    findings = []
+    try:
+        dtype = np.dtype(nib.nifti1.data_type_codes.dtype[int(meta["datatype"])])
+    except (KeyError, TypeError):
+        dtype = None
+    if dtype is not None and dtype.kind in "iu":
+        slope, inter = float(meta.get("scl_slope", 1.0)), float(meta.get("scl_inter", 0.0))
+        slope, inter = (1.0, 0.0) if not np.isfinite(slope) or slope == 0 else (slope, inter if np.isfinite(inter) else 0.0)
+        ends = sorted(v * slope + inter for v in (np.iinfo(dtype).min, np.iinfo(dtype).max))
+        if ends[0] > CT_STORABLE_HU[0] or ends[1] < CT_STORABLE_HU[1]:
+            findings.append(Finding("error", "voxel_type", f"voxel type {dtype.name} stores only {ends[0]:g}..{ends[1]:g} "
+                                                           "HU; CT needs at least -1000..1000 (values were clipped)"))
+    name = meta.get("filename_or_obj")
+    if int(meta.get("qform_code", 0)) > 0 and int(meta.get("sform_code", 0)) > 0 and name:
+        header = nib.load(str(name)).header
+        qform, sform = header.get_qform(), header.get_sform()
+        if not np.allclose(qform, sform, atol=XFORM_TOLERANCE_MM):
+            codes = "".join(nib.aff2axcodes(qform)), "".join(nib.aff2axcodes(sform))
+            how = (f"qform orients it {codes[0]}, sform {codes[1]}" if codes[0] != codes[1] else
+                   f"they differ by up to {np.abs(qform - sform).max():.3g} mm")
+            findings.append(Finding("error", "geometry", f"qform and sform disagree ({how}): ITK-based viewers place "
+                                                         "the scan by its qform, nibabel and MONAI by its sform"))
     return findings
 
 

@@ -1,0 +1,68 @@
+"""NIfTI headers that readers disagree on, and voxel types too small for CT: refused, or kept."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import SimpleITK as sitk
+
+from test_inference import phantom_hu
+from test_segment_cli import model, run  # noqa: F401
+
+
+def _scan(path, dtype=np.int16, qform=None, sform=None):
+    hu = phantom_hu()
+    sform = np.diag([1.2, 1.2, 2.5, 1.0]) if sform is None else sform
+    image = nib.Nifti1Image(np.clip(hu, np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype), sform)
+    image.set_sform(sform, code=1)
+    image.set_qform(sform if qform is None else qform, code=1)
+    nib.save(image, str(path))
+    return path
+
+
+def _mirrored_qform() -> np.ndarray:
+    qform = np.diag([1.2, 1.2, 2.5, 1.0])
+    qform[0, 0] = -1.2
+    qform[0, 3] = 63 * 1.2
+    return qform
+
+
+def test_qform_and_sform_that_disagree_are_refused_in_one_line(tmp_path, model, capsys):
+    case = _scan(tmp_path / "case.nii.gz", qform=_mirrored_qform())
+    out = tmp_path / "out.nii.gz"
+    code, err = run(["-i", case, "-o", out, *model], capsys)
+    assert code != 0 and not out.exists()
+    assert "qform and sform disagree (qform orients it LAS, sform RAS)" in err
+    assert "--force" in err and "Traceback" not in err
+
+
+def test_with_force_the_output_keeps_the_inputs_qform_and_sform(tmp_path, model, capsys):
+    case = _scan(tmp_path / "case.nii.gz", qform=_mirrored_qform())
+    out = tmp_path / "out.nii.gz"
+    code, err = run(["-i", case, "-o", out, *model, "--force"], capsys)
+    assert code == 0, err
+    source, written = nib.load(str(case)).header, nib.load(str(out)).header
+    for get in ("get_qform", "get_sform"):
+        matrix_in, code_in = getattr(source, get)(coded=True)
+        matrix_out, code_out = getattr(written, get)(coded=True)
+        np.testing.assert_allclose(matrix_out, matrix_in, atol=1e-4)
+        assert code_out == code_in
+    # ITK (qform) places the labels on the scan exactly as it places the scan
+    scan_itk, labels_itk = sitk.ReadImage(str(case)), sitk.ReadImage(str(out))
+    np.testing.assert_allclose(labels_itk.GetDirection(), scan_itk.GetDirection(), atol=1e-6)
+    np.testing.assert_allclose(labels_itk.GetOrigin(), scan_itk.GetOrigin(), atol=1e-4)
+
+
+def test_agreeing_headers_are_written_back_unchanged(tmp_path, model, capsys):
+    case = _scan(tmp_path / "case.nii.gz")
+    out = tmp_path / "out.nii.gz"
+    assert run(["-i", case, "-o", out, *model], capsys)[0] == 0
+    np.testing.assert_allclose(nib.load(str(out)).affine, nib.load(str(case)).affine, atol=1e-5)
+    np.testing.assert_allclose(sitk.ReadImage(str(out)).GetOrigin(), sitk.ReadImage(str(case)).GetOrigin(), atol=1e-4)
+
+
+def test_an_int8_ct_is_refused_with_the_range_it_can_hold(tmp_path, model, capsys):
+    case = _scan(tmp_path / "int8.nii.gz", dtype=np.int8)
+    code, err = run(["-i", case, "-o", tmp_path / "out.nii.gz", *model], capsys)
+    assert code != 0
+    assert f"{case}: voxel type int8 stores only -128..127 HU; CT needs at least -1000..1000" in err
