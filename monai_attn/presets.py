@@ -62,7 +62,7 @@ from monai_attn.augmentation import (
 )
 from monai_attn.fundus import RandDiscCropd
 from monai_attn.io.readers import Expect, MedicalImageReader
-from monai_attn.transforms import CheckCTInputd, CropToBodyd, LoadScand, label_transforms
+from monai_attn.transforms import CheckCTInputd, CropToBodyd, LoadScand, MatchPictured, label_transforms
 
 LabelMapping = Mapping[int, int] | str | None
 
@@ -81,21 +81,30 @@ def _split_keys(keys: Sequence[str]) -> tuple[str, str | None]:
     return keys[0], keys[1] if len(keys) == 2 else None
 
 
-def _load(keys: Sequence[str], expect: Expect, label_key: str | None, label_mapping: LabelMapping) -> list[Transform]:
+#: (channels, smallest side in pixels) of the pictures each 2-D network takes.
+RETINA_PICTURE = (3, 64)
+CELLS_PICTURE = (1, 32)
+
+
+def _load(keys: Sequence[str], expect: Expect, label_key: str | None, label_mapping: LabelMapping,
+          picture: tuple[int, int] | None = None) -> list[Transform]:
     """Load with :class:`MedicalImageReader` (channel first; labels as label maps, so palette
     PNGs give their indices) and remap labels if asked.
 
     An image without a label (inference) is read by
     :class:`~monai_attn.transforms.LoadScand`, which also takes an image already read
-    and keeps it as ``input``, the grid predictions go back to.
+    and keeps it as ``input``, the grid predictions go back to. ``picture`` (channels, smallest
+    side) brings 2-D pictures of any storage to what the network takes (:class:`MatchPictured`).
     """
+    match = [MatchPictured([k for k in keys if k != label_key], *picture)] if picture else []
     if label_key is None:
-        return [LoadScand(keys[0], expect=expect)]
+        return [LoadScand(keys[0], expect=expect), *match]
     image_keys = [k for k in keys if k != label_key]
     steps: list[Transform] = [
         LoadImaged(image_keys, reader=MedicalImageReader(expect=expect), ensure_channel_first=True, image_only=True),
         LoadImaged(label_key, reader=MedicalImageReader(expect=expect, label_map=True), ensure_channel_first=True,
                    image_only=True),
+        *match,
     ]
     if label_mapping is not None:
         steps += label_transforms(label_key, label_mapping)
@@ -315,7 +324,7 @@ def _retina_preprocess(
     label_mapping: LabelMapping,
 ) -> list[Transform]:
     image_key, label_key = _split_keys(keys)
-    steps = _load(keys, "2d", label_key, label_mapping)
+    steps = _load(keys, "2d", label_key, label_mapping, RETINA_PICTURE)
     steps.append(
         ScaleIntensityRanged(
             image_key, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True
@@ -487,7 +496,7 @@ def cells_train_transforms(
         raise ValueError("training needs (image, label) keys")
     zoom = (zoom_range[0] - 1.0, zoom_range[1] - 1.0)
     return Compose(
-        _load(keys, "2d", label_key, label_mapping)
+        _load(keys, "2d", label_key, label_mapping, CELLS_PICTURE)
         + [
             ScaleIntensityRanged(
                 image_key, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True
@@ -521,7 +530,7 @@ def cells_val_transforms(
     """EM cell validation/inference pipeline: scale to 0..1 and normalise; ``keys=("image",)`` for inference."""
     image_key, label_key = _split_keys(keys)
     return Compose(
-        _load(keys, "2d", label_key, label_mapping)
+        _load(keys, "2d", label_key, label_mapping, CELLS_PICTURE)
         + [
             ScaleIntensityRanged(
                 image_key, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True

@@ -230,6 +230,18 @@ def _planar_converter(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _bits_per_sample(image: Image.Image, array: np.ndarray) -> int:
+    """Bits per sample a picture was stored with (8, 16 or 32; 0 for floating point): 16-bit
+    PNG and TIFF open as ``I;16*``; ``I`` (32-bit integer) counts as 16-bit when it fits."""
+    if image.mode.startswith("I;16"):
+        return 16
+    if image.mode == "I":
+        return 16 if array.size == 0 or (array.min() >= 0 and array.max() <= 65535) else 32
+    if image.mode == "F":
+        return 0
+    return 8
+
+
 def _planar_label_converter(image: Image.Image) -> Image.Image:
     """Label pictures keep their values: a palette PNG gives its indices (the labels ``segment``
     writes), a binary one 0/1; other modes as :func:`_planar_converter`."""
@@ -377,6 +389,8 @@ class MedicalImageReader(ImageReader):
                 meta[MetaKeys.AFFINE] = np.eye(4)
                 meta[MetaKeys.SPACE] = SpaceKeys.RAS
             meta["spacing"] = affine_to_spacing(meta[MetaKeys.ORIGINAL_AFFINE], r=len(meta[MetaKeys.SPATIAL_SHAPE]))
+            if isinstance(source.obj, Image.Image):
+                meta["bits_per_sample"] = _bits_per_sample(source.obj, array)
             arrays.append(array)
             metas.append(meta)
         if len(arrays) == 1:
