@@ -233,3 +233,16 @@ def test_evaluate_tabulates_qc_status_against_dice(tmp_path, capsys, phantom):
     assert "| pancreas | 1 of 1 | 1 of 3 | -0.26 |" in table  # Spearman of (0.05, 0.4, 0.5, 0.3) vs (1, 0, 1, 1)
     assert "| spleen | 0 of 0 | 0 of 4 | n/a |" in table
     assert table in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"organs": {"spleen": {"entropy": 0.1}}}',
+                                     '{"organs": "none"}', '{"status": "ok"}'])
+def test_malformed_qc_reports_are_left_out_with_a_warning(tmp_path, caplog, content):
+    from monai_attn.qc.versus_dice import read_qc
+
+    (tmp_path / "bad_qc.json").write_text(content)
+    (tmp_path / "good_qc.json").write_text('{"organs": {"spleen": {"status": "ok", "entropy": 0.1}}}')
+    with caplog.at_level("WARNING"):
+        found = read_qc(tmp_path, ["bad", "good", "absent"])
+    assert list(found) == ["good"]
+    assert f"{tmp_path / 'bad_qc.json'}: not a QC report of segment" in caplog.text

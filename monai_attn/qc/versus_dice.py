@@ -11,6 +11,7 @@ Spearman correlation between the organ's entropy and its Dice.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,18 +21,34 @@ from scipy import stats
 
 from monai_attn.evaluation.metrics import CaseResult
 
+logger = logging.getLogger(__name__)
+
 #: Dice below which an organ's result counts as a true failure.
 FAILURE_DICE = 0.5
 STATUSES = ("ok", "partial", "warn", "fail")
 
 
 def read_qc(prediction_dir: str | Path, case_ids: Sequence[str]) -> dict[str, dict]:
-    """``case id -> QC document`` for the cases whose ``<case>_qc.json`` is in ``prediction_dir``."""
+    """``case id -> QC document`` for the cases whose ``<case>_qc.json`` is in ``prediction_dir``.
+
+    A file that is not such a document (broken JSON, no ``organs`` with a known ``status`` per
+    organ) is left out with a warning naming it: it must not stop the evaluation.
+    """
     found = {}
     for case_id in case_ids:
         path = Path(prediction_dir) / f"{case_id}_qc.json"
-        if path.is_file():
-            found[case_id] = json.loads(path.read_text())
+        if not path.is_file():
+            continue
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            organs = document["organs"]
+            if not isinstance(organs, dict) or not all(
+                    isinstance(o, dict) and o.get("status") in STATUSES for o in organs.values()):
+                raise ValueError("an organ without a known status")
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+            logger.warning("%s: not a QC report of segment (%s); left out of qc_vs_dice.md", path, error)
+            continue
+        found[case_id] = document
     return found
 
 
