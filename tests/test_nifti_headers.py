@@ -66,3 +66,12 @@ def test_an_int8_ct_is_refused_with_the_range_it_can_hold(tmp_path, model, capsy
     code, err = run(["-i", case, "-o", tmp_path / "out.nii.gz", *model], capsys)
     assert code != 0
     assert f"{case}: voxel type int8 stores only -128..127 HU; CT needs at least -1000..1000" in err
+
+
+def test_an_output_name_at_the_file_system_limit_is_written(tmp_path, model, capsys):
+    case = _scan(tmp_path / "case.nii.gz")
+    out = tmp_path / ("n" * (255 - len(".nii.gz")) + ".nii.gz")
+    code, err = run(["-i", case, "-o", out, *model], capsys)
+    assert code == 0, err
+    assert nib.load(str(out)).shape == nib.load(str(case)).shape
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".partial-")]

@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,10 +39,28 @@ PARTIAL_PREFIX = ".partial-"
 _ACTIVE_GROUP: ContextVar[PartialFiles | None] = ContextVar("monai_attn_partial_files", default=None)
 
 
+#: Room kept in a partial file's name for the prefix and a process id ("-" + up to 10 digits + ".").
+_PARTIAL_OVERHEAD = len(PARTIAL_PREFIX) + 11
+
+
+def _partial_stem(target: Path) -> str:
+    """What follows the process id in a partial file's name: the target's name, or, when that
+    would make the name longer than the folder's file-name limit, a digest of it that keeps its
+    suffixes (``.nii.gz``, ``.png``: writers choose the format by them)."""
+    try:
+        limit = os.pathconf(target.parent if target.parent.exists() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    if len(target.name.encode()) + _PARTIAL_OVERHEAD <= limit:
+        return target.name
+    suffixes = "".join(target.suffixes[-2:])[:20]
+    return hashlib.sha1(target.name.encode()).hexdigest()[:16] + suffixes
+
+
 def partial_path(target: str | os.PathLike, pid: int | None = None) -> Path:
     """The partial file of ``target`` for process ``pid`` (default: this process)."""
     target = Path(target)
-    return target.parent / f"{PARTIAL_PREFIX}{os.getpid() if pid is None else pid}.{target.name}"
+    return target.parent / f"{PARTIAL_PREFIX}{os.getpid() if pid is None else pid}.{_partial_stem(target)}"
 
 
 def _process_alive(pid: int) -> bool:
@@ -62,11 +81,12 @@ def remove_stale_partials(target: str | os.PathLike) -> list[Path]:
         entries = list(target.parent.iterdir())
     except OSError:
         return removed
+    stem = _partial_stem(target)
     for entry in entries:
         name = entry.name
-        if not name.startswith(PARTIAL_PREFIX) or not name.endswith(f".{target.name}"):
+        if not name.startswith(PARTIAL_PREFIX) or not name.endswith(f".{stem}"):
             continue
-        pid_text = name[len(PARTIAL_PREFIX) : -len(target.name) - 1]
+        pid_text = name[len(PARTIAL_PREFIX) : -len(stem) - 1]
         if not pid_text.isdigit() or int(pid_text) == os.getpid() or _process_alive(int(pid_text)):
             continue
         entry.unlink(missing_ok=True)
