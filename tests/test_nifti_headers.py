@@ -75,3 +75,10 @@ def test_an_output_name_at_the_file_system_limit_is_written(tmp_path, model, cap
     assert code == 0, err
     assert nib.load(str(out)).shape == nib.load(str(case)).shape
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".partial-")]
+
+
+def test_a_scan_given_as_model_is_named_as_such(tmp_path, capsys):
+    case = _scan(tmp_path / "case.nii.gz")
+    code, err = run(["-i", case, "-o", tmp_path / "out.nii.gz", "--model", case], capsys)
+    assert code != 0
+    assert f"{case}: is an image, not a model: --model takes weights (.pt) or a TorchScript file (.ts)" in err

@@ -88,8 +88,7 @@ def config_parser(
 def load_network(parser: ConfigParser | None, weights: str | os.PathLike) -> torch.nn.Module:
     """``network_def`` of the config with the weights loaded, or a TorchScript module."""
     weights = Path(weights)
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights}: model file not found")
+    check_model_file(weights)
     if is_torchscript(weights):
         return torch.jit.load(str(weights), map_location="cpu")
     if parser is None or "network_def" not in parser.config:
@@ -97,6 +96,19 @@ def load_network(parser: ConfigParser | None, weights: str | os.PathLike) -> tor
     network = parser.get_parsed_content("network_def")
     _load_state_dict(network, weights)
     return network
+
+
+#: Suffixes of images, which a user may give as ``--model`` by mistake.
+_IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha", ".mhd", ".dcm", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def check_model_file(path: str | os.PathLike) -> None:
+    """Refuse, naming ``path``, a model file that does not exist or is an image."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    if path.name.lower().endswith(_IMAGE_SUFFIXES):
+        raise InputError("is an image, not a model: --model takes weights (.pt) or a TorchScript file (.ts)", path=path)
 
 
 def load_torchscript(
@@ -215,7 +227,9 @@ def _load_state_dict(network: torch.nn.Module, weights: Path) -> None:
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt/unsafe files
-        raise InputError(f"cannot load weights ({' '.join(str(err).split())[:200]})", path=weights) from err
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"cannot load weights: not a state dict that loads with weights_only=True "
+                         f"({first.split('. ')[0][:160]})", path=weights) from err
     if isinstance(state, Mapping):
         for key in _STATE_DICT_KEYS:
             if key in state and isinstance(state[key], Mapping):

@@ -190,8 +190,15 @@ class Segmenter:
         The config (or the configs embedded in the TorchScript file) may not run code unless
         ``trust`` (see :mod:`monai_attn.inference.models`).
         """
-        from monai_attn.inference.models import config_file_parser, is_torchscript, load_network, load_torchscript
+        from monai_attn.inference.models import (
+            check_model_file,
+            config_file_parser,
+            is_torchscript,
+            load_network,
+            load_torchscript,
+        )
 
+        check_model_file(model)
         if config is None:
             if not is_torchscript(model):
                 raise FileNotFoundError(f"{model}: a state dict needs --config (or use --bundle)")

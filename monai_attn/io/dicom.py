@@ -221,7 +221,7 @@ def select_series(series: Sequence[SeriesInfo], folder: str | os.PathLike, serie
     if len(ct) == 1:
         log.info("%s: reading CT series %s; ignoring %d other series", folder, ct[0].summary(), len(series) - 1)
         return ct[0]
-    raise InputError(f"the folder holds {len(series)} DICOM series; choose one with series_uid: {listing}", path=folder)
+    raise InputError(f"the folder holds {len(series)} DICOM series; choose one with --series-uid: {listing}", path=folder)
 
 
 @dataclass(frozen=True)
