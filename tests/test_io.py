@@ -196,7 +196,7 @@ def test_dicom_series_listing_and_ambiguity(tmp_path):
     with pytest.raises(InputError) as err:
         load_image(folder)
     message = str(err.value)
-    assert "holds 4 DICOM series; choose one with series_uid" in message and "\n" not in message
+    assert "holds 4 DICOM series; choose one with --series-uid" in message and "\n" not in message
     for uid, text in ((ct_uid, "CT, 4 slices, 'venous'"), (second_ct, "CT, 5 slices, 'arterial'"), (mr_uid, "MR, 3")):
         assert f"{uid} ({text}" in message
     with pytest.raises(InputError, match="no series with SeriesInstanceUID 1.2.3"):
