@@ -203,6 +203,6 @@ def _report(args: argparse.Namespace, write) -> int:
     clear_previous(args.output)
     start = time.perf_counter()
     path = write()
-    total = args.cases + args.test_cases
+    total = args.cases + args.test_cases + getattr(args, "phantoms", 0)
     logger.info("%s: %d case(s) in %.1f s -> %s", args.task, total, time.perf_counter() - start, path)
     return 0
