@@ -87,7 +87,8 @@ def edge_width(image: np.ndarray, spacing_mm: float) -> float:
 
 
 def window(slice_hu: np.ndarray, lo: float = -160, hi: float = 240) -> Image.Image:
-    return Image.fromarray((np.clip((np.rot90(slice_hu) - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8))
+    picture = Image.fromarray((np.clip((np.rot90(slice_hu) - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8))
+    return picture.resize((2 * picture.width, 2 * picture.height), Image.BILINEAR)
 
 
 def main() -> None:
@@ -119,16 +120,22 @@ def main() -> None:
         widths = [edge_width(r, spacing) for r in renders]
         rows.append((case, "skin-air edge 10-90 %", edge_width(real, spacing), float(np.median(widths)),
                      min(widths), max(widths), "mm"))
-        k = real.shape[2] // 2
+        body_ids = [c for c, t in table.tissue.items() if t in ("muscle", "lung", "artery")]
+        k = int(np.argmax(np.isin(labels, body_ids).sum(axis=(0, 1))))  # neck or chest, not the skull
         panels.append((case, window(real[:, :, k]), window(renders[0][:, :, k])))
     lines = ["| CT | measure | real | rendered (median of %d seeds) | rendered range | difference |" % SEEDS,
              "|---|---|--:|--:|--:|--:|"]
     for case, name, real_value, rendered, lo, hi, unit in rows:
         diff = rendered - real_value
         rel = f" ({100 * diff / real_value:+.0f} %)" if unit != "HU" or name == "noise level" else ""
-        lines.append(f"| {case} | {name} ({unit}) | {real_value:.3g} | {rendered:.3g} | {lo:.3g} .. {hi:.3g} | "
-                     f"{diff:+.3g}{rel} |")
-    (args.out / "anatomy_ct_calibration_table.md").write_text("\n".join(lines) + "\n")
+        lines.append(f"| {case} | {name} ({unit}) | {real_value:.4g} | {rendered:.4g} | {lo:.4g} .. {hi:.4g} | "
+                     f"{diff:+.4g}{rel} |")
+    header = ["# Renderer calibration: real CT vs CT rendered from its own label map", "",
+              "Written by `python scripts/anatomy_ct_calibration.py` (TotalSegmentator calibration CTs s0002, neck, "
+              "contrast-enhanced, rendered in the portal-venous phase; s0003, neck and upper chest, non-contrast; "
+              "CC BY 4.0, Wasserthal et al. 2023). Estimators in the script's docstring. Figure: "
+              "[anatomy_ct_calibration.png](anatomy_ct_calibration.png).", ""]
+    (args.out / "anatomy_ct_calibration.md").write_text("\n".join(header + lines) + "\n")
     print("\n".join(lines))
     width = sum(p[1].width for p in panels) + 10 * len(panels)
     height = max(p[1].height for p in panels) * 2 + 40

@@ -171,15 +171,15 @@ def test_retina_pipelines(tmp_path):
 
 
 def test_retina_vessel_labels_remapped(tmp_path):
-    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "image.png")
-    vessels = np.zeros((20, 30), np.uint8)
+    Image.fromarray(np.zeros((70, 80, 3), np.uint8)).save(tmp_path / "image.png")
+    vessels = np.zeros((70, 80), np.uint8)
     vessels[5:8] = 255
     Image.fromarray(vessels).save(tmp_path / "label.png")
     data = retina_val_transforms(image_size=None, label_mapping="drive")(
         {"image": str(tmp_path / "image.png"), "label": str(tmp_path / "label.png")}
     )
     assert set(data["label"].unique().tolist()) == {0.0, 1.0}
-    assert int(data["label"].sum()) == 3 * 30
+    assert int(data["label"].sum()) == 3 * 80
 
 
 def test_cells_pipelines(tmp_path):
