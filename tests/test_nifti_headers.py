@@ -82,3 +82,34 @@ def test_a_scan_given_as_model_is_named_as_such(tmp_path, capsys):
     code, err = run(["-i", case, "-o", tmp_path / "out.nii.gz", "--model", case], capsys)
     assert code != 0
     assert f"{case}: is an image, not a model: --model takes weights (.pt) or a TorchScript file (.ts)" in err
+
+
+def test_a_repaired_series_with_dicom_seg_is_refused_before_inference(tmp_path, model, capsys, monkeypatch):
+    """SEG alone: refused once the series is read, the network never runs; SEG with NIfTI: the NIfTI is written."""
+    from test_io import write_ct_series
+
+    from monai_attn.inference import segmenter
+
+    hu = np.transpose(phantom_hu(shape=(32, 24, 6)), (2, 1, 0))  # (slices, rows, cols)
+    positions = np.array([[0, 0, z] for z in (0.0, 2.5, 5.0, 10.0, 12.5, 15.0)])  # one slice missing
+    write_ct_series(tmp_path / "series", hu, positions=positions)
+    calls = []
+    original = segmenter.Segmenter.segment
+
+    def counting(self, *args, before_network=None, **kwargs):
+        def check(image):
+            calls.append("checked")
+            before_network(image)
+            calls.append("network")
+        return original(self, *args, before_network=check if before_network else None, **kwargs)
+
+    monkeypatch.setattr(segmenter.Segmenter, "segment", counting)
+    code, err = run(["-i", tmp_path / "series", "-o", tmp_path / "seg.dcm", "--output-type", "dicom-seg", *model], capsys)
+    assert code != 0 and calls == ["checked"] and not (tmp_path / "seg.dcm").exists()
+    assert f"{tmp_path / 'series'}: the series was repaired" in err
+    calls.clear()
+    out = tmp_path / "both" / "case.nii.gz"
+    code, err = run(["-i", tmp_path / "series", "-o", out, "--output-type", "nifti", "dicom-seg", *model], capsys)
+    assert code != 0 and calls == ["checked", "network"]
+    assert out.exists() and not out.with_name("case.dcm").exists()
+    assert "the nifti labels were written, the DICOM SEG not" in err

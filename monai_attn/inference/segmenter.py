@@ -30,8 +30,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ import torch
 from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 
-from monai_attn.errors import input_error_in
+from monai_attn.errors import InputError, input_error_in
 from monai_attn.fundus import fundus_statistics
 from monai_attn.inference.devices import resolve_device
 from monai_attn.inference.stages import REQUESTED
@@ -246,6 +247,7 @@ class Segmenter:
         series_uid: str | None = None,
         probabilities: bool = False,
         attention_maps: bool = False,
+        before_network: Callable[[MetaTensor], None] | None = None,
     ) -> SegmentationResult:
         """Segment one image.
 
@@ -257,6 +259,8 @@ class Segmenter:
             series_uid: the DICOM series to read when a folder holds several.
             probabilities: also return softmax probabilities on the input grid.
             attention_maps: also return each attention gate's alpha on the input grid.
+            before_network: called with the image as read once it is preprocessed, before the
+                network runs: a check that raises refuses the case before the costly part.
         """
         timings: dict[str, float] = {}
         start = time.perf_counter()
@@ -270,6 +274,8 @@ class Segmenter:
         if series_uid is not None:
             data["series_uid"] = series_uid
         data = _unwrapped(self.preprocessing, data)
+        if before_network is not None:
+            before_network(data["input"])
         timings["preprocess"] = time.perf_counter() - start
 
         tick = time.perf_counter()
@@ -328,9 +334,29 @@ class Segmenter:
         """
         from monai_attn.inference.outputs import write_outputs
 
+        output_types = list(output_types)
+        seg_problem: list[InputError] = []
+
+        def check_seg(image: MetaTensor) -> None:
+            """A DICOM SEG that cannot be written is known once the series is read: refuse then,
+            or, when other label types were asked for, write those and report the SEG after."""
+            from monai_attn.io.dicom_seg import check_seg_reference
+
+            try:
+                check_seg_reference(image)
+            except InputError as error:
+                if len(output_types) == 1:
+                    raise
+                seg_problem.append(error)
+                output_types.remove("dicom-seg")
+
         result = self.segment(
-            input_path, series_uid=series_uid, probabilities=save_probabilities, attention_maps=attention_maps
+            input_path, series_uid=series_uid, probabilities=save_probabilities, attention_maps=attention_maps,
+            before_network=check_seg if "dicom-seg" in output_types else None,
         )
+        if seg_problem and output_types and Path(output_path).suffix.lower() == ".dcm":
+            stem = str(output_path)[: -len(".dcm")]
+            output_path = stem + {"nifti": ".nii.gz", "png": ".png"}[output_types[0]]
         tick = time.perf_counter()
         write_outputs(
             result,
@@ -346,6 +372,8 @@ class Segmenter:
         )
         result.timings["write"] = time.perf_counter() - tick
         result.timings["total"] += result.timings["write"]
+        if seg_problem:
+            raise InputError(f"{seg_problem[0]}; the {', '.join(output_types)} labels were written, the DICOM SEG not")
         return result
 
 

@@ -97,7 +97,7 @@ def write_dicom_seg(
             slice-by-slice to its files (a series repaired for gaps or gantry tilt).
     """
     path = Path(path)
-    source_files = _source_files(reference)
+    source_files = check_seg_reference(reference)
     labels = np.asarray(labels)
     if labels.shape != tuple(reference.shape[1:]):
         raise ValueError(f"labels shape {labels.shape} is not the reference grid {tuple(reference.shape[1:])}")
@@ -225,7 +225,10 @@ def read_dicom_seg(
     return table[numbers], _LPS_TO_RAS @ np.asarray(volume.affine, dtype=float), names
 
 
-def _source_files(reference: MetaTensor) -> list[str]:
+def check_seg_reference(reference: MetaTensor) -> list[str]:
+    """The source files a DICOM SEG of ``reference`` would point at, one per slice; raises
+    InputError naming the input when there is no such one-to-one list (not DICOM, a repaired
+    series). Cheap: call it before inference to refuse early."""
     meta = reference.meta
     source = meta.get("filename_or_obj", "input")
     files = meta.get("dicom_files")
