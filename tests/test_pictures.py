@@ -59,3 +59,30 @@ def test_pictures_the_networks_cannot_take_are_refused_in_one_line(section, tmp_
     code, err, _ = segment(bundle, section / name, out, capsys)
     assert code != 0 and not out.exists()
     assert f"error: {section / name}: {message}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_is_applied_and_written_back_the_same_way(section, tmp_path, capsys, orientation):
+    from PIL import ImageOps
+
+    upright = Image.open(section / "grey8.tif").crop((0, 0, 128, 96))  # not square: rotations show
+    code, err, labels_upright = segment("cells", _save(upright, tmp_path / "upright.png"), tmp_path / "u.png", capsys)
+    assert code == 0, err
+    undo = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}[orientation]
+    stored = upright.transpose(undo)  # what a camera stores with this tag
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    photo = tmp_path / "photo.png"
+    stored.save(photo, exif=exif)
+    assert np.array_equal(np.asarray(ImageOps.exif_transpose(Image.open(photo))), np.asarray(upright))
+    code, err, raw = segment("cells", photo, tmp_path / "labels.png", capsys)
+    assert code == 0, err
+    written = Image.open(tmp_path / "labels.png")
+    assert written.getexif().get(0x0112) == orientation
+    assert raw.shape == np.asarray(stored).shape  # stored like the photograph
+    np.testing.assert_array_equal(np.asarray(ImageOps.exif_transpose(written)), labels_upright)
+
+
+def _save(image, path):
+    image.save(path)
+    return path

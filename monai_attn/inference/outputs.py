@@ -69,7 +69,8 @@ def write_outputs(
             if output_type == "nifti":
                 save_like(result.labels, result.image, label_path, dtype=np.uint8)
             elif output_type == "png":
-                _save_label_png(result.labels, label_path, label_colours)
+                _save_label_png(result.labels, label_path, label_colours,
+                                int(result.image.meta.get("exif_orientation", 1)))
             else:
                 from monai_attn.io.dicom_seg import write_dicom_seg
 
@@ -93,16 +94,18 @@ def write_outputs(
     return written
 
 
-def _save_label_png(labels: np.ndarray, path: Path, label_colours: Mapping[int, Sequence[int]] | None) -> None:
+def _save_label_png(labels: np.ndarray, path: Path, label_colours: Mapping[int, Sequence[int]] | None,
+                    exif_orientation: int = 1) -> None:
     """A (W, H) label map (MONAI's 2-D array order) as a palette PNG of the picture's size.
 
-    Pixel values are the labels (0..N) for every reader; viewers show each label in its colour.
+    Pixel values are the labels (0..N) for every reader; viewers show each label in its colour;
+    a photograph's EXIF orientation is written back the same way.
     """
     from monai_attn.io.preview import save_palette_label_png
 
     if labels.ndim != 2:
         raise InputError(f"a png output needs a 2-D label map, got shape {labels.shape}", path=path)
-    save_palette_label_png(labels.T, path, label_colours)  # (W, H) -> the picture's (rows, columns)
+    save_palette_label_png(labels.T, path, label_colours, exif_orientation)  # (W, H) -> (rows, columns)
 
 
 def _save_probabilities(probs: np.ndarray, reference, path: Path) -> None:

@@ -320,17 +320,25 @@ def save_label_overlay_png(
     return _save_image_atomically(Image.fromarray(rgb), Path(path))
 
 
+#: PIL transposes that undo ``ImageOps.exif_transpose`` for each EXIF orientation (2-8).
+_UNDO_EXIF = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_90",
+              7: "TRANSVERSE", 8: "ROTATE_270"}
+
+
 def save_palette_label_png(
     label,
     path: str | os.PathLike,
     label_colours: Mapping[int, tuple[int, int, int]] | None = None,
+    exif_orientation: int = 1,
 ) -> Path:
     """Write a label map (values 0..255) as a palette ("P" mode) PNG; returns the path.
 
     Pixel values are the label values, so tools that read the PNG as an array (PIL,
     ``monai.transforms.LoadImage``, scikit-image) get the labels unchanged, while image viewers
     show label 0 black and every other label in its colour (``label_colours`` or the shared
-    palette).
+    palette). ``label`` is upright; with the input photograph's ``exif_orientation`` (2-8) the
+    pixels are stored as the photograph's are, with the same EXIF tag, so the two overlay both
+    in EXIF-aware viewers and as raw arrays.
     """
     from PIL import Image
 
@@ -340,10 +348,15 @@ def save_palette_label_png(
     palette = [channel for value in range(top + 1) for channel in colours[value]]
     image = Image.fromarray(label.astype(np.uint8))  # mode "L"; putpalette makes it "P"
     image.putpalette(palette + [0, 0, 0] * (256 - top - 1))
-    return _save_image_atomically(image, Path(path))
+    exif = None
+    if exif_orientation in _UNDO_EXIF:
+        image = image.transpose(getattr(Image.Transpose, _UNDO_EXIF[exif_orientation]))
+        exif = Image.Exif()
+        exif[0x0112] = exif_orientation
+    return _save_image_atomically(image, Path(path), exif)
 
 
-def _save_image_atomically(image: Image.Image, path: Path) -> Path:
+def _save_image_atomically(image: Image.Image, path: Path, exif=None) -> Path:
     with atomic_path(path) as partial:
-        image.save(partial, format="PNG")
+        image.save(partial, format="PNG", **({"exif": exif} if exif is not None else {}))
     return path

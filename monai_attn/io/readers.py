@@ -40,7 +40,7 @@ from monai.data import ImageReader, MetaTensor, NibabelReader, PILReader
 from monai.data.utils import affine_to_spacing, orientation_ras_lps
 from monai.transforms import LoadImage
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
-from PIL import Image
+from PIL import Image, ImageOps
 
 from monai_attn.errors import InputError, brief_reason
 from monai_attn.io.dicom import DicomVolume, is_dicom_file, read_dicom_series
@@ -221,8 +221,14 @@ class SimpleITKReader(ImageReader):
         return array, meta
 
 
+#: EXIF Orientation tag.
+EXIF_ORIENTATION = 0x0112
+
+
 def _planar_converter(image: Image.Image) -> Image.Image:
-    """Bring PIL modes to gray ("L", "I;16", "I", "F") or "RGB" (palette, binary, alpha, CMYK)."""
+    """Bring PIL modes to gray ("L", "I;16", "I", "F") or "RGB" (palette, binary, alpha, CMYK),
+    turned upright by its EXIF orientation (as photographs are shown)."""
+    image = ImageOps.exif_transpose(image)
     if image.mode in ("L", "RGB", "I", "I;16", "F"):
         return image
     if image.mode in ("1", "P", "LA"):
@@ -245,6 +251,7 @@ def _bits_per_sample(image: Image.Image, array: np.ndarray) -> int:
 def _planar_label_converter(image: Image.Image) -> Image.Image:
     """Label pictures keep their values: a palette PNG gives its indices (the labels ``segment``
     writes), a binary one 0/1; other modes as :func:`_planar_converter`."""
+    image = ImageOps.exif_transpose(image)
     if image.mode == "P":
         return Image.fromarray(np.asarray(image))
     if image.mode == "1":
@@ -391,6 +398,8 @@ class MedicalImageReader(ImageReader):
             meta["spacing"] = affine_to_spacing(meta[MetaKeys.ORIGINAL_AFFINE], r=len(meta[MetaKeys.SPATIAL_SHAPE]))
             if isinstance(source.obj, Image.Image):
                 meta["bits_per_sample"] = _bits_per_sample(source.obj, array)
+                with Image.open(source.path) as probe:  # the converter turned it upright; outputs turn back
+                    meta["exif_orientation"] = int(probe.getexif().get(EXIF_ORIENTATION, 1))
             arrays.append(array)
             metas.append(meta)
         if len(arrays) == 1:
