@@ -113,3 +113,25 @@ def test_a_repaired_series_with_dicom_seg_is_refused_before_inference(tmp_path, 
     assert code != 0 and calls == ["checked", "network"]
     assert out.exists() and not out.with_name("case.dcm").exists()
     assert "the nifti labels were written, the DICOM SEG not" in err
+
+
+def test_a_write_that_fails_without_a_file_name_names_the_output(tmp_path):
+    import errno
+
+    from monai_attn.errors import one_line_error
+    from monai_attn.io.atomic import atomic_path
+
+    target = tmp_path / "labels.nii.gz"
+    try:
+        with atomic_path(target):
+            raise OSError(errno.ENOSPC, "No space left on device")  # as write() raises it
+    except OSError as err:
+        assert one_line_error(err) == f"{target}: No space left on device"
+
+
+def test_a_one_slice_series_is_refused_as_a_picture(tmp_path, model, capsys):
+    case = tmp_path / "slice.nii.gz"
+    nib.save(nib.Nifti1Image(phantom_hu(shape=(64, 56, 1)).astype(np.int16), np.eye(4)), str(case))
+    code, err = run(["-i", case, "-o", tmp_path / "out.nii.gz", *model], capsys)
+    assert code != 0
+    assert f"{case}: the volume is 64 x 56 x 1 voxels: fewer than 3 slices is a picture, not a CT volume" in err

@@ -161,6 +161,6 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         with PartialFiles() as files:
             yield files.add(target)
     except OSError as err:  # name the file the user asked for, not its partial file
-        if err.filename is not None and Path(err.filename).name == partial_path(target).name:
-            err.filename = os.fspath(target)
+        if err.filename is None or Path(err.filename).name == partial_path(target).name:
+            err.filename = os.fspath(target)  # a failed write() (disk full) names no file at all
         raise

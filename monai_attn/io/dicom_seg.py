@@ -109,7 +109,8 @@ def write_dicom_seg(
 
     present = [int(v) for v in np.unique(labels) if v != 0]
     if not present:
-        raise InputError("no organ was segmented; a DICOM SEG needs at least one segment", path=path)
+        raise InputError(f"no organ was segmented in this series, and a DICOM SEG needs at least one segment "
+                         f"(nothing written to {path})", path=reference.meta.get("filename_or_obj", path))
     # Frames (slices, rows, columns) holding segment numbers 1..n for the organs present.
     lookup = np.zeros(int(labels.max()) + 1, dtype=np.uint8)
     for number, value in enumerate(present, start=1):

@@ -66,6 +66,9 @@ def check_ct_input(image: MetaTensor) -> list[Finding]:
     elif np.any(spacing < SPACING_RANGE_MM[0]) or np.any(spacing > SPACING_RANGE_MM[1]):
         findings.append(Finding("warn", "spacing", f"unusual voxel size {_mm(spacing)} for abdominal CT"))
     findings += _storage_findings(image.meta)
+    if min(image.shape[1:]) < MIN_SLICES:
+        findings.append(Finding("error", "field_of_view", f"the volume is {' x '.join(map(str, image.shape[1:]))} voxels: "
+                                                          f"fewer than {MIN_SLICES} slices is a picture, not a CT volume"))
     values = _sample(image.as_tensor()[0].numpy())
     findings += _intensity_findings(values)
     if not any(f.level == "error" for f in findings):
@@ -73,6 +76,8 @@ def check_ct_input(image: MetaTensor) -> list[Finding]:
     return findings
 
 
+#: Fewest voxels along any axis of a CT volume the model can segment.
+MIN_SLICES = 3
 #: HU range a CT file must be able to store: air to dense bone.
 CT_STORABLE_HU = (-1000.0, 1000.0)
 #: Largest difference (mm) between qform and sform entries taken as agreement.
