@@ -7,6 +7,9 @@
   when the package is imported (cheap: the stdlib ``warnings`` and ``logging`` only), so
   ``monai-attn`` commands, evaluation worker processes and bundle runs that import
   ``monai_attn`` are all covered.
+- Native decoders (GDCM and OpenJPEG inside SimpleITK) print to the process's standard error
+  when a file is corrupt, several lines before the Python error arrives:
+  :func:`native_stderr_captured` holds those lines back while a file is decoded.
 - matplotlib and Pillow log font and plugin probing at DEBUG, and numexpr (imported by
   MONAI's dependencies) logs "NumExpr defaulting to N threads" at INFO; ``monai-attn`` shows
   our progress, not theirs: the CLI's logging setup calls :func:`quiet_library_debug_logs`.
@@ -15,7 +18,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 #: Start of MONAI's warning when the optional nvImageCodec DICOM decoder is absent.
 NVIMGCODEC_WARNING = r"NvImgCodecPydicomReader: nvImageCodec decoder plugin did not register"
@@ -35,3 +43,24 @@ def quiet_library_debug_logs() -> None:
     """Keep the loggers of :data:`LIBRARY_LOGGERS` at WARNING while the CLI logs at INFO (DEBUG with ``-v``)."""
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextmanager
+def native_stderr_captured() -> Iterator[list[str]]:
+    """Hold back what C/C++ code writes to file descriptor 2 inside the block.
+
+    Yields a list that holds the captured lines once the block ends, for an error message to
+    quote; nothing reaches the terminal. Python's own ``sys.stderr`` is flushed first.
+    """
+    lines: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines.extend(line for line in sink.read().decode(errors="replace").splitlines() if line.strip())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import nibabel as nib
+import pydicom
 import numpy as np
 import SimpleITK as sitk
 
@@ -135,3 +136,28 @@ def test_a_one_slice_series_is_refused_as_a_picture(tmp_path, model, capsys):
     code, err = run(["-i", case, "-o", tmp_path / "out.nii.gz", *model], capsys)
     assert code != 0
     assert f"{case}: the volume is 64 x 56 x 1 voxels: fewer than 3 slices is a picture, not a CT volume" in err
+
+
+def test_a_corrupt_jpeg_2000_series_is_one_line(tmp_path, capfd):
+    """The native decoder's own lines are held back; the error names the file once."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+    from test_io import write_ct_series
+
+    from monai_attn.cli import main
+
+    folder = tmp_path / "series"
+    write_ct_series(folder, np.zeros((4, 16, 16), np.int16))
+    for path in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+        ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"\x00" * 60])  # a J2K start, then nothing usable
+        ds["PixelData"].VR = "OB"
+        ds.save_as(path, enforce_file_format=True)
+    code = main(["segment", "-i", str(folder), "-o", str(tmp_path / "out.nii.gz")])
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code != 0
+    assert lines[-1].startswith("error: ") and "cannot decode DICOM pixel data" in lines[-1]
+    assert "; the decoder said: " in lines[-1]
+    assert all(line.startswith(("segmenting ", "error: ")) for line in lines), lines

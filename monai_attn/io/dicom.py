@@ -48,6 +48,7 @@ from pydicom.errors import InvalidDicomError
 from scipy import ndimage
 
 from monai_attn.errors import InputError, brief_reason
+from monai_attn.quiet import native_stderr_captured
 from monai_attn.validation import CASE_BYTES_PER_VOXEL, check_fits_memory, check_spacing
 
 log = logging.getLogger(__name__)
@@ -367,9 +368,11 @@ def _read_pixels(paths: Sequence[Path], shape: tuple[int, int]) -> np.ndarray:
     volume = np.empty((len(paths), *shape), dtype=np.float32)
     for k, path in enumerate(paths):
         try:
-            pixels = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+            with native_stderr_captured() as decoder_lines:  # GDCM/OpenJPEG print on corrupt data
+                pixels = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
         except RuntimeError as err:
-            raise InputError(f"cannot decode DICOM pixel data ({brief_reason(err)})", path=path) from err
+            said = f"; the decoder said: {decoder_lines[0][:120]}" if decoder_lines else ""
+            raise InputError(f"cannot decode DICOM pixel data ({brief_reason(err)}){said}", path=path) from err
         if pixels.shape[-2:] != shape or pixels.size != shape[0] * shape[1]:
             raise InputError(f"pixel data has shape {pixels.shape}; expected one {shape} slice", path=path)
         volume[k] = pixels.reshape(shape)
