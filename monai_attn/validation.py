@@ -250,6 +250,21 @@ def output_paths(label_path: str | os.PathLike, output_types: Sequence[str]) -> 
     return paths
 
 
+def check_name_lengths(folder: str | os.PathLike, names: Sequence[str]) -> None:
+    """Refuse, before any work, a file name longer than ``folder``'s file system allows."""
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        limit = os.pathconf(probe, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    for name in names:
+        if len(name.encode()) > limit:
+            raise InputError(f"output name '{name[:40]}...' is {len(name.encode())} bytes long; this file system "
+                             f"allows {limit}", path=folder)
+
+
 def check_new_report_folder(path: str | os.PathLike) -> None:
     """A report folder: an existing folder or a new one in a writable place, never an existing file."""
     path = Path(path)

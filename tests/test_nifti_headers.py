@@ -161,3 +161,12 @@ def test_a_corrupt_jpeg_2000_series_is_one_line(tmp_path, capfd):
     assert lines[-1].startswith("error: ") and "cannot decode DICOM pixel data" in lines[-1]
     assert "; the decoder said: " in lines[-1]
     assert all(line.startswith(("segmenting ", "error: ")) for line in lines), lines
+
+
+def test_a_name_too_long_for_the_extras_is_refused_before_inference(tmp_path, model, capsys):
+    case = _scan(tmp_path / "case.nii.gz")
+    out = tmp_path / ("n" * 240 + ".nii.gz")  # fits; n..._statistics.json does not
+    code, err = run(["-i", case, "-o", out, *model, "--statistics"], capsys)
+    assert code != 0 and not out.exists()
+    assert f"{tmp_path}: output name 'nnnn" in err and "bytes long; this file system allows 255" in err
+    assert err.count("\n") <= 2

@@ -120,7 +120,12 @@ def _segment_shard(args: argparse.Namespace, shard: Shard) -> int:
     from monai_attn.inference.sharding import gather_summary, select_shard
 
     output_types = args.output_type
-    cases = select_shard(find_cases(args.input, args.output, output_types), args.num_parts, args.part_id, shard)
+    extras = [suffix for wanted, suffix in ((args.statistics, "_statistics.json"), (args.statistics, "_qc.json"),
+                                            (args.preview, "_preview.png"),
+                                            (args.save_probabilities, "_probabilities.nii.gz"),
+                                            (args.attention_maps, "_attention_gate9.nii.gz")) if wanted]
+    cases = select_shard(find_cases(args.input, args.output, output_types, extras), args.num_parts, args.part_id,
+                         shard)
     if not cases and not shard.distributed:
         logger.info("part %d of %d holds no case; nothing to do", args.part_id, args.num_parts)
         return 0

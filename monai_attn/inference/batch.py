@@ -22,7 +22,14 @@ from pathlib import Path
 
 from monai_attn.errors import InputError, one_line_error
 from monai_attn.io.names import NIFTI_SUFFIXES, PLANAR_SUFFIXES, case_id, image_suffix
-from monai_attn.validation import OUTPUT_SUFFIXES, check_output_types, check_parts, output_kind
+from monai_attn.validation import (
+    OUTPUT_SUFFIXES,
+    check_name_lengths,
+    check_output_types,
+    check_parts,
+    output_kind,
+    output_paths,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +61,8 @@ def _unreadable_link(entry: Path) -> bool:
 
 
 def find_cases(
-    input_path: str | os.PathLike, output_path: str | os.PathLike, output_types: Sequence[str] = ("nifti",)
+    input_path: str | os.PathLike, output_path: str | os.PathLike, output_types: Sequence[str] = ("nifti",),
+    extra_suffixes: Sequence[str] = (),
 ) -> list[Case]:
     """The cases of ``segment -i INPUT -o OUTPUT``, sorted by case id.
 
@@ -66,7 +74,9 @@ def find_cases(
         FileNotFoundError: INPUT does not exist.
         InputError: a folder with no images, duplicate case ids, OUTPUT a file for many
             cases (or neither a label file nor a folder), an output that would overwrite an
-            input, or ``dicom-seg`` asked for an input that is not DICOM.
+            input, ``dicom-seg`` asked for an input that is not DICOM, or a file name longer
+            than the output folder allows (label files, and ``<case><suffix>`` for each of
+            ``extra_suffixes``, e.g. ``_statistics.json``): refused before any inference.
     """
     from monai_attn.io import is_dicom_series_dir
     from monai_attn.io.dicom import is_dicom_file
@@ -97,6 +107,9 @@ def find_cases(
         if duplicates:
             raise InputError(f"several inputs share the case id(s) {', '.join(duplicates)}", path=source)
     for case in cases:
+        names = [p.name for p in output_paths(case.output, output_types).values()]
+        names += [f"{case_id(case.output)}{suffix}" for suffix in extra_suffixes]
+        check_name_lengths(case.output.parent, names)
         if os.path.realpath(case.output) == os.path.realpath(case.input):  # no error on link loops
             raise InputError("the output would overwrite the input", path=case.output)
         if "dicom-seg" in output_types and not (
