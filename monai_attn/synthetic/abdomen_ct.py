@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from scipy import ndimage
 from monai_attn.io.preview import save_overlay_png
 from monai_attn.synthetic.abdomen_anatomy import AbdomenAnatomy
 from monai_attn.synthetic.dicom_series import write_ct_series
-from monai_attn.synthetic.msd import case_name, write_dataset_json, write_nifti
+from monai_attn.synthetic.msd import case_name, map_cases, write_dataset_json, write_nifti
 from monai_attn.synthetic.rng import HELD_OUT_SEED_OFFSET, case_key, case_rng
 from monai_attn.synthetic.sampling import Patch, VoxelGrid
 from monai_attn.synthetic.shapes import Canvas, rotation
@@ -249,11 +248,7 @@ def write_abdomen_ct_dataset(
         spacing_mm = tuple(float(v) for v in spacing_mm)
     jobs = [(out, *case_key(seed, index, cases), index >= cases, case_name("abdomen", index, total), tuple(size),
              spacing_mm, dicom, preview) for index in range(total)]
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            entries = list(pool.map(_write_case, jobs))
-    else:
-        entries = [_write_case(job) for job in jobs]
+    entries = map_cases(_write_case, jobs, workers)
     training = [e for job, e in zip(jobs, entries) if not job[3]]
     test = [e["image"] for job, e in zip(jobs, entries) if job[3]]
     extra = {

@@ -40,7 +40,6 @@ from pathlib import Path
 
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
 
 import nibabel as nib
 import numpy as np
@@ -50,7 +49,7 @@ from skimage.morphology import convex_hull_image
 from monai_attn.synthetic.abdomen_ct import generate_abdomen_ct_case
 from monai_attn.synthetic.contrast import draw_phase, draw_tissue_hu
 from monai_attn.synthetic.label_map_tissues import HOLLOW, TISSUES, LabelMapClasses
-from monai_attn.synthetic.msd import case_name, write_dataset_json, write_nifti
+from monai_attn.synthetic.msd import case_name, map_cases, write_dataset_json, write_nifti
 from monai_attn.synthetic.rng import HELD_OUT_SEED_OFFSET, case_key, case_rng
 from monai_attn.synthetic.shapes import rotation, smooth_noise
 
@@ -530,11 +529,7 @@ def write_anatomy_ct_dataset(out_dir: str | os.PathLike, sources: list[str | Pat
              case_name(f"anatomy_{Path(paths[i % len(paths)]).name.split('.')[0]}", i, total), out)
             for i in range(total)]
     jobs += [("phantom", "", seed, i, False, case_name("phantom", i, phantoms), out) for i in range(phantoms)]
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            entries = list(pool.map(_write_case, jobs))
-    else:
-        entries = [_write_case(job) for job in jobs]
+    entries = map_cases(_write_case, jobs, workers)
     training = [e for job, e in zip(jobs, entries) if not job[4]]
     test = [e for job, e in zip(jobs, entries) if job[4]]
     extra = {

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,15 @@ def write_cases(
             test_labels.append(test_label)
         logger.info("wrote %s", name)
     return training, test, test_labels
+
+
+def map_cases(write_case: Callable[[Any], Any], jobs: Sequence[Any], workers: int = 1) -> list[Any]:
+    """``[write_case(job) for job in jobs]``, in ``workers`` processes when more than one (same
+    results: every case depends only on its job)."""
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(write_case, jobs))
+    return [write_case(job) for job in jobs]
 
 
 def write_png(path: str | os.PathLike, array: np.ndarray) -> Path:
