@@ -175,6 +175,19 @@ def is_shipped_bundle(folder: str | os.PathLike) -> bool:
     return bool(digest) and any(_configs_digest(Path(s)) == digest for s in shipped)
 
 
+def has_shipped_inference_configs(folder: str | os.PathLike) -> bool:
+    """True when ``folder``'s inference configs (:data:`INFERENCE_CONFIGS`) have the SHA-256 of
+    one shipped bundle's; its metadata is not compared (see :func:`is_shipped_bundle` for that)."""
+    from monai_attn.bundle_lookup import installed_bundles
+
+    def digests(root: Path) -> list[str | None]:
+        return [hashlib.sha256((root / n).read_bytes()).hexdigest() if (root / n).is_file() else None
+                for n in INFERENCE_CONFIGS]
+
+    mine = digests(Path(folder))
+    return None not in mine and any(digests(Path(s)) == mine for s in installed_bundles().values())
+
+
 def matches_shipped_bundle(configs: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]) -> bool:
     """True when ``configs`` (file name -> parsed content, e.g. as ``ckpt_export`` embeds them) and
     ``meta`` all equal the files of one shipped bundle: its own configs and metadata, trusted.

@@ -78,7 +78,7 @@ def check_ct_input(image: MetaTensor) -> list[Finding]:
 
 #: Fewest voxels along any axis of a CT volume the model can segment.
 MIN_SLICES = 3
-#: HU range a CT file must be able to store: air to dense bone.
+#: HU span a CT file's voxel type must be able to store: air to dense bone.
 CT_STORABLE_HU = (-1000.0, 1000.0)
 #: Largest difference (mm) between qform and sform entries taken as agreement.
 XFORM_TOLERANCE_MM = 1e-3
@@ -97,7 +97,7 @@ def _storage_findings(meta: dict) -> list[Finding]:
         slope, inter = float(meta.get("scl_slope", 1.0)), float(meta.get("scl_inter", 0.0))
         slope, inter = (1.0, 0.0) if not np.isfinite(slope) or slope == 0 else (slope, inter if np.isfinite(inter) else 0.0)
         ends = sorted(v * slope + inter for v in (np.iinfo(dtype).min, np.iinfo(dtype).max))
-        if ends[0] > CT_STORABLE_HU[0] or ends[1] < CT_STORABLE_HU[1]:
+        if ends[1] - ends[0] < CT_STORABLE_HU[1] - CT_STORABLE_HU[0]:  # an offset alone is the raw-values check's
             findings.append(Finding("error", "voxel_type", f"voxel type {dtype.name} stores only {ends[0]:g}..{ends[1]:g} "
                                                            "HU; CT needs at least -1000..1000 (values were clipped)"))
     name = meta.get("filename_or_obj")
