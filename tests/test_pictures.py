@@ -20,6 +20,8 @@ def section(tmp_path_factory):
     Image.fromarray(np.stack([grey] * 3, axis=-1)).save(folder / "rgb.png")
     Image.fromarray(grey).quantize(256).save(folder / "palette.png")
     Image.fromarray(grey).save(folder / "grey.jpg", quality=95)
+    Image.fromarray(np.stack([grey] * 3 + [np.full_like(grey, 255)], axis=-1), "RGBA").save(folder / "rgba.png")
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).convert("CMYK").save(folder / "cmyk.tif")
     Image.fromarray(grey[:8, :8]).save(folder / "tiny.png")
     Image.fromarray(grey).save(folder / "pages.tif", save_all=True, append_images=[Image.fromarray(grey)])
     return folder
@@ -33,16 +35,17 @@ def segment(bundle: str, picture, out, capsys) -> tuple[int, str, np.ndarray | N
 
 def test_em_section_as_16_bit_png_8_bit_tiff_and_rgb_gives_the_same_labels(section, tmp_path, capsys):
     results = {}
-    for name in ("grey8.tif", "grey16.png", "rgb.png"):
+    for name in ("grey8.tif", "grey16.png", "rgb.png", "rgba.png"):
         code, err, labels = segment("cells", section / name, tmp_path / f"{name}.png", capsys)
         assert code == 0, err
         results[name] = labels
     assert results["grey8.tif"].any()
     np.testing.assert_array_equal(results["grey16.png"], results["grey8.tif"])
     np.testing.assert_array_equal(results["rgb.png"], results["grey8.tif"])
+    np.testing.assert_array_equal(results["rgba.png"], results["grey8.tif"])
 
 
-@pytest.mark.parametrize("name", ["grey.jpg", "palette.png", "grey16.png"])
+@pytest.mark.parametrize("name", ["grey.jpg", "palette.png", "grey16.png", "rgba.png", "cmyk.tif"])
 def test_grey_pictures_reach_the_rgb_retina_network(section, tmp_path, capsys, name):
     code, err, labels = segment("retina", section / name, tmp_path / "out.png", capsys)
     assert code == 0, err
