@@ -142,3 +142,22 @@ def test_synth_command_writes_an_msd_data_set(tmp_path, anatomy):
     assert image.shape == label.shape
     np.testing.assert_allclose(image.affine, label.affine)
     assert main(["synth", "abdomen-ct-anatomy", "-o", str(tmp_path / "x"), "--anatomy", str(tmp_path / "none")]) != 0
+
+
+def test_render_transform_gives_a_new_patient_per_call_with_aligned_labels(tmp_path):
+    from monai.data import MetaTensor
+
+    from monai_attn.synthetic.anatomy_ct import RandRenderAnatomyCTd
+
+    labels, affine = small_map()
+    nib.save(nib.Nifti1Image(labels, affine), str(tmp_path / "toy.nii.gz"))
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": {str(k): v for k, v in TS.items()}}))
+    render = RandRenderAnatomyCTd(seed=4)
+    render.set_random_state(0)
+    first, second = render({"anatomy": tmp_path / "toy.nii.gz"}), render({"anatomy": tmp_path / "toy.nii.gz"})
+    assert isinstance(first["image"], MetaTensor) and first["image"].shape == first["label"].shape
+    assert first["image"].shape[0] == 1 and first["image"].dtype.is_floating_point
+    np.testing.assert_allclose(first["image"].affine.numpy(), first["label"].affine.numpy())
+    assert first["image"].shape != second["image"].shape or not np.array_equal(first["image"], second["image"])
+    render.set_random_state(0)
+    np.testing.assert_array_equal(render({"anatomy": tmp_path / "toy.nii.gz"})["image"], first["image"])

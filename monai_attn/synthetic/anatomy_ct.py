@@ -43,6 +43,7 @@ import os
 
 import nibabel as nib
 import numpy as np
+from monai.transforms import RandomizableTransform
 from scipy import ndimage
 from skimage.morphology import convex_hull_image
 
@@ -54,6 +55,9 @@ from monai_attn.synthetic.rng import HELD_OUT_SEED_OFFSET, case_key, case_rng
 from monai_attn.synthetic.shapes import rotation, smooth_noise
 
 logger = logging.getLogger(__name__)
+
+#: Label maps loaded in this process, by path (loading one takes ~10 s).
+_LOADED: dict[str, Anatomy] = {}
 
 KIND = "abdomen-ct-anatomy"
 HU_RANGE = (-1024, 3071)
@@ -511,6 +515,44 @@ def fbp_noise(rng: np.random.Generator, shape: tuple[int, int, int], cutoff: flo
     return noise / max(float(noise.std()), 1e-6)
 
 
+def loaded_anatomy(path: str | Path) -> Anatomy:
+    """:meth:`Anatomy.load` once per process and path."""
+    key = str(path)
+    if key not in _LOADED:
+        _LOADED[key] = Anatomy.load(key)
+    return _LOADED[key]
+
+
+class RandRenderAnatomyCTd(RandomizableTransform):
+    """MONAI transform: ``{"anatomy": path to a label map}`` -> a new rendered patient each call.
+
+    Adds ``image`` (1, X, Y, Z) float32 HU and ``label`` (1, X, Y, Z) uint8 MetaTensors with the
+    rendered grid's affine, so a training pipeline can render on the fly (at 5-15 s per case on
+    one CPU core, pre-rendering with :func:`write_anatomy_ct_dataset` is usually cheaper). Maps
+    are loaded once per process. ``seed`` fixes the stream of patients together with MONAI's
+    ``set_random_state``.
+    """
+
+    def __init__(self, anatomy_key: str = "anatomy", image_key: str = "image", label_key: str = "label",
+                 seed: int = 0) -> None:
+        RandomizableTransform.__init__(self, prob=1.0)
+        self.anatomy_key, self.image_key, self.label_key, self.seed = anatomy_key, image_key, label_key, int(seed)
+        self._index = 0
+
+    def randomize(self, data: object = None) -> None:
+        self._index = int(self.R.randint(0, 2**31 - 1))
+
+    def __call__(self, data: dict) -> dict:
+        from monai.data import MetaTensor
+
+        self.randomize()
+        image, label, affine = render_anatomy_ct(loaded_anatomy(data[self.anatomy_key]), self.seed, self._index)
+        out = dict(data)
+        out[self.image_key] = MetaTensor(image[None].astype(np.float32), affine=affine)
+        out[self.label_key] = MetaTensor(label[None], affine=affine)
+        return out
+
+
 def write_anatomy_ct_dataset(out_dir: str | os.PathLike, sources: list[str | Path], cases: int, seed: int = 0, *,
                              test_cases: int = 0, phantoms: int = 0, workers: int = 1) -> Path:
     """Write an MSD-layout data set of CT rendered from the label maps ``sources``.
@@ -550,18 +592,13 @@ def write_anatomy_ct_dataset(out_dir: str | os.PathLike, sources: list[str | Pat
         training=training, test=[e["image"] for e in test], tensor_image_size="3D", extra=extra)
 
 
-_LOADED: dict[str, Anatomy] = {}
-
-
 def _write_case(job) -> dict[str, str]:
     kind, path, seed, index, is_test, name, out = job
     split = "Ts" if is_test else "Tr"
     if kind == "phantom":
         image, label, affine = generate_abdomen_ct_case(seed, index)
     else:
-        if path not in _LOADED:
-            _LOADED[path] = Anatomy.load(path)
-        image, label, affine = render_anatomy_ct(_LOADED[path], seed, index)
+        image, label, affine = render_anatomy_ct(loaded_anatomy(path), seed, index)
     entry = {"image": f"./images{split}/{name}.nii.gz", "label": f"./labels{split}/{name}.nii.gz"}
     write_nifti(out / entry["image"], image, affine)
     write_nifti(out / entry["label"], label, affine)
@@ -584,5 +621,5 @@ def anatomy_sources(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-__all__ = ["Anatomy", "Geometry", "draw_geometry", "render_anatomy_ct", "render_on_grid", "fbp_noise", "anatomy_sources",
+__all__ = ["Anatomy", "Geometry", "RandRenderAnatomyCTd", "draw_geometry", "render_anatomy_ct", "render_on_grid", "fbp_noise", "anatomy_sources",
            "write_anatomy_ct_dataset", "EXTRA_HU", "KIND"]
