@@ -250,6 +250,21 @@ def output_paths(label_path: str | os.PathLike, output_types: Sequence[str]) -> 
     return paths
 
 
+#: Files written beside a case's labels when asked for, by option: suffixes after the case id
+#: (``{k}`` is the attention gate's number, 1 for the finest).
+EXTRA_OUTPUT_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "probabilities": ("_probabilities.nii.gz",),
+    "attention_maps": ("_attention_gate{k}.nii.gz",),
+    "statistics": ("_statistics.json", "_qc.json"),
+    "preview": ("_preview.png",),
+}
+
+
+def extra_output_suffixes(**wanted: bool) -> list[str]:
+    """The suffixes of the extra files asked for (``statistics=True, ...``), gate numbers as one digit."""
+    return [suffix.format(k=9) for option, on in wanted.items() if on for suffix in EXTRA_OUTPUT_SUFFIXES[option]]
+
+
 def check_name_lengths(folder: str | os.PathLike, names: Sequence[str]) -> None:
     """Refuse, before any work, a file name longer than ``folder``'s file system allows."""
     probe = Path(folder)

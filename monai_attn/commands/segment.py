@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING
 
 from monai_attn.bundle_lookup import DEFAULT_BUNDLE_NAME
 from monai_attn.errors import InputError, brief_reason
-from monai_attn.validation import BACKENDS, OUTPUT_TYPES, check_segment_arguments, parse_memory
+from monai_attn.validation import (
+    BACKENDS,
+    OUTPUT_TYPES,
+    check_segment_arguments,
+    extra_output_suffixes,
+    parse_memory,
+)
 
 if TYPE_CHECKING:
     from monai_attn.inference.sharding import Shard
@@ -120,10 +126,8 @@ def _segment_shard(args: argparse.Namespace, shard: Shard) -> int:
     from monai_attn.inference.sharding import gather_summary, select_shard
 
     output_types = args.output_type
-    extras = [suffix for wanted, suffix in ((args.statistics, "_statistics.json"), (args.statistics, "_qc.json"),
-                                            (args.preview, "_preview.png"),
-                                            (args.save_probabilities, "_probabilities.nii.gz"),
-                                            (args.attention_maps, "_attention_gate9.nii.gz")) if wanted]
+    extras = extra_output_suffixes(probabilities=args.save_probabilities, attention_maps=args.attention_maps,
+                                   statistics=args.statistics, preview=args.preview)
     cases = select_shard(find_cases(args.input, args.output, output_types, extras), args.num_parts, args.part_id,
                          shard)
     if not cases and not shard.distributed:

@@ -35,7 +35,7 @@ from monai.utils import MetaKeys
 from monai_attn.errors import InputError
 from monai_attn.io.atomic import PartialFiles, atomic_path
 from monai_attn.io.names import case_id
-from monai_attn.validation import check_output_types, output_paths
+from monai_attn.validation import EXTRA_OUTPUT_SUFFIXES, check_output_types, output_paths
 
 
 def write_outputs(
@@ -64,6 +64,7 @@ def write_outputs(
     output_types = check_output_types(output_types)
     labels_by_type = output_paths(output_path, output_types)
     folder, stem = Path(output_path).parent, case_id(output_path)
+    extra = EXTRA_OUTPUT_SUFFIXES  # the names segment checks before any inference
     with PartialFiles() as files:
         for output_type, label_path in labels_by_type.items():
             if output_type == "nifti":
@@ -78,18 +79,19 @@ def write_outputs(
                 write_dicom_seg(result.labels, result.image, label_path, result.label_names,
                                 label_colours=label_colours, **named)
         if probabilities and result.probabilities is not None:
-            _save_probabilities(result.probabilities, result.image, folder / f"{stem}_probabilities.nii.gz")
+            _save_probabilities(result.probabilities, result.image, folder / f"{stem}{extra['probabilities'][0]}")
         if attention_maps and result.attention_maps is not None:
             for k, alpha in enumerate(result.attention_maps, start=1):
-                save_like(alpha, result.image, folder / f"{stem}_attention_gate{k}.nii.gz", dtype=np.float32)
+                save_like(alpha, result.image, folder / f"{stem}{extra['attention_maps'][0].format(k=k)}",
+                          dtype=np.float32)
         if statistics:
             from monai_attn.io.statistics import write_statistics
 
-            write_statistics(result.statistics(), folder / f"{stem}_statistics.json")
+            write_statistics(result.statistics(), folder / f"{stem}{extra['statistics'][0]}")
             if result.qc is not None:
-                write_statistics(result.qc.as_dict(), folder / f"{stem}_qc.json")
+                write_statistics(result.qc.as_dict(), folder / f"{stem}{extra['statistics'][1]}")
         if preview:
-            _save_preview(result, folder / f"{stem}_preview.png", hu_window)
+            _save_preview(result, folder / f"{stem}{extra['preview'][0]}", hu_window)
         written = [target for _, target in files.pending]
     return written
 
