@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monai_attn.errors import InputError
-from monai_attn.io.names import case_id, image_suffix
+from monai_attn.io.names import case_id, file_name_limit, image_suffix
 
 #: Label file endings of each ``segment --output-type`` (the first one is used for folders).
 OUTPUT_SUFFIXES: dict[str, tuple[str, ...]] = {"nifti": (".nii.gz", ".nii"), "dicom-seg": (".dcm",), "png": (".png",)}
@@ -267,13 +267,7 @@ def extra_output_suffixes(**wanted: bool) -> list[str]:
 
 def check_name_lengths(folder: str | os.PathLike, names: Sequence[str]) -> None:
     """Refuse, before any work, a file name longer than ``folder``'s file system allows."""
-    probe = Path(folder)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        limit = os.pathconf(probe, "PC_NAME_MAX")
-    except (OSError, ValueError):
-        limit = 255
+    limit = file_name_limit(folder)
     for name in names:
         if len(name.encode()) > limit:
             raise InputError(f"output name '{name[:40]}...' is {len(name.encode())} bytes long; this file system "

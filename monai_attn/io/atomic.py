@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
+from monai_attn.io.names import file_name_limit
+
 #: Start of a partial file's name; the writer's process id and the target's name follow.
 PARTIAL_PREFIX = ".partial-"
 
@@ -47,11 +49,7 @@ def _partial_stem(target: Path) -> str:
     """What follows the process id in a partial file's name: the target's name, or, when that
     would make the name longer than the folder's file-name limit, a digest of it that keeps its
     suffixes (``.nii.gz``, ``.png``: writers choose the format by them)."""
-    try:
-        limit = os.pathconf(target.parent if target.parent.exists() else ".", "PC_NAME_MAX")
-    except (OSError, ValueError):
-        limit = 255
-    if len(target.name.encode()) + _PARTIAL_OVERHEAD <= limit:
+    if len(target.name.encode()) + _PARTIAL_OVERHEAD <= file_name_limit(target.parent):
         return target.name
     suffixes = "".join(target.suffixes[-2:])[:20]
     return hashlib.sha1(target.name.encode()).hexdigest()[:16] + suffixes

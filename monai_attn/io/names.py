@@ -36,3 +36,15 @@ def case_id(path: str | os.PathLike) -> str:
     """
     name = Path(path).name
     return name[: len(name) - len(image_suffix(name))]
+
+
+def file_name_limit(folder: str | os.PathLike) -> int:
+    """Longest file name (bytes) the file system of ``folder`` (or of its nearest existing
+    parent, for a folder not made yet) accepts; 255, the common limit, when it cannot tell."""
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return os.pathconf(probe, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
