@@ -32,7 +32,6 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,7 +43,7 @@ from monai_attn.errors import InputError, input_error_in
 from monai_attn.fundus import fundus_statistics
 from monai_attn.inference.devices import resolve_device
 from monai_attn.inference.stages import REQUESTED
-from monai_attn.validation import check_device
+from monai_attn.validation import check_device, output_paths
 from monai_attn.io.statistics import organ_statistics
 from monai_attn.qc import CaseQC
 
@@ -354,9 +353,8 @@ class Segmenter:
             input_path, series_uid=series_uid, probabilities=save_probabilities, attention_maps=attention_maps,
             before_network=check_seg if "dicom-seg" in output_types else None,
         )
-        if seg_problem and output_types and Path(output_path).suffix.lower() == ".dcm":
-            stem = str(output_path)[: -len(".dcm")]
-            output_path = stem + {"nifti": ".nii.gz", "png": ".png"}[output_types[0]]
+        if seg_problem:  # the first label file is now another type's, named as output_paths names it
+            output_path = output_paths(output_path, output_types)[output_types[0]]
         tick = time.perf_counter()
         write_outputs(
             result,
