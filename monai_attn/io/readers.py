@@ -261,11 +261,13 @@ def _planar_label_converter(image: Image.Image) -> Image.Image:
 
 @dataclass
 class _Source:
-    """One path read by a backend, before its pixel data is fetched."""
+    """One path read by a backend, before its pixel data is fetched (``exif_orientation``: the
+    EXIF tag of a picture, 1 when upright or absent)."""
 
     path: Path
     backend: ImageReader
     obj: Any
+    exif_orientation: int = 1
 
 
 class MedicalImageReader(ImageReader):
@@ -320,6 +322,7 @@ class MedicalImageReader(ImageReader):
         if path.is_file() and path.stat().st_size == 0:
             raise InputError("file is empty (0 bytes)", path=path)
         suffix = _suffix(path)
+        orientation = 1  # EXIF, pictures only
         if suffix in NIFTI_SUFFIXES:
             backend: ImageReader = NibabelReader(squeeze_non_spatial_dims=True)
             try:
@@ -338,6 +341,7 @@ class MedicalImageReader(ImageReader):
             try:
                 with Image.open(path) as probe:
                     pages = getattr(probe, "n_frames", 1)
+                    orientation = int(probe.getexif().get(EXIF_ORIENTATION, 1))
                 obj = backend.read(path)
             except Exception as err:  # PIL raises UnidentifiedImageError, OSError, SyntaxError...
                 raise InputError(f"not a readable image ({brief_reason(err)})", path=path) from err
@@ -355,7 +359,7 @@ class MedicalImageReader(ImageReader):
             raise InputError(
                 f"not an image: unsupported file type '{suffix or path.name}' (expected {SUPPORTED})", path=path
             )
-        return _Source(path=path, backend=backend, obj=obj)
+        return _Source(path=path, backend=backend, obj=obj, exif_orientation=orientation)
 
     def _check_dims(self, path: Path, shape: Sequence[int], channels: int) -> None:
         """Raise InputError unless the grid (and channel count) is what ``expect`` asks for."""
@@ -398,8 +402,7 @@ class MedicalImageReader(ImageReader):
             meta["spacing"] = affine_to_spacing(meta[MetaKeys.ORIGINAL_AFFINE], r=len(meta[MetaKeys.SPATIAL_SHAPE]))
             if isinstance(source.obj, Image.Image):
                 meta["bits_per_sample"] = _bits_per_sample(source.obj, array)
-                with Image.open(source.path) as probe:  # the converter turned it upright; outputs turn back
-                    meta["exif_orientation"] = int(probe.getexif().get(EXIF_ORIENTATION, 1))
+                meta["exif_orientation"] = source.exif_orientation  # turned upright on reading; outputs turn back
             arrays.append(array)
             metas.append(meta)
         if len(arrays) == 1:
