@@ -180,12 +180,10 @@ def has_shipped_inference_configs(folder: str | os.PathLike) -> bool:
     one shipped bundle's; its metadata is not compared (see :func:`is_shipped_bundle` for that)."""
     from monai_attn.bundle_lookup import installed_bundles
 
-    def digests(root: Path) -> list[str | None]:
-        return [hashlib.sha256((root / n).read_bytes()).hexdigest() if (root / n).is_file() else None
-                for n in INFERENCE_CONFIGS]
-
-    mine = digests(Path(folder))
-    return None not in mine and any(digests(Path(s)) == mine for s in installed_bundles().values())
+    names = [str(Path(name).relative_to("configs")) for name in INFERENCE_CONFIGS]
+    mine = [_configs_digest(Path(folder)).get(name) for name in names]
+    return None not in mine and any(
+        [_configs_digest(Path(s)).get(name) for name in names] == mine for s in installed_bundles().values())
 
 
 def matches_shipped_bundle(configs: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]) -> bool:
