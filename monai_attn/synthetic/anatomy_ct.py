@@ -36,6 +36,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import logging
@@ -110,7 +111,6 @@ class Anatomy:
     lut_tissue: np.ndarray
     lut_target: np.ndarray
     source: str
-    _organs: dict[str, tuple[np.ndarray, float]] | None = None
 
     @classmethod
     def load(cls, path: str | Path, classes_json: str | Path | None = None) -> Anatomy:
@@ -153,13 +153,9 @@ class Anatomy:
         body = _body_distance(labels > 0)
         return cls(name, labels, part, body, out_affine, lut_tissue, lut_target, table.source)
 
+    @cached_property
     def organ_boxes(self) -> dict[str, tuple[np.ndarray, float]]:
         """Centre (RAS mm) and radius (mm) of the organs the renderer resizes (computed once)."""
-        if self._organs is None:
-            self._organs = self._find_organs()
-        return self._organs
-
-    def _find_organs(self) -> dict[str, tuple[np.ndarray, float]]:
         out = {}
         tissue = self.lut_tissue[self.classes]
         for organ in ("spleen", "kidney", "pancreas", "liver"):
@@ -236,7 +232,7 @@ class Geometry:
 def draw_geometry(anatomy: Anatomy, rng: np.random.Generator) -> Geometry:
     """Draw the field of view, voxel size, pose and deformation of one case of ``anatomy``."""
     u = rng.uniform
-    organs = anatomy.organ_boxes()
+    organs = anatomy.organ_boxes
     centres = np.array([c for c, _ in organs.values()])
     centre = centres.mean(axis=0) + np.array([u(-25, 25), u(-20, 20), u(-40, 40)])
     scale = u(0.88, 1.12, size=3)
