@@ -140,7 +140,7 @@ def train(network, dataset: dict[str, Any], folder: Path, settings: Settings, de
 
 def ct_bundle_settings() -> dict[str, Any]:
     """The CT bundle's intensity window and body crop (configs/common.json), for training as the bundle does."""
-    from monai_attn.bundle_lookup import resolve_bundle
+    from monai_attn.bundle.lookup import resolve_bundle
 
     common = json.loads((resolve_bundle("ct") / "configs" / "common.json").read_text())
     return {k: common[k] for k in ("hu_window", "body_threshold_hu", "body_margin_mm")}
@@ -149,9 +149,9 @@ def ct_bundle_settings() -> dict[str, Any]:
 def segment_test_cases(network, dataset: dict[str, Any], folder: Path, out_dir: Path, settings: Settings,
                        device: str) -> list[float]:
     """Segment every test case with the Segmenter; returns the seconds per case (read to write)."""
-    from monai_attn.bundle_lookup import resolve_bundle
+    from monai_attn.bundle.lookup import resolve_bundle
     from monai_attn.inference import Segmenter
-    from monai_attn.inference.models import bundle_parser
+    from monai_attn.bundle.configs import bundle_parser
 
     # the CT bundle's preprocessing, inferer and postprocessing around the trained network
     overrides = {"spacing_mm": list(settings.spacing_mm), "roi_size": list(settings.patch), "device": device,

@@ -238,7 +238,7 @@ def _short(path: Path) -> str:
 def _write_random_weights(config: Path, weights: Path) -> None:
     import torch
 
-    from monai_attn.inference.models import config_file_parser
+    from monai_attn.bundle.configs import config_file_parser
 
     torch.manual_seed(WEIGHT_SEED)
     network = config_file_parser(config, trust=True).get_parsed_content("network_def")  # written by this script
@@ -324,7 +324,8 @@ def run_variant(payload: dict[str, Any]) -> dict[str, Any]:
     and for the Segmenter's inferer the voxels computed per voxel needed and the window size."""
     import torch
 
-    from monai_attn.inference.models import bundle_parser, config_file_parser, load_network
+    from monai_attn.bundle.configs import bundle_parser, config_file_parser
+    from monai_attn.inference.models import load_network
 
     if payload.get("threads"):
         torch.set_num_threads(payload["threads"])

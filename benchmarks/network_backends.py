@@ -71,7 +71,8 @@ from network import count_flops, matmul_peak_gflops
 from monai_attn.inference.backends import OpenVINONetwork, export_onnx
 from monai_attn.inference.devices import autocast_dtype, resolve_precision
 from monai_attn.inference.inferer import WindowPredictor
-from monai_attn.inference.models import bundle_parser, load_network
+from monai_attn.bundle.configs import bundle_parser
+from monai_attn.inference.models import load_network
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "abdomen_ct_attention_unet"

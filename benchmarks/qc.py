@@ -35,7 +35,8 @@ from _common import machine_description  # noqa: E402
 
 from monai_attn.transforms import RemapLabels  # noqa: E402
 from monai_attn.inference import LogitsToLabelsd, OrganQCd, Segmenter  # noqa: E402
-from monai_attn.inference.models import bundle_parser, load_network  # noqa: E402
+from monai_attn.bundle.configs import bundle_parser
+from monai_attn.inference.models import load_network  # noqa: E402
 from monai_attn.io import load_image  # noqa: E402
 from monai_attn.qc import expected_calibration_error, fit_temperature  # noqa: E402
 from monai_attn.synthetic import generate_abdomen_ct_case  # noqa: E402

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from monai_attn import __version__
 from monai_attn.errors import InputError, one_line_error
 from monai_attn.quiet import quiet_library_debug_logs
-from monai_attn.validation import set_memory_budget
+from monai_attn.io.limits import set_memory_budget
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = ("demo", "synth", "segment", "evaluate", "publish")
@@ -30,12 +30,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Grid-gated attention U-Net segmentation toolkit built on MONAI.",
     )
     parser.add_argument("--version", action="version", version=f"monai-attn {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    _add_general_options(parser, default=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"monai_attn.commands.{name}").add_parser(subparsers)
+    _add_to_subcommands(parser)
     return parser
+
+
+def _add_to_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Every (sub-)subcommand accepts the general options too, e.g. ``monai-attn segment ... --debug``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                _add_general_options(command.add_argument_group("general"), default=argparse.SUPPRESS)
+                _add_to_subcommands(command)
+
+
+def _add_general_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: object) -> None:
+    """``--debug`` and ``--verbose``; a subcommand's copies default to SUPPRESS so that they do not
+    undo the same option given before the subcommand."""
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show full tracebacks on errors (and timestamps in the log)")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="log more detail")
 
 
 class Terminated(KeyboardInterrupt):

@@ -42,7 +42,7 @@ import numpy as np
 import yaml
 
 from monai_attn.errors import InputError
-from monai_attn.package_data import shipped_folder
+from monai_attn.bundle.package_data import shipped_folder
 
 logger = logging.getLogger(__name__)
 

@@ -406,22 +406,20 @@ def test_refused_before_any_model(name, tmp_path, capsys):
 
 
 def test_argument_errors_need_neither_torch_nor_monai(tmp_path):
-    """A fresh process refuses --overlap 1.5 in well under a second, before importing torch or MONAI."""
+    """A fresh process refuses --overlap 1.5 before importing torch or MONAI (so the refusal is quick)."""
     case = nifti(tmp_path / "case.nii.gz")
     script = (
-        "import sys, time\n"
-        "start = time.perf_counter()\n"
+        "import sys\n"
         "from monai_attn.cli import main\n"
         f"code = main(['segment', '-i', {str(case)!r}, '-o', {str(tmp_path / 'out')!r}, '--overlap', '1.5'])\n"
-        "print(code, time.perf_counter() - start, 'torch' in sys.modules, 'monai' in sys.modules, "
+        "print(code, 'torch' in sys.modules, 'monai' in sys.modules, "
         "'matplotlib' in sys.modules)\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
-    code, seconds, torch_loaded, monai_loaded, matplotlib_loaded = done.stdout.split()
+    code, torch_loaded, monai_loaded, matplotlib_loaded = done.stdout.split()
     assert done.stderr == "error: --overlap must be in [0, 1) (a fraction of the window), got 1.5\n"
     assert (code, torch_loaded, monai_loaded, matplotlib_loaded) == ("1", "False", "False", "False")
-    assert float(seconds) < 1.0
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from monai.bundle import ConfigWorkflow
 from PIL import Image
 from test_inference import one_thread  # noqa: F401  (autouse fixture: one torch thread)
 
-from monai_attn.bundle_lookup import resolve_bundle
+from monai_attn.bundle.lookup import resolve_bundle
 from monai_attn.cli import main
 from monai_attn.inference import Segmenter
 from monai_attn.synthetic import generate_abdomen_ct_case
@@ -160,8 +160,16 @@ def test_ckpt_export_torchscript_needs_no_config_and_matches_the_bundle(tmp_path
 # --- one place for each setting --------------------------------------------------------------
 
 
+def source_configs(folder: Path) -> list[Path]:
+    """The JSON files of a bundle's configs/ written by hand: not the standalone files generated from them."""
+    from monai_attn.bundle.standalone import STANDALONE
+
+    return sorted(p for p in folder.rglob("*.json") if p.relative_to(folder).as_posix() not in STANDALONE)
+
+
 def files_holding(folder: Path, pattern: str) -> list[str]:
-    return sorted(p.name for p in folder.glob("*.json") if re.search(pattern, p.read_text(encoding="utf-8")))
+    return sorted(p.relative_to(folder).as_posix() for p in source_configs(folder)
+                  if re.search(pattern, p.read_text(encoding="utf-8")))
 
 
 def json_values(node):
@@ -191,7 +199,7 @@ def test_hu_window_values_live_only_in_common_json():
                 return True  # a window written into an expression
         return False
 
-    assert sorted(p.name for p in folder.glob("*.json") if holds_window(p)) == ["common.json"]
+    assert sorted(p.name for p in source_configs(folder) if holds_window(p)) == ["common.json"]
     assert files_holding(folder, r'"hu_window"\s*:\s*\[') == ["common.json"]
 
 
@@ -210,7 +218,7 @@ def test_ct_bundle_run_and_segment_hold_the_weights_in_channels_last_and_share_t
     bf16 window 1.4-2.6x slower on the CPU (docs/benchmarks.md section 3)."""
     import torch
 
-    from monai_attn.inference.models import bundle_parser
+    from monai_attn.bundle.configs import bundle_parser
 
     parser = bundle_parser(resolve_bundle("ct"), {"device": "cpu", "backend": "openvino"})
     network = parser.get_parsed_content("network")

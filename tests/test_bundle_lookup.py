@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from monai_attn import bundle_lookup, package_data
-from monai_attn.bundle_lookup import DEFAULT_BUNDLE_NAME, default_bundle, installed_bundles, resolve_bundle
+from monai_attn.bundle import lookup as bundle_lookup, package_data
+from monai_attn.bundle.lookup import DEFAULT_BUNDLE_NAME, default_bundle, installed_bundles, resolve_bundle
 from monai_attn.commands import segment
 from monai_attn.datasets import DATASETS_DIR
 from monai_attn.errors import InputError

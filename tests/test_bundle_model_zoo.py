@@ -35,3 +35,79 @@ def test_metadata_value_ranges_and_references(name: str) -> None:
     assert len(meta["references"]) >= 3 or name == "abdomen_ct_attention_unet"
     if name == "abdomen_ct_attention_unet":
         assert fmt["inputs"]["image"]["value_range"] == [0, 1]  # the HU window scaled and clipped
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_standalone_configs_are_current(name: str) -> None:
+    """configs/{inference,train,evaluate}.json are generated from common.json and configs/parts/:
+    edit those, then run python -m monai_attn.bundle.standalone."""
+    from monai_attn.bundle.standalone import stale_files
+
+    assert stale_files(BUNDLES / name) == []
+
+
+def test_standalone_merge_follows_monai(tmp_path) -> None:
+    from monai.bundle import ConfigParser
+
+    from monai_attn.bundle.standalone import merged_config
+
+    first = {"imports": ["$import os"], "a": 1, "d": {"x": 1}}
+    second = {"+imports": ["$import json"], "a": 2, "+d": {"y": 2}, "+new": [1]}
+    for i, content in enumerate((first, second)):
+        (tmp_path / f"{i}.json").write_text(json.dumps(content))
+    parser = ConfigParser()
+    parser.read_config([str(tmp_path / "0.json"), str(tmp_path / "1.json")])
+    assert merged_config([first, second]) == {k: v for k, v in parser.get().items() if k != "_meta_"}
+
+
+def test_stale_standalone_config_is_named(tmp_path) -> None:
+    import shutil
+
+    from monai_attn.bundle.standalone import main
+
+    shutil.copytree(BUNDLES / "cells_attention_unet" / "configs", tmp_path / "configs")
+    common = json.loads((tmp_path / "configs" / "common.json").read_text())
+    common["overlap"] = 0.5
+    (tmp_path / "configs" / "common.json").write_text(json.dumps(common))
+    assert main(["--check", str(tmp_path)]) == 1
+    assert main([str(tmp_path)]) == 0 and main(["--check", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "configs" / "inference.json").read_text())["overlap"] == 0.5
+
+
+def test_inference_config_runs_alone_from_the_bundle_folder(tmp_path) -> None:
+    """The model zoo's habit: cd into the bundle, run configs/inference.json alone."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    image = tmp_path / "images" / "section.png"
+    image.parent.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((64, 64)) * 255).astype(np.uint8)).save(image)
+    done = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
+         "--input", str(image.parent), "--output_dir", str(tmp_path / "out")],
+        cwd=BUNDLES / "cells_attention_unet", capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "out" / "section.png").is_file()
+
+
+def test_segment_refuses_a_bundle_whose_standalone_config_is_stale(tmp_path, capsys) -> None:
+    import shutil
+
+    from monai_attn.cli import main
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLES / "cells_attention_unet", bundle, ignore=shutil.ignore_patterns("models"))
+    common = json.loads((bundle / "configs" / "common.json").read_text())
+    (bundle / "configs" / "common.json").write_text(json.dumps({**common, "overlap": 0.5}))
+    image = tmp_path / "section.png"
+    from PIL import Image
+
+    Image.new("L", (32, 32)).save(image)
+    assert main(["segment", "--bundle", str(bundle), "--trust-config", "-i", str(image), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "inference.json: is not current with common.json" in err
+    assert "python -m monai_attn.bundle.standalone" in err

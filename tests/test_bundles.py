@@ -9,6 +9,7 @@ weights against the Dice recorded in each bundle's metadata on freshly generated
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
@@ -273,6 +274,7 @@ def test_train_run_writes_best_model_and_epoch_checkpoint(name, trained):
     assert checkpoint["trainer"]["iteration"] == 2 and checkpoint["trainer"]["epoch_length"] == 2
     assert checkpoint["key_metric"]["best_metric_epoch"] == 1
     assert any(trained[name].glob("events.out.tfevents.*")), "TensorBoard events"
+    assert (models / "model_last.pt").is_file()
 
 
 def test_train_resumes_from_the_last_checkpoint(datasets, tmp_path):
@@ -319,6 +321,20 @@ def test_ct_training_starts_from_initial_weights_unless_resuming(datasets, train
     resumed.initialize()
     assert resumed.parser.get_parsed_content("train#initial_weights_loader") is None
     assert resumed.parser.get_parsed_content("train#checkpoint_loader") is not None
+
+
+def test_training_shorter_than_the_validation_interval_leaves_a_model(datasets, tmp_path, caplog):
+    """No validation ran: model.pt is the last epoch's weights, with a warning and a summary."""
+    name = "cells_attention_unet"
+    with caplog.at_level(logging.INFO):
+        flow = run_workflow(workflow(name, ("train.json",), tmp_path, datasets[name], val_interval=5))
+    models = tmp_path / "models"
+    last = torch.load(models / "model_last.pt", map_location="cpu", weights_only=True)["model"]
+    best = torch.load(models / "model.pt", map_location="cpu", weights_only=True)["model"]
+    network = flow.parser.get_parsed_content("network_def").state_dict()
+    assert all(torch.equal(last[k], network[k]) and torch.equal(best[k], network[k]) for k in network)
+    assert "validation never ran" in caplog.text
+    assert f"monai-attn publish --bundle {name} --checkpoint {models / 'model.pt'}" in caplog.text
 
 
 def test_training_is_reproducible(datasets, tmp_path):

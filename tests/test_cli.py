@@ -10,7 +10,7 @@ import pytest
 from monai_attn import __version__
 from monai_attn.cli import COMMANDS, main
 from monai_attn.commands.segment import DEFAULT_BUNDLE
-from monai_attn.bundle_lookup import resolve_bundle
+from monai_attn.bundle.lookup import resolve_bundle
 
 
 def test_version(capsys):
@@ -26,6 +26,23 @@ def test_every_subcommand_has_help(command, capsys):
         main([command, "--help"])
     assert exit_info.value.code == 0
     assert f"monai-attn {command}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_is_accepted_before_or_after_the_subcommand(where, tmp_path, capsys):
+    """With --debug anywhere, the error is raised (a traceback) instead of printed in one line."""
+    argv = ["segment", "-i", str(tmp_path / "missing.nii.gz"), "-o", str(tmp_path / "out")]
+    argv = ["--debug", *argv] if where == "before" else [*argv, "--debug"]
+    with pytest.raises(Exception, match="no such file or folder"):
+        main(argv)
+    assert main(argv[1:] if where == "before" else argv[:-1]) == 1
+    assert "error:" in capsys.readouterr().err
+
+
+def test_general_options_listed_in_subcommand_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["segment", "--help"])
+    assert "--debug" in capsys.readouterr().out
 
 
 def test_no_command_prints_help_and_fails(capsys):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monai_attn.config_trust import check_config_trusted
+from monai_attn.bundle.trust import check_config_trusted
 from monai_attn.errors import InputError
 
 ADVICE = "a config from outside the package may not run code; pass --trust-config if you trust it"
@@ -119,7 +119,7 @@ ROUTES = {
     "lambda-scheduler": "torch.optim.lr_scheduler.LambdaLR",
     "persistent-dataset": "monai.data.PersistentDataset",
     "torchvision-wrapper": "monai.transforms.TorchVisiond",
-    "trusted-loader": "monai_attn.inference.models.bundle_parser",
+    "trusted-loader": "monai_attn.bundle.configs.bundle_parser",
     "segmenter-factory": "monai_attn.inference.Segmenter.from_bundle",
     "cli-main": "monai_attn.cli.main",
     "download": "monai.apps.download_and_extract",
@@ -157,7 +157,7 @@ def test_the_same_class_is_allowed_whatever_path_reaches_it(tmp_path):
 
 def test_every_target_of_the_shipped_configs_is_allowed():
     """The allow-list covers what the package's own configs build (their $-expressions aside)."""
-    from monai_attn.config_trust import is_allowed_object, resolve_target
+    from monai_attn.bundle.trust import is_allowed_object, resolve_target
 
     targets = set()
 
@@ -206,7 +206,7 @@ def test_segment_refuses_a_config_that_reaches_os_system_through_torch(tmp_path,
 def test_segment_refuses_a_copied_bundle_whose_metadata_holds_code(tmp_path, capsys):
     import shutil
 
-    from monai_attn.inference.models import is_shipped_bundle
+    from monai_attn.bundle.configs import is_shipped_bundle
 
     marker = tmp_path / "pwned"
     bundle = tmp_path / "bundle"
@@ -223,7 +223,7 @@ def test_segment_refuses_a_copied_bundle_whose_metadata_holds_code(tmp_path, cap
 
 
 def test_a_shipped_config_beside_foreign_metadata_is_not_trusted():
-    from monai_attn.inference.models import matches_shipped_bundle
+    from monai_attn.bundle.configs import matches_shipped_bundle
 
     folder = Path("bundles/abdomen_ct_attention_unet/configs")
     configs = {name: json.loads((folder / name).read_text()) for name in ("common.json", "inference.json")}

@@ -280,6 +280,22 @@ def test_missing_prediction_is_a_reported_failure(tmp_path: Path, capsys: pytest
     assert "3 of 4 cases evaluated, 1 failed" in captured.out
 
 
+def test_segments_side_files_are_skipped_and_counted(tmp_path: Path, capsys, caplog) -> None:
+    """Previews, probabilities, attention maps, statistics and QC beside the predictions are not cases."""
+    pred, gt = _dataset(tmp_path, n_cases=2)
+    Image.new("RGB", (8, 8)).save(pred / "case_0_preview.png")
+    for name in ("case_0_probabilities.nii.gz", "case_1_attention_gate12.nii.gz"):
+        (pred / name).write_bytes((pred / "case_0.nii.gz").read_bytes())
+    (pred / "case_0_statistics.json").write_text("{}")
+    with caplog.at_level("INFO"):
+        code = main(["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(tmp_path / "r"), "--workers", "1"])
+    assert code == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["unmatched_predictions"] == [] and summary["n_evaluated"] == 2
+    assert "without a reference" not in capsys.readouterr().out
+    assert "skipped 4 file(s) segment writes beside the labels" in caplog.text
+
+
 def test_report_files_contents(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     pred, gt = _dataset(tmp_path)
     (gt / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "spleen", "2": "kidney", "3": "pancreas"}}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -24,11 +25,12 @@ from monai_attn.inference import (
     resample_to_grid,
 )
 from monai_attn.inference.inferer import WindowPredictor
-from monai_attn.inference.models import bundle_parser, is_torchscript
+from monai_attn.bundle.configs import bundle_parser
+from monai_attn.inference.models import is_torchscript
 from monai_attn.inference.stages import REQUESTED
 from monai_attn.io import load_image
 from monai_attn.networks import GridAttentionUNet
-from monai_attn.bundle_lookup import resolve_bundle
+from monai_attn.bundle.lookup import resolve_bundle
 
 HU_WINDOW = (-175.0, 250.0)
 #: HU of the phantom's objects and the band of normalised intensity ThresholdNet gives each label.
@@ -504,8 +506,8 @@ def test_from_files_state_dict_torchscript_and_bundle(tmp_path):
     (bundle / "models").mkdir()
     torch.save({"network": net.state_dict()}, bundle / "models" / "model.pt")
     ct = resolve_bundle("ct") / "configs"
-    for name in ("inference.json", "metadata.json"):
-        (bundle / "configs" / name).write_text((ct / name).read_text())
+    for name in ("parts/inference.json", "metadata.json"):  # a bundle of two configs: common.json + inference.json
+        (bundle / "configs" / Path(name).name).write_text((ct / name).read_text())
     common = json.loads((ct / "common.json").read_text())
     (bundle / "configs" / "common.json").write_text(json.dumps({**common, **settings, "spacing_mm": [1.5, 1.5, 2.0]}))
     from_bundle = Segmenter.from_bundle(bundle, overrides=run, trust=True)
@@ -587,7 +589,7 @@ def test_adaptive_window_tiles_the_volume_and_counts_what_monai_computes():
     shape = (40, 24, 70)
     budget_voxels = 32 * 32 * 48  # room for about a third of the volume in one window
     inferer = SegmentationInferer((16, 16, 16), 1, 0.25, precision="fp32", adaptive_roi=True,
-                                  memory_budget_mb=budget_voxels * 4 / 2**20, bytes_per_voxel=4)
+                                  memory_budget_mb=budget_voxels * 4 / 2**20, bytes_per_voxel=4, divisor=16)
     window = inferer.window_for(shape, torch.device("cpu"), "fp32")
     assert np.prod(window) <= budget_voxels and all(w % 16 == 0 for w in window)
     expected = int(np.prod([_windows_along(s, w, 0.25) * w for s, w in zip(shape, window)]))
@@ -598,5 +600,6 @@ def test_adaptive_window_tiles_the_volume_and_counts_what_monai_computes():
     assert logits.shape == (1, 4, *shape)
     assert inferer.counts.roi_size == window
     assert inferer.counts.voxels_computed == expected and inferer.counts.voxels_needed == np.prod(shape)
-    whole = SegmentationInferer((16, 16, 16), 1, 0.25, adaptive_roi=True, memory_budget_mb=64, bytes_per_voxel=4)
+    whole = SegmentationInferer((16, 16, 16), 1, 0.25, adaptive_roi=True, memory_budget_mb=64, bytes_per_voxel=4,
+                                divisor=16)
     assert whole.window_for(shape, torch.device("cpu"), "fp32") == (48, 32, 80)  # the padded volume fits

@@ -21,6 +21,7 @@ NAMES = ("abdomen_ct_attention_unet", "retina_attention_unet", "cells_attention_
 BUNDLE_FILES = (
     "LICENSE", "configs/metadata.json", "configs/common.json", "configs/train.json", "configs/evaluate.json",
     "configs/inference.json", "configs/multi_gpu_train.json", "configs/multi_gpu_evaluate.json", "configs/logging.conf",
+    "configs/parts/inference.json", "configs/parts/train.json", "configs/parts/evaluate.json",
     "docs/README.md", "models/model.pt",
 )
 #: What a training run, an evaluation or Python may leave in a bundle folder.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import shutil
@@ -12,7 +13,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from monai_attn.cli import main
-from monai_attn.inference.models import bundle_parser
+from monai_attn.bundle.configs import bundle_parser
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLES = REPO / "bundles"
@@ -63,6 +64,7 @@ def bundle(tmp_path) -> Path:
     metadata = json.loads((copy / "configs" / "metadata.json").read_text())
     metadata["version"] = "0.3.0"
     metadata["changelog"] = {"0.3.0": "third", **metadata["changelog"]}
+    metadata["training"]["heldout"] = {"seed": 1000, "cases": 1, "size": 64}  # a small, quick gate
     (copy / "configs" / "metadata.json").write_text(json.dumps(metadata, indent=4))
     return copy
 
@@ -77,34 +79,69 @@ def _trained_state(bundle: Path) -> dict[str, torch.Tensor]:
     return {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in _network(bundle).state_dict().items()}
 
 
-def _publish(capsys, bundle: Path, checkpoint: Path, version: str, notes: str = "retrained") -> tuple[int, str, str]:
+def _publish(capsys, bundle: Path, checkpoint: Path, version: str, notes: str = "retrained",
+             *extra: str) -> tuple[int, str, str]:
     code = main(["publish", "--bundle", str(bundle), "--checkpoint", str(checkpoint), "--version", version,
-                 "--notes", notes])
+                 "--notes", notes, *extra])
     out, err = capsys.readouterr()
     return code, out, err
 
 
 def test_publish_replaces_weights_bumps_version_and_prepends_changelog(bundle, tmp_path, capsys):
-    before = json.loads((bundle / "configs" / "metadata.json").read_text())
+    """A forced candidate: weights replaced, the old ones kept, metadata edited in place."""
+    before_text = (bundle / "configs" / "metadata.json").read_text()
+    before = json.loads(before_text)
     state = _trained_state(bundle)
     checkpoint = tmp_path / "run" / "models" / "model.pt"
     checkpoint.parent.mkdir(parents=True)
     torch.save(state, checkpoint)
-    code, out, err = _publish(capsys, bundle, checkpoint, "1.0.0", "  retrained on 40 more phantoms  ")
+    code, out, err = _publish(capsys, bundle, checkpoint, "1.0.0", "  retrained on 40 more phantoms  ", "--force")
     assert (code, err) == (0, "")
     assert out == f"{bundle / 'models' / 'model.pt'}: published as version 1.0.0\n"
     shipped = torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert shipped.keys() == state.keys() and all(torch.equal(shipped[k], state[k]) for k in state)
     _network(bundle).load_state_dict(shipped)  # strict
-    after = json.loads((bundle / "configs" / "metadata.json").read_text())
+    after_text = (bundle / "configs" / "metadata.json").read_text()
+    after = json.loads(after_text)
     assert after["version"] == "1.0.0"
     assert list(after["changelog"].items()) == [("1.0.0", "retrained on 40 more phantoms"),
                                                 *before["changelog"].items()]
-    assert {k: v for k, v in after.items() if k not in ("version", "changelog")} == \
-           {k: v for k, v in before.items() if k not in ("version", "changelog")}
-    assert sorted(p.name for p in (bundle / "models").iterdir()) == ["model.pt"], "no temporary files left"
+    assert set(after["eval_metrics"]) == {"membrane_dice", "mean_dice"}
+    assert {k: v for k, v in after.items() if k not in ("version", "changelog", "eval_metrics")} == \
+           {k: v for k, v in before.items() if k not in ("version", "changelog", "eval_metrics")}
+    changed = [line for line in difflib.ndiff(before_text.splitlines(), after_text.splitlines())
+               if line[:1] in "+-" and "eval_metrics" not in line]
+    assert len([line for line in changed if line.startswith("-")]) <= 1 + len(before["eval_metrics"]), changed
+    history = bundle / "models" / "history" / "model_0.3.0.pt"
+    assert history.read_bytes() == (BUNDLES / "cells_attention_unet" / "models" / "model.pt").read_bytes()
+    assert sorted(p.name for p in (bundle / "models").iterdir()) == ["history", "model.pt"], "no temporary files"
     assert oct((bundle / "models" / "model.pt").stat().st_mode & 0o777) == \
            oct((BUNDLES / "cells_attention_unet" / "models" / "model.pt").stat().st_mode & 0o777)
+
+
+def test_publish_refuses_a_candidate_worse_than_the_shipped_weights(bundle, tmp_path, capsys):
+    torch.save(_trained_state(bundle), tmp_path / "model.pt")
+    code, _, err = _publish(capsys, bundle, tmp_path / "model.pt", "1.0.0")
+    assert code == 1 and err.count("\n") == 1
+    assert re.match(r"error: the candidate is worse than the shipped weights on the 1 held-out phantoms "
+                    r"\(seed 1000\): membrane 0\.\d+ < 0\.\d+; nothing changed", err), err
+    assert _unchanged(bundle)
+
+
+def test_publish_scores_an_equal_candidate_and_writes_its_figures(bundle, tmp_path, capsys):
+    """The shipped weights as the candidate pass the gate; eval_metrics are what was measured."""
+    shutil.copy(bundle / "models" / "model.pt", tmp_path / "model.pt")
+    assert _publish(capsys, bundle, tmp_path / "model.pt", "0.4.0", "same weights",
+                    "--heldout-data", str(tmp_path / "heldout"))[0] == 0
+    metrics = json.loads((bundle / "configs" / "metadata.json").read_text())["eval_metrics"]
+    from monai_attn.evaluation import evaluate_folders
+    from monai_attn.inference import Segmenter
+
+    segmenter = Segmenter.from_bundle(bundle, trust=True)
+    for image in (tmp_path / "heldout" / "imagesTr").iterdir():
+        segmenter.segment_to_file(image, tmp_path / "pred" / image.name, output_types=["png"])
+    run = evaluate_folders(tmp_path / "pred", tmp_path / "heldout" / "labelsTr", segmenter.label_names)
+    assert metrics["membrane_dice"] == pytest.approx(run.results[0].metrics[1].dice, abs=5e-4)
 
 
 def test_publish_takes_the_network_out_of_an_epoch_checkpoint(bundle, tmp_path, capsys):
@@ -112,7 +149,7 @@ def test_publish_takes_the_network_out_of_an_epoch_checkpoint(bundle, tmp_path, 
     checkpoint = tmp_path / "checkpoint_epoch=4.pt"
     torch.save({"network": state, "optimizer": {"state": {}, "param_groups": []}, "trainer": {"epoch": 4}},
                checkpoint)
-    assert _publish(capsys, bundle, checkpoint, "1.0")[0] == 0
+    assert _publish(capsys, bundle, checkpoint, "1.0", "retrained", "--force")[0] == 0
     shipped = torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert shipped.keys() == state.keys() and all(torch.equal(shipped[k], state[k]) for k in state)
 

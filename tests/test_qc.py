@@ -238,7 +238,7 @@ def test_evaluate_tabulates_qc_status_against_dice(tmp_path, capsys, phantom):
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"organs": {"spleen": {"entropy": 0.1}}}',
                                      '{"organs": "none"}', '{"status": "ok"}'])
 def test_malformed_qc_reports_are_left_out_with_a_warning(tmp_path, caplog, content):
-    from monai_attn.qc.versus_dice import read_qc
+    from monai_attn.evaluation.qc_versus_dice import read_qc
 
     (tmp_path / "bad_qc.json").write_text(content)
     (tmp_path / "good_qc.json").write_text('{"organs": {"spleen": {"status": "ok", "entropy": 0.1}}}')

@@ -72,7 +72,7 @@ def _run_names(pred_dirs: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from monai_attn.validation import check_new_report_folder
+    from monai_attn.commands.checks import check_new_report_folder
 
     check_new_report_folder(args.output)  # before any file is read
     # imported here, not at module level: scipy.stats and matplotlib add a second to every
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from monai_attn.evaluation.compare import paired_differences, write_comparison
     from monai_attn.evaluation.labels import parse_tolerances, resolve_label_names
     from monai_attn.evaluation.report import plot_boxplot, write_report, write_text_atomically
-    from monai_attn.qc.versus_dice import qc_versus_dice, read_qc, render_qc_markdown
+    from monai_attn.evaluation.qc_versus_dice import qc_versus_dice, read_qc, render_qc_markdown
 
     gt_dir = Path(args.gt)
     for folder in (*args.pred, args.gt):
@@ -105,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         logger.info("evaluating %s against %s", pred_dir, gt_dir)
         runs[name] = evaluate_folders(pred_dir, gt_dir, label_names, tolerances, workers=workers,
                                       gt_mapping=args.gt_mapping)
+        if runs[name].skipped_side_files:
+            logger.info("skipped %d file(s) segment writes beside the labels (previews, statistics, QC...), "
+                        "e.g. %s", len(runs[name].skipped_side_files), runs[name].skipped_side_files[0])
 
     all_names = dict(sorted({k: v for r in runs.values() for k, v in r.label_names.items()}.items()))
     compare = len(runs) > 1

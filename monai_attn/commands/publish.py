@@ -14,9 +14,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "publish",
         help="make a trained checkpoint the weights of a bundle, with a new version",
         description=(
-            "Check that CHECKPOINT loads into the bundle's network_def, then replace the bundle's "
-            "models/model.pt and set its metadata version, adding NOTES to the changelog. Training "
-            "never writes into a bundle; this is the step that does."
+            "Check that CHECKPOINT loads into the bundle's network_def, score it and the shipped weights on "
+            "the bundle's held-out phantoms (refusing a worse candidate unless --force), then keep the old "
+            "weights in models/history/, replace models/model.pt and set the metadata's version, changelog "
+            "(NOTES) and eval_metrics (the candidate's held-out Dice). Training never writes into a bundle; "
+            "this is the step that does."
         ),
     )
     parser.add_argument("--bundle", required=True, help="bundle folder, name or short name (ct, retina, cells)")
@@ -24,12 +26,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="a run's models/model.pt (or an epoch checkpoint; only the network is kept)")
     parser.add_argument("--version", required=True, help="the new bundle version, greater than the current one")
     parser.add_argument("--notes", required=True, help="changelog entry: what changed, what the weights reach")
+    parser.add_argument("--force", action="store_true",
+                        help="publish even a candidate worse than the shipped weights on the held-out phantoms")
+    parser.add_argument("--heldout-data", type=Path, metavar="DIR",
+                        help="keep the generated held-out phantoms here and reuse them (default: a temporary folder)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from monai_attn.training.publish import publish_checkpoint
 
-    weights = publish_checkpoint(args.bundle, args.checkpoint, args.version, args.notes)
+    weights = publish_checkpoint(args.bundle, args.checkpoint, args.version, args.notes, force=args.force,
+                                 heldout_data=args.heldout_data)
     print(f"{weights}: published as version {args.version}")
     return 0

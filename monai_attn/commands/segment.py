@@ -14,15 +14,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from monai_attn.bundle_lookup import DEFAULT_BUNDLE_NAME
+from monai_attn.bundle.lookup import DEFAULT_BUNDLE_NAME, resolve_bundle
+from monai_attn.bundle.settings import BACKENDS, PRECISIONS
+from monai_attn.bundle.spec import BundleSpec
+from monai_attn.commands.checks import check_segment_arguments
 from monai_attn.errors import InputError, brief_reason
-from monai_attn.validation import (
-    BACKENDS,
-    OUTPUT_TYPES,
-    check_segment_arguments,
-    extra_output_suffixes,
-    parse_memory,
-)
+from monai_attn.io.limits import parse_memory
+from monai_attn.io.output_paths import OUTPUT_TYPES, extra_output_suffixes
 
 if TYPE_CHECKING:
     from monai_attn.inference.sharding import Shard
@@ -31,7 +29,7 @@ logger = logging.getLogger("monai_attn.segment")
 
 #: Bundle used without --bundle/--model.
 DEFAULT_BUNDLE = DEFAULT_BUNDLE_NAME
-#: Default label format per bundle task.
+#: Label format of a bundle that names none (``output_types`` in its ``inference.json``), by task.
 DEFAULT_OUTPUT_TYPE = {"ct": "nifti", "fundus": "png", "em": "png"}
 
 
@@ -59,13 +57,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        "($ expressions, any _target_); MONAI configs are code: only for configs you trust")
     run = parser.add_argument_group("inference")
     run.add_argument("--device", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-    run.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="autocast precision (default auto)")
+    run.add_argument("--precision", choices=PRECISIONS,
+                     help="autocast precision (default from the bundle: auto, i.e. bf16 where the CPU or GPU has it natively)")
     run.add_argument("--backend", choices=BACKENDS,
                      help="where the network runs: torch (default) or openvino (CPU; pip install \"monai-attn[openvino]\"; "
                      "about 2.4x faster per window in bf16 after about 5 s of conversion per run; docs/benchmarks.md)")
-    run.add_argument("--overlap", type=float, help="sliding-window overlap fraction (default 0.25)")
-    run.add_argument("--roi-size", type=int, nargs=3, metavar=("X", "Y", "Z"), help="window size in voxels")
-    run.add_argument("--sw-batch-size", type=int, help="windows per network call (default 2)")
+    run.add_argument("--overlap", type=float, help="sliding-window overlap fraction (default from the bundle: 0.25)")
+    run.add_argument("--roi-size", type=int, nargs="+", metavar="N",
+                     help="window size in voxels, one number per dimension: 3 for CT, 2 for the 2-D bundles "
+                     "(default from the bundle: CT 96 96 96, retina 128 128, cells 192 192)")
+    run.add_argument("--sw-batch-size", type=int,
+                     help="windows per network call (default from the bundle: 1 for CT, 4 for the 2-D bundles)")
     run.add_argument("--tta", action="store_true", help="mirror test-time augmentation (8x slower)")
     run.add_argument("--no-postprocess", action="store_true", help="keep the raw argmax (no component/hole clean-up)")
     run.add_argument("--no-skip-air", action="store_true", help="run every window, even those entirely in air")
@@ -107,21 +109,31 @@ def run_segment(args: argparse.Namespace) -> int:
         raise InputError("give either --bundle or --model, not both")
     if args.config and not args.model:
         raise InputError("--config goes with --model")
-    task = _task_of(args)
+    for option in ("model", "config"):
+        value = getattr(args, option)
+        if value is not None and not Path(value).exists():
+            raise InputError(f"no such file (--{option})", path=value)
+    if not args.model:
+        args.bundle = resolve_bundle(args.bundle or DEFAULT_BUNDLE)  # the one lookup of the run
+    spec = _spec_of(args)
+    task = spec.task if spec is not None else "ct"
     if args.output_type is None:
-        args.output_type = [DEFAULT_OUTPUT_TYPE[task]]
+        args.output_type = list(spec.output_types if spec is not None and spec.output_types
+                                else [DEFAULT_OUTPUT_TYPE.get(task, "nifti")])
     if task != "ct" and {"nifti", "dicom-seg"} & set(args.output_type):
         raise InputError(f"--output-type {' '.join(args.output_type)}: a 2-D bundle writes png labels")
     if task == "ct" and "png" in args.output_type:
         raise InputError("--output-type png is for 2-D bundles; CT labels are nifti or dicom-seg")
+    if spec is not None:
+        spec.check_overrides(_overrides(args))  # options this bundle has, with valid values
     check_segment_arguments(args)  # before any model or image is read
     from monai_attn.inference.sharding import current_shard, process_group
 
     with process_group(current_shard()) as shard:
-        return _segment_shard(args, shard)
+        return _segment_shard(args, shard, spec)
 
 
-def _segment_shard(args: argparse.Namespace, shard: Shard) -> int:
+def _segment_shard(args: argparse.Namespace, shard: Shard, spec: BundleSpec | None) -> int:
     from monai_attn.inference.batch import find_cases, run_batch
     from monai_attn.inference.sharding import gather_summary, select_shard
 
@@ -136,7 +148,7 @@ def _segment_shard(args: argparse.Namespace, shard: Shard) -> int:
     if args.device is None and shard.device is not None:
         args.device = shard.device
     progress = sys.stderr.isatty()
-    segmenter = _build_segmenter(args, progress)
+    segmenter = _build_segmenter(args, progress, spec)
     if args.attention_maps and not hasattr(segmenter.network, "forward_with_attention"):
         raise InputError("--attention-maps needs a network with attention gates (forward_with_attention)")
     inferer = segmenter.inferer
@@ -220,66 +232,60 @@ def _strict_exit(strict: bool, verdicts: dict[str, str], quiet: bool = False) ->
 
 
 def _check_backend(args: argparse.Namespace, backend: str, segmenter) -> None:
-    """Refuse, before the first case, a back end the config ignores or cannot run here."""
-    if args.backend is not None and backend != args.backend:
-        raise InputError(f"--backend {args.backend}: this model's config has no backend setting (the CT bundle has one)")
+    """Refuse, before the first case, a back end that cannot run here."""
     if backend == "openvino":
         from monai_attn.inference.backends import check_openvino_run
 
         check_openvino_run(segmenter.network, segmenter.device, args.attention_maps)
 
 
-def _task_of(args: argparse.Namespace) -> str:
-    """The task of the bundle or config the command will use, read without loading a model
-    (``ct`` for a TorchScript file, whose configs are read with the model)."""
-    import json
-
-    from monai_attn.bundle_lookup import resolve_bundle
-
-    if args.model:
-        config = args.config
-    else:
-        config = resolve_bundle(args.bundle or DEFAULT_BUNDLE) / "configs" / "common.json"
-    try:
-        return json.loads(config.read_text(encoding="utf-8")).get("task", "ct") if config else "ct"
-    except (OSError, ValueError):
-        return "ct"  # the loader reports an unreadable config with its own message
+def _spec_of(args: argparse.Namespace) -> BundleSpec | None:
+    """The spec of the bundle, config or TorchScript file the run uses, read without loading a model
+    (None for a TorchScript file that embeds no config: its loader says so)."""
+    if not args.model:
+        return BundleSpec.read(args.bundle)
+    if args.config:
+        return BundleSpec.from_config_file(args.config)
+    return BundleSpec.from_torchscript(args.model)
 
 
-def _build_segmenter(args: argparse.Namespace, progress: bool):
-    """The segmenter of --bundle (default: the CT bundle) or --model/--config, options as config overrides."""
-    from monai_attn.inference import Segmenter
-
-    overrides = {"progress": progress}
-    for name, value in (
+def _overrides(args: argparse.Namespace) -> dict:
+    """The config ids the options set (only those given), as :data:`~monai_attn.bundle.settings.SETTINGS` names them."""
+    overrides = {key: value for key, value in (
         ("device", args.device),
         ("precision", args.precision),
         ("backend", args.backend),
         ("overlap", args.overlap),
         ("roi_size", args.roi_size),
         ("sw_batch_size", args.sw_batch_size),
+    ) if value is not None}
+    for flag, key, value in (
+        (args.tta, "tta", True),
+        (args.force, "force", True),
+        (args.no_postprocess, "postprocess", False),
+        (args.no_skip_air, "skip_empty_windows", False),
+        (args.adaptive_roi, "adaptive_roi", True),
     ):
-        if value is not None:
-            overrides[name] = value
-    if args.tta:
-        overrides["tta"] = True
-    if args.force:
-        overrides["force"] = True
-    if args.no_postprocess:
-        overrides["postprocess"] = False
-    if args.no_skip_air:
-        overrides["skip_empty_windows"] = False
-    if args.adaptive_roi:
-        overrides["adaptive_roi"] = True
+        if flag:
+            overrides[key] = value
     if args.window_memory is not None:
         overrides["memory_budget_mb"] = parse_memory(args.window_memory, "--window-memory") / 2**20
+    return overrides
 
+
+def _build_segmenter(args: argparse.Namespace, progress: bool, spec: BundleSpec | None):
+    """The segmenter of --bundle (default: the CT bundle) or --model/--config, options as config overrides."""
+    from monai_attn.inference import Segmenter
+
+    overrides = _overrides(args)
+    if spec is not None and spec.declares("progress"):
+        overrides["progress"] = progress
     try:
         if args.model:
             return Segmenter.from_files(args.model, args.config, overrides, trust=args.trust_config)
-        return Segmenter.from_bundle(args.bundle or DEFAULT_BUNDLE, overrides, trust=args.trust_config or None)
+        return Segmenter.from_bundle(args.bundle, overrides, trust=args.trust_config or None)
     except (ValueError, KeyError, TypeError, AttributeError, ImportError) as err:  # MONAI config errors
         if isinstance(err, InputError):
             raise
-        source = (args.config or args.model) if args.model else args.bundle or DEFAULT_BUNDLE
+        source = (args.config or args.model) if args.model else args.bundle
         raise InputError(f"the model config cannot be built ({brief_reason(err)})", path=source) from err

@@ -33,6 +33,7 @@ from monai_attn.evaluation.metrics import CaseResult, class_metrics, evaluate_la
 from monai_attn.geometry import voxel_spacing
 from monai_attn.io.names import case_id as file_case_id
 from monai_attn.io.names import image_suffix
+from monai_attn.io.output_paths import is_side_file
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class EvaluationRun:
     prediction_dir: str = ""
     reference_dir: str = ""
     unmatched_predictions: list[str] = field(default_factory=list)
+    skipped_side_files: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,9 @@ def list_cases(folder: str | os.PathLike) -> dict[str, Path]:
     """``{case_id: path}`` for the label-map files directly inside ``folder``.
 
     A folder in the MSD layout (no label maps itself, but a ``labelsTr`` subfolder) is read
-    from ``labelsTr``.
+    from ``labelsTr``. Files ``segment`` writes beside the labels (``<case>_preview.png``,
+    ``<case>_probabilities.nii.gz``...; :func:`~monai_attn.io.output_paths.is_side_file`) are
+    not cases.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -108,7 +112,7 @@ def list_cases(folder: str | os.PathLike) -> dict[str, Path]:
     cases: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         cid = case_id(path)
-        if cid is None or not path.is_file():
+        if cid is None or not path.is_file() or is_side_file(path):
             continue
         if cid in cases:
             raise InputError(f"two files for case {cid!r}: {cases[cid].name} and {path.name}", folder)
@@ -348,4 +352,5 @@ def evaluate_folders(
         prediction_dir=str(pred_dir),
         reference_dir=str(gt_dir),
         unmatched_predictions=sorted(set(predictions) - set(references)),
+        skipped_side_files=sorted(p.name for p in Path(pred_dir).iterdir() if is_side_file(p)),
     )

@@ -22,19 +22,20 @@ from pathlib import Path
 
 from monai_attn.errors import InputError, one_line_error
 from monai_attn.io.names import NIFTI_SUFFIXES, PLANAR_SUFFIXES, case_id, image_suffix
-from monai_attn.validation import (
-    OUTPUT_SUFFIXES,
-    check_name_lengths,
-    check_output_types,
-    check_parts,
-    output_kind,
-    output_paths,
-)
+from monai_attn.io.output_paths import OUTPUT_SUFFIXES, check_name_lengths, check_output_types, output_kind, output_paths
 
 logger = logging.getLogger(__name__)
 
 #: Image files taken as cases in a folder of cases (volumes and pictures; DICOM comes as series folders).
 CASE_SUFFIXES: tuple[str, ...] = (*NIFTI_SUFFIXES, ".nrrd", ".nhdr", ".mha", ".mhd", *PLANAR_SUFFIXES)
+
+
+def check_parts(num_parts: int, part_id: int) -> None:
+    """``--num-parts`` >= 1 and ``--part-id`` in 0..num_parts-1."""
+    if num_parts < 1:
+        raise InputError(f"--num-parts must be >= 1, got {num_parts}")
+    if not 0 <= part_id < num_parts:
+        raise InputError(f"--part-id must be in 0..{num_parts - 1} for --num-parts {num_parts}, got {part_id}")
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def find_cases(
     """The cases of ``segment -i INPUT -o OUTPUT``, sorted by case id.
 
     ``Case.output`` is the label file of the first of ``output_types``; the other types' files
-    go beside it (:func:`monai_attn.validation.output_paths`). Broken links and link loops in
+    go beside it (:func:`monai_attn.io.output_paths.output_paths`). Broken links and link loops in
     a folder of cases are kept as cases, so that reading them fails and is reported.
 
     Raises:

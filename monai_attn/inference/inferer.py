@@ -47,7 +47,7 @@ from monai.inferers import SlidingWindowInfererAdapt
 from monai_attn.errors import InputError
 from monai_attn.inference.backends import OpenVINONetwork, check_openvino_run
 from monai_attn.inference.devices import autocast_dtype, resolve_precision
-from monai_attn.validation import check_backend, check_overlap, check_roi_size, check_sw_batch_size
+from monai_attn.bundle.settings import check_backend, check_overlap, check_roi_size, check_sw_batch_size
 
 #: Logit given to background (and minus it to every organ) in windows that are not run.
 EMPTY_LOGIT = 10.0
@@ -178,7 +178,7 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
     """Gaussian-blended sliding windows with precision, empty-window skipping, mirroring and adaptive size.
 
     Args:
-        roi_size: window size in voxels (each divisible by the network's divisor, 16); the
+        roi_size: window size in voxels (each a multiple of ``divisor``); the
             smallest window when ``adaptive_roi`` is on.
         sw_batch_size: windows per network call.
         overlap: fraction of overlap between neighbouring windows, in [0, 1).
@@ -196,7 +196,8 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
             the available RAM, at most 2 GiB, on the CPU; half the free memory on a GPU.
         bytes_per_voxel: the network's peak activation memory per window voxel at the
             precision used (measure with ``benchmarks/inference.py``); reduced precision halves it.
-        divisor: window sizes are multiples of it (the network's downsampling factor).
+        divisor: window sizes are multiples of it (the network's ``size_divisor``, its downsampling
+            factor; the bundles pass ``@network_def.size_divisor``); 1 accepts any size.
         sw_device, device: where windows run and where the blended output lives (default:
             the input's device; MONAI falls back to the CPU when a CUDA output does not fit).
         backend: ``"torch"`` (default) or ``"openvino"`` (CPU only, logits only: no attention
@@ -220,7 +221,7 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         adaptive_roi: bool = False,
         memory_budget_mb: float | None = None,
         bytes_per_voxel: float = 400.0,
-        divisor: int = 16,
+        divisor: int = 1,
         sw_device: torch.device | str | None = None,
         device: torch.device | str | None = None,
         backend: str = "torch",
@@ -347,7 +348,7 @@ def count_attention_gates(network: Any, spatial_dims: int, device: torch.device)
     """Number of attention maps ``network.forward_with_attention`` returns."""
     if not hasattr(network, "forward_with_attention"):
         raise ValueError("attention maps need a network with forward_with_attention (GridAttentionUNet)")
-    divisor = int(getattr(network, "size_divisor", 16))
-    probe = torch.zeros((1, int(getattr(network, "in_channels", 1)), *[divisor] * spatial_dims), device=device)
+    probe = torch.zeros((1, int(getattr(network, "in_channels", 1)), *[network.size_divisor] * spatial_dims),
+                        device=device)
     with torch.inference_mode():
         return len(network.forward_with_attention(probe)[1])

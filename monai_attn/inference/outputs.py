@@ -35,7 +35,7 @@ from monai.utils import MetaKeys
 from monai_attn.errors import InputError
 from monai_attn.io.atomic import PartialFiles, atomic_path
 from monai_attn.io.names import case_id
-from monai_attn.validation import EXTRA_OUTPUT_SUFFIXES, check_output_types, output_paths
+from monai_attn.io.output_paths import EXTRA_OUTPUT_SUFFIXES, check_output_types, output_paths
 
 
 def write_outputs(
@@ -55,7 +55,7 @@ def write_outputs(
 
     ``output_path`` is the label file of the first output type (``case.nii.gz``); the label
     files of the other types and the optional outputs go beside it, named after it
-    (:func:`monai_attn.validation.output_paths`). ``label_colours`` (label -> RGB 0-255)
+    (:func:`monai_attn.io.output_paths.output_paths`). ``label_colours`` (label -> RGB 0-255)
     colour png labels and DICOM SEG segments; ``model`` (name, version) names the algorithm in
     a DICOM SEG. Returns the paths written.
     """

@@ -1,7 +1,7 @@
 """From an image to a label map on the image's own grid, for every bundle.
 
 :class:`Segmenter` is a thin composition of a bundle's public stages, the objects its config
-defines under MONAI's standard ids (see :mod:`monai_attn.inference.models`):
+defines under MONAI's standard ids (see :mod:`monai_attn.bundle.configs`):
 
 1. ``preprocessing`` (:mod:`monai_attn.transforms` presets): read the image (NIfTI,
    NRRD/MHA, DICOM series, PNG/JPEG/TIFF) and bring it to the network's grid — for CT: check
@@ -31,7 +31,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,71 +39,13 @@ from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 
 from monai_attn.errors import InputError, input_error_in
-from monai_attn.fundus import fundus_statistics
 from monai_attn.inference.devices import resolve_device
+from monai_attn.inference.result import TASKS, SegmentationResult
 from monai_attn.inference.stages import REQUESTED
-from monai_attn.validation import check_device, output_paths
-from monai_attn.io.statistics import organ_statistics
-from monai_attn.qc import CaseQC
+from monai_attn.bundle.settings import check_device
+from monai_attn.io.output_paths import output_paths
 
 logger = logging.getLogger(__name__)
-
-#: What a bundle's ``task`` setting may be: how its inputs are read and which outputs make sense.
-TASKS = ("ct", "fundus", "em")
-
-
-@dataclass
-class SegmentationResult:
-    """What :meth:`Segmenter.segment` returns; arrays are on the input image's grid.
-
-    Attributes:
-        image: the input as read, (C, *S) (CT: (1, X, Y, Z) in HU), with its affine and meta.
-        labels: (*S) uint8 label map.
-        label_names: label value -> name (background excluded).
-        probabilities: (*S, classes) float16 softmax probabilities, or None.
-        attention_maps: one (*S) float32 map of alpha in [0, 1] per attention gate (finest
-            gated level first), or None.
-        qc: per-organ quality control and the input checks (CT), or None.
-        windows_run, windows_skipped: sliding windows run through the network / skipped as empty.
-        voxels_computed, voxels_needed: voxels of all windows run / of the network's image; their
-            ratio is how often each voxel was computed on average (overlap and padding).
-        timings: seconds per stage (preprocess, network, postprocess, write, total).
-        device, precision: where and in which precision the network ran.
-        task: the bundle's task (:data:`TASKS`); ``"fundus"`` adds the optic disc's measures
-            to :meth:`statistics`.
-    """
-
-    image: MetaTensor
-    labels: np.ndarray
-    label_names: dict[int, str]
-    probabilities: np.ndarray | None = None
-    attention_maps: list[np.ndarray] | None = None
-    qc: CaseQC | None = None
-    windows_run: int = 0
-    windows_skipped: int = 0
-    voxels_computed: int = 0
-    voxels_needed: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-    device: str = "cpu"
-    precision: str = "fp32"
-    task: str = "ct"
-
-    def statistics(self) -> dict[str, dict[str, float | int | bool | None]]:
-        """Each label's size (mL, or pixels in 2-D) and mean intensity (see :func:`organ_statistics`).
-
-        For a fundus photograph also ``"optic disc"``: its vertical and horizontal diameters,
-        the cup's vertical diameter (pixels) and the vertical cup-to-disc ratio
-        (:func:`monai_attn.fundus.fundus_statistics`).
-        """
-        image = self.image.as_tensor()
-        values = image[0].numpy() if image.shape[0] == 1 else image.float().mean(dim=0).numpy()
-        stats: dict[str, dict[str, float | int | bool | None]] = dict(
-            organ_statistics(self.labels, values, np.asarray(self.image.affine), self.label_names)
-        )
-        if self.task == "fundus":
-            stats["optic disc"] = fundus_statistics(self.labels)
-        return stats
-
 
 class Segmenter:
     """A network with its bundle's preprocessing, inferer and postprocessing.
@@ -165,10 +106,11 @@ class Segmenter:
         ``overrides`` replace config ids before parsing, as ``python -m monai.bundle run
         --overlap 0.5`` does (e.g. ``{"device": "cpu", "roi_size": [128, 128, 128]}``).
         Bundles shipped with the package are trusted; others may not run code unless ``trust``
-        (see :mod:`monai_attn.inference.models`).
+        (see :mod:`monai_attn.bundle.configs`).
         """
-        from monai_attn.inference.models import bundle_parser, load_network
-        from monai_attn.bundle_lookup import resolve_bundle
+        from monai_attn.bundle.configs import bundle_parser
+        from monai_attn.inference.models import load_network
+        from monai_attn.bundle.lookup import resolve_bundle
 
         folder = resolve_bundle(bundle)
         parser = bundle_parser(folder, overrides, trust)
@@ -188,15 +130,10 @@ class Segmenter:
         """Build from weights and a config; a TorchScript file exported from a bundle needs no config.
 
         The config (or the configs embedded in the TorchScript file) may not run code unless
-        ``trust`` (see :mod:`monai_attn.inference.models`).
+        ``trust`` (see :mod:`monai_attn.bundle.configs`).
         """
-        from monai_attn.inference.models import (
-            check_model_file,
-            config_file_parser,
-            is_torchscript,
-            load_network,
-            load_torchscript,
-        )
+        from monai_attn.bundle.configs import config_file_parser
+        from monai_attn.inference.models import check_model_file, is_torchscript, load_network, load_torchscript
 
         check_model_file(model)
         if config is None:

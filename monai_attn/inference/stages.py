@@ -31,6 +31,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 
 from monai_attn.geometry import resample_to_grid, world_to_voxel
+from monai_attn.inference.result import SegmentationResult
 from monai_attn.inference.postprocess import OrganRule, parse_rules, postprocess_labels
 
 #: Voxels per chunk when reducing logits to labels/probabilities (bounds temporary memory).
@@ -271,7 +272,6 @@ class SaveSegmentationd(Transform):
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         from monai_attn.inference.outputs import write_outputs
-        from monai_attn.inference.segmenter import SegmentationResult
 
         d = dict(data)
         result = SegmentationResult(

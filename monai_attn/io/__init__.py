@@ -11,7 +11,7 @@ Names are imported on first use (PEP 562), so the light modules of this package
 (:mod:`~monai_attn.io.atomic`, :mod:`~monai_attn.io.names`) load without SimpleITK, MONAI or torch.
 """
 
-from importlib import import_module
+from monai_attn.lazy_exports import lazy_exports
 
 #: Public name -> the module defining it.
 _EXPORTS = {
@@ -27,10 +27,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'monai_attn.io' has no attribute {name!r}")
-    value = getattr(import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

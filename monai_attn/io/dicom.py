@@ -28,7 +28,7 @@ Nothing is decoded before the headers are checked against the files: a slice who
 is shorter than Rows x Columns x frames x BitsAllocated declares, or twice as long or more, is
 refused, naming both sizes (a decoder would otherwise fill the missing rows with invented values); voxel sizes
 outside 0.05-50 mm are refused; and the memory the series will need is compared with the
-budget of :mod:`monai_attn.validation` before any pixel is read.
+budget of :mod:`monai_attn.io.limits` before any pixel is read.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from scipy import ndimage
 
 from monai_attn.errors import InputError, brief_reason
 from monai_attn.quiet import native_stderr_captured
-from monai_attn.validation import CASE_BYTES_PER_VOXEL, check_fits_memory, check_spacing
+from monai_attn.io.limits import CASE_BYTES_PER_VOXEL, check_fits_memory, check_spacing
 
 log = logging.getLogger(__name__)
 

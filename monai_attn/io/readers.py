@@ -45,7 +45,7 @@ from PIL import Image, ImageOps
 from monai_attn.errors import InputError, brief_reason
 from monai_attn.io.dicom import DicomVolume, is_dicom_file, read_dicom_series
 from monai_attn.io.names import NIFTI_SUFFIXES, PLANAR_SUFFIXES, SITK_SUFFIXES
-from monai_attn.validation import CASE_BYTES_PER_VOXEL, check_fits_memory, check_spacing
+from monai_attn.io.limits import CASE_BYTES_PER_VOXEL, check_fits_memory, check_spacing
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ import torch
 from monai.networks.layers.factories import Conv, Pool
 from torch import nn
 
+from monai_attn.networks.sizes import grid_unet_size_divisor
 from monai_attn.networks.blocks import (
     DoubleConv,
     NormSpec,
@@ -199,7 +200,7 @@ class GridAttentionUNet(nn.Module):
         self.out_channels = out_channels
         self.channels = tuple(channels)
         self.attention = attention
-        self.size_divisor = 2 ** (len(channels) - 1)
+        self.size_divisor = grid_unet_size_divisor(channels)
         self.multiscale_output = deep_supervision is True
         self.fused_output = deep_supervision == "fused"
         self.image_pool: Optional[nn.Module] = Pool[Pool.AVG, spatial_dims](2) if input_pyramid else None

@@ -33,8 +33,9 @@ from scipy import ndimage
 
 from monai_attn.geometry import voxel_spacing
 
-#: Voxel sizes (mm) outside this range are unusual for abdominal CT.
-SPACING_RANGE_MM = (0.3, 8.0)
+#: Voxel sizes (mm) of abdominal CT; outside, the QC warns (the readers refuse only outside
+#: :data:`monai_attn.io.limits.READABLE_SPACING_MM`).
+TYPICAL_CT_SPACING_MM = (0.3, 8.0)
 #: An adult abdomen is wider than this (mm, left-right extent of the body).
 MIN_BODY_WIDTH_MM = 200.0
 #: Voxels sampled for the histogram tests (strided, so the cost does not grow with the scan).
@@ -63,7 +64,7 @@ def check_ct_input(image: MetaTensor) -> list[Finding]:
     spacing = voxel_spacing(np.asarray(image.affine, dtype=float))
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine)) < 1e-6 * max(float(np.prod(spacing)), 1e-12):
         findings.append(Finding("error", "affine", f"degenerate voxel-to-world matrix (voxel sizes {_mm(spacing)})"))
-    elif np.any(spacing < SPACING_RANGE_MM[0]) or np.any(spacing > SPACING_RANGE_MM[1]):
+    elif np.any(spacing < TYPICAL_CT_SPACING_MM[0]) or np.any(spacing > TYPICAL_CT_SPACING_MM[1]):
         findings.append(Finding("warn", "spacing", f"unusual voxel size {_mm(spacing)} for abdominal CT"))
     findings += _storage_findings(image.meta)
     if min(image.shape[1:]) < MIN_SLICES:

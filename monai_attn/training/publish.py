@@ -1,10 +1,14 @@
-"""Publishing a trained checkpoint as a bundle's shipped weights, with a new version.
+"""Publishing a trained checkpoint as a bundle's shipped weights, with a new version: a release gate.
 
 Training writes to run folders (:func:`~monai_attn.training.runs.new_run_dir`) and never into
 a bundle. Replacing a bundle's ``models/model.pt`` is this separate, explicit step: it checks
 that the checkpoint loads (``weights_only=True``, strictly) into the bundle's ``network_def``,
-that the new version is greater than the bundle's, then replaces the weights and
-``configs/metadata.json`` (``version``, a ``changelog`` entry on top) together.
+that the new version is greater than the bundle's, scores the candidate and the shipped weights
+on the bundle's held-out phantoms (:mod:`~monai_attn.training.release_gate`) and refuses a
+candidate that is worse unless forced; then it keeps the previous weights as
+``models/history/model_<old version>.pt``, replaces the weights and edits
+``configs/metadata.json`` in place (``version``, a ``changelog`` entry on top, the measured
+``eval_metrics``; every other line as it was).
 
 Example::
 
@@ -15,8 +19,10 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Mapping
@@ -24,9 +30,13 @@ from pathlib import Path
 
 import torch
 
-from monai_attn.bundle_lookup import resolve_bundle
+from monai_attn.bundle.json_text import prepend_item, set_top_level
+from monai_attn.bundle.lookup import resolve_bundle
 from monai_attn.errors import InputError
 from monai_attn.inference.models import is_torchscript
+from monai_attn.training.release_gate import HeldoutScores, heldout_settings, score_heldout
+
+logger = logging.getLogger(__name__)
 
 _VERSION = re.compile(r"\d+(\.\d+)*")
 #: Keys under which an epoch checkpoint of a bundle's ``train.json`` holds the network's state dict.
@@ -34,19 +44,24 @@ _NETWORK_KEYS = ("network", "model")
 
 
 def publish_checkpoint(
-    bundle: str | os.PathLike, checkpoint: str | os.PathLike, version: str, notes: str
+    bundle: str | os.PathLike, checkpoint: str | os.PathLike, version: str, notes: str, *, force: bool = False,
+    heldout_data: str | os.PathLike | None = None,
 ) -> Path:
     """Make ``checkpoint`` the weights of ``bundle`` at ``version``; returns the new ``models/model.pt``.
 
     Args:
-        bundle: bundle folder, full name or short name (:func:`~monai_attn.bundle_lookup.resolve_bundle`).
+        bundle: bundle folder, full name or short name (:func:`~monai_attn.bundle.lookup.resolve_bundle`).
         checkpoint: a state dict of the bundle's ``network_def`` (a run's ``models/model.pt``), or an
             epoch checkpoint holding one under ``network``; only the network weights are written.
         version: dot-separated numbers (``0.4.0``), greater than the bundle's current version.
         notes: the changelog entry: what changed and what the weights reach.
+        force: publish a candidate worse than the shipped weights on the held-out phantoms, or
+            unscored when the metadata names no held-out set.
+        heldout_data: folder that keeps the generated held-out phantoms between runs.
 
     Raises:
-        InputError: bad version or notes, a checkpoint that does not load into ``network_def``.
+        InputError: bad version or notes, a checkpoint that does not load into ``network_def``,
+            a candidate worse than the shipped weights (without ``force``).
         FileNotFoundError: a missing checkpoint or bundle config.
     """
     folder = resolve_bundle(bundle)
@@ -71,14 +86,20 @@ def publish_checkpoint(
         raise InputError(f"does not load into the bundle's network_def ({' '.join(str(err).split())[:300]})",
                          path=checkpoint) from err
 
-    metadata["version"] = version
-    metadata["changelog"] = {version: notes.strip(), **metadata.get("changelog", {})}
+    text = metadata_path.read_text(encoding="utf-8")
+    text = prepend_item(set_top_level(text, "version", version), "changelog", version, notes.strip())
+    scores = _score(folder, state, metadata, force, heldout_data)
+    if scores is not None:
+        text = set_top_level(text, "eval_metrics", scores.metrics("candidate"))
     weights_path = folder / "models" / "model.pt"
     weights_path.parent.mkdir(exist_ok=True)
+    history = weights_path.parent / "history" / f"model_{current}.pt"
+    if weights_path.is_file() and not history.exists():
+        history.parent.mkdir(exist_ok=True)
+        shutil.copy2(weights_path, history)
     staged = []
     try:
         staged.append(_stage(weights_path, lambda tmp: torch.save(state, tmp)))
-        text = json.dumps(metadata, indent=4, ensure_ascii=False) + "\n"
         staged.append(_stage(metadata_path, lambda tmp: tmp.write_text(text, encoding="utf-8")))
     except BaseException:
         for tmp in staged:
@@ -87,6 +108,32 @@ def publish_checkpoint(
     os.replace(staged[0], weights_path)
     os.replace(staged[1], metadata_path)
     return weights_path
+
+
+def _score(folder: Path, state: Mapping[str, torch.Tensor], metadata: Mapping, force: bool,
+           heldout_data: str | os.PathLike | None) -> HeldoutScores | None:
+    """The candidate (and the shipped weights, when there are some) on the held-out phantoms;
+    refuses a worse candidate unless ``force``; None when there is nothing to score on and ``force``."""
+    try:
+        heldout_settings(metadata, folder)
+    except InputError:
+        if force:
+            logger.warning("no held-out set in the metadata: publishing unscored (--force)")
+            return None
+        raise
+    models = {"candidate": state}
+    shipped = folder / "models" / "model.pt"
+    if shipped.is_file():
+        models["shipped"] = read_state_dict(shipped)
+    scores = score_heldout(folder, models, metadata, heldout_data)
+    worse = scores.worse("candidate", "shipped") if "shipped" in models else {}
+    if worse:
+        lost = ", ".join(f"{name} {new:.3f} < {old:.3f}" for name, (new, old) in worse.items())
+        if not force:
+            raise InputError(f"the candidate is worse than the shipped weights on the {scores.cases} held-out phantoms "
+                             f"(seed {scores.seed}): {lost}; nothing changed (--force publishes it anyway)")
+        logger.warning("publishing a candidate worse than the shipped weights (--force): %s", lost)
+    return scores
 
 
 def read_state_dict(checkpoint: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -164,13 +211,13 @@ def _as_numbers(version: str) -> tuple[int, ...]:
 
 
 def _network_def(folder: Path) -> torch.nn.Module:
-    """``network_def`` of the bundle's inference config (:func:`monai_attn.inference.models.bundle_parser`).
+    """``network_def`` of the bundle's inference config (:func:`monai_attn.bundle.configs.bundle_parser`).
 
     Only ``network_def`` is evaluated, and it does not read the metadata, which publish itself
     rewrites: a copy of a shipped bundle whose inference configs are the shipped ones byte for
     byte is trusted whatever its metadata says; any other bundle is checked.
     """
-    from monai_attn.inference.models import bundle_parser, has_shipped_inference_configs
+    from monai_attn.bundle.configs import bundle_parser, has_shipped_inference_configs
 
     parser = bundle_parser(folder, trust=has_shipped_inference_configs(folder) or None)
     if "network_def" not in parser.config:

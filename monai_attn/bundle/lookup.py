@@ -1,9 +1,10 @@
 """Finding a bundle folder from a path, a bundle name or a short name.
 
-The bundles shipped with the package (:func:`~monai_attn.package_data.shipped_folder`) are
+The bundles shipped with the package (:func:`~monai_attn.bundle.package_data.shipped_folder`) are
 known by their full name (``"name"`` in ``configs/metadata.json``, e.g.
 ``abdomen_ct_attention_unet``) and by a short one (``"short_name"``, e.g. ``ct``), so that
 ``monai-attn segment --bundle ct`` and ``--bundle bundles/abdomen_ct_attention_unet`` both work.
+A bundle's own configs find their folder with :func:`bundle_dir` (``bundle_root``).
 
 Example::
 
@@ -18,7 +19,7 @@ import os
 from pathlib import Path
 
 from monai_attn.errors import InputError
-from monai_attn.package_data import shipped_folder
+from monai_attn.bundle.package_data import shipped_folder
 
 #: The bundle ``monai-attn segment`` uses without ``--bundle``: abdominal CT.
 DEFAULT_BUNDLE_NAME = "abdomen_ct_attention_unet"
@@ -75,3 +76,38 @@ def resolve_bundle(name_or_path: str | os.PathLike) -> Path:
 def default_bundle() -> Path:
     """The folder of :data:`DEFAULT_BUNDLE_NAME`."""
     return resolve_bundle(DEFAULT_BUNDLE_NAME)
+
+
+def _is_bundle(folder: Path, name: str) -> bool:
+    try:
+        names = bundle_names(folder)
+    except InputError:  # a folder with broken metadata is not the bundle asked for
+        return False
+    return names is not None and names[0] == name
+
+
+def bundle_dir(name: str) -> str:
+    """The folder of bundle ``name`` (its ``configs/metadata.json`` has ``"name": name``).
+
+    MONAI bundle configs resolve paths from ``bundle_root``, but ``monai.bundle run`` does
+    not tell a config where its file lives. This looks, in order, at the current folder (run
+    from inside a copy of the bundle, as MONAI's model zoo does), ``./bundles/<name>`` (run
+    from the root of a repository checkout) and the bundles shipped with the package
+    (:func:`installed_bundles`). ``--bundle_root DIR`` on the command
+    line replaces the whole lookup.
+
+    Raises:
+        InputError: none of the places holds the bundle.
+    """
+    cwd = Path(os.getcwd())
+    candidates = (cwd, cwd / "bundles" / name)
+    for folder in candidates:
+        if _is_bundle(folder, name):
+            return str(folder)
+    shipped = installed_bundles()
+    if name in shipped:
+        return str(shipped[name])
+    raise InputError(
+        f"bundle '{name}' not found in {candidates[0]}, {candidates[1]} or the installed bundles "
+        f"({', '.join(shipped)}); pass --bundle_root DIR"
+    )

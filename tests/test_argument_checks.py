@@ -1,4 +1,4 @@
-"""Argument checks shared by the CLI and the Python API (monai_attn.validation)."""
+"""Argument checks shared by the CLI and the Python API (bundle settings, io limits, output paths)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,9 @@ from pathlib import Path
 import pytest
 
 from monai_attn.errors import InputError
-from monai_attn.validation import (
-    check_device,
-    check_output_types,
-    check_fits_memory,
-    check_overlap,
-    check_roi_size,
-    check_spacing,
-    format_bytes,
-    memory_budget,
-    output_kind,
-    output_paths,
-    parse_memory,
-    set_memory_budget,
-)
+from monai_attn.bundle.settings import check_device, check_overlap, check_roi_size
+from monai_attn.io.limits import check_fits_memory, check_spacing, format_bytes, memory_budget, parse_memory, set_memory_budget
+from monai_attn.io.output_paths import check_output_types, output_kind, output_paths
 
 
 @pytest.mark.parametrize("text, expected", [("8G", 8 * 2**30), ("512M", 512 * 2**20), ("2.5g", int(2.5 * 2**30)),
