@@ -462,7 +462,7 @@ def test_evaluate_refuses_labels_outside_the_scheme(value, dtype, message, tmp_p
                  str(tmp_path / "report"), "--labels", "a=1,b=2", "--workers", "1"])
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
-    assert [line for line in err.splitlines() if line.startswith("error:")] == ["error: 1 case(s) failed:"]
+    assert [line for line in err.splitlines() if line.startswith("error:")] == ["error: 1 case failed:"]
     assert [line for line in err.splitlines() if line.startswith(f"  case: {pred}: {message}")]
     assert snapshot(tmp_path / "pred") | snapshot(tmp_path / "gt") == before
     assert not [p for p in (tmp_path / "report").iterdir() if p.name.startswith(PARTIAL_PREFIX)]

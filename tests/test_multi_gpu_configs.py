@@ -85,7 +85,7 @@ def test_validation_sampler_scores_every_case_once_and_training_pads_evenly():
 def test_fewer_cases_than_processes_is_one_clear_error(role, hint):
     with pytest.raises(InputError) as caught:
         distributed_sampler([0], role, num_replicas=2, rank=1)
-    assert str(caught.value) == f"1 {role} case(s) cannot be shared among 2 processes: {hint}"
+    assert str(caught.value) == f"1 {role} case cannot be shared among 2 processes: {hint}"
 
 
 def items(n: int) -> list[dict[str, str]]:
@@ -228,7 +228,7 @@ def test_multi_gpu_training_with_fewer_validation_cases_than_ranks_fails_in_one_
     done = torchrun(run_config(CELLS, "train.json", "multi_gpu_train.json"), "--dataset_dir", str(data),
                     "--n_folds", "4", "--bundle_root", str(tmp_path), "--num_workers", "0", cwd=tmp_path)
     assert done.returncode != 0
-    expected = ("error: 1 validation case(s) cannot be shared among 2 processes: start fewer processes "
+    expected = ("error: 1 validation case cannot be shared among 2 processes: start fewer processes "
                 "(torchrun --nproc_per_node), or validate on more cases (fewer --n_folds)")
     lines = [line.split("]: ", 1)[-1] for line in done.stderr.splitlines()]  # torchrun prefixes "[rankN]: "
     assert lines.count(expected) == 2  # once per rank, no traceback from the ranks

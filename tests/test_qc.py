@@ -210,7 +210,7 @@ def test_segment_refuses_non_ct_unless_forced_and_strict_fails_on_qc(tmp_path, c
     qc = json.loads((tmp_path / "out_qc.json").read_text())
     assert qc["status"] == "fail" and qc["input"][0]["check"] == "intensity"
     assert main([*args, "--force", "--strict"]) == 1
-    assert "quality control failed for 1 case(s): raw (--strict)" in capsys.readouterr().err
+    assert "quality control failed for 1 case: raw (--strict)" in capsys.readouterr().err
 
 
 def test_evaluate_tabulates_qc_status_against_dice(tmp_path, capsys, phantom):

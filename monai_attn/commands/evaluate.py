@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from monai_attn.wording import plural
+
 if TYPE_CHECKING:
     from monai_attn.evaluation.cases import EvaluationRun
 
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     failed = [(name, f) for name, r in runs.items() for f in r.failures]
     print(f"Report written to {out_dir}", file=sys.stderr)
     if failed:
-        print(f"error: {len(failed)} case(s) failed:", file=sys.stderr)
+        print(f"error: {plural(len(failed), 'case')} failed:", file=sys.stderr)
         for name, failure in failed:
             prefix = f"{name}: " if compare else ""
             print(f"  {prefix}{failure.case_id}: {failure.reason}", file=sys.stderr)

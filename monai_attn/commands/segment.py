@@ -21,6 +21,7 @@ from monai_attn.commands.checks import check_segment_arguments
 from monai_attn.errors import InputError, brief_reason
 from monai_attn.io.limits import parse_memory
 from monai_attn.io.output_paths import OUTPUT_TYPES, extra_output_suffixes
+from monai_attn.wording import plural
 
 if TYPE_CHECKING:
     from monai_attn.inference.sharding import Shard
@@ -154,17 +155,12 @@ def _segment_shard(args: argparse.Namespace, shard: Shard, spec: BundleSpec | No
     inferer = segmenter.inferer
     backend = getattr(inferer, "backend", "torch")
     _check_backend(args, backend, segmenter)
-    logger.info(
-        "segmenting %d case(s) with %s %s on %s (%s, %s), roi %s, overlap %.2f",
-        len(cases),
-        segmenter.model_name,
-        segmenter.model_version,
-        segmenter.device,
-        segmenter.precision,
-        backend,
-        "x".join(map(str, inferer.roi_size)),
-        inferer.overlap,
-    )
+    roi = "x".join(map(str, inferer.roi_size))
+    windows = (f"adaptive windows (at least {roi}, within {args.window_memory or 'the default window memory'})"
+               if getattr(inferer, "adaptive_roi", False) else f"windows {roi}, overlap {inferer.overlap:.2f}")
+    logger.info("segmenting %s with %s %s on %s (%s, %s), %s", plural(len(cases), "case"), segmenter.model_name,
+                segmenter.model_version, segmenter.device, segmenter.precision, backend, windows)
+    element = "voxel" if len(inferer.roi_size) == 3 else "pixel"
 
     verdicts: dict[str, str] = {}
 
@@ -180,16 +176,9 @@ def _segment_shard(args: argparse.Namespace, shard: Shard, spec: BundleSpec | No
             attention_maps=args.attention_maps,
         )
         stages = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items() if k != "total")
-        logger.info(
-            "%s: %.1f s (%s); %d windows run, %d skipped as empty, each voxel computed %.1fx -> %s",
-            case.case_id,
-            result.timings["total"],
-            stages,
-            result.windows_run,
-            result.windows_skipped,
-            result.voxels_computed / max(result.voxels_needed, 1),
-            case.output,
-        )
+        logger.info("%s: %.1f s (%s); %s run, %d skipped as empty, each %s computed %.1fx -> %s", case.case_id,
+                    result.timings["total"], stages, plural(result.windows_run, "window"), result.windows_skipped,
+                    element, result.voxels_computed / max(result.voxels_needed, 1), case.output)
         if result.qc is not None:
             verdicts[case.case_id] = result.qc.status
             logger.info("%s: %s", case.case_id, result.qc.verdict())
@@ -225,7 +214,7 @@ def _strict_exit(strict: bool, verdicts: dict[str, str], quiet: bool = False) ->
     if strict and failed:
         if quiet:
             return 1
-        print(f"error: quality control failed for {len(failed)} case(s): {', '.join(failed)} (--strict)",
+        print(f"error: quality control failed for {plural(len(failed), 'case')}: {', '.join(failed)} (--strict)",
               file=sys.stderr)
         return 1
     return 0

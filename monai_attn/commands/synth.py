@@ -24,6 +24,7 @@ from pathlib import Path
 
 from monai_attn.errors import InputError
 from monai_attn.synthetic.rng import MAX_SEED
+from monai_attn.wording import plural
 
 logger = logging.getLogger(__name__)
 
@@ -204,5 +205,5 @@ def _report(args: argparse.Namespace, write) -> int:
     start = time.perf_counter()
     path = write()
     total = args.cases + args.test_cases + getattr(args, "phantoms", 0)
-    logger.info("%s: %d case(s) in %.1f s -> %s", args.task, total, time.perf_counter() - start, path)
+    logger.info("%s: %s in %.1f s -> %s", args.task, plural(total, "case"), time.perf_counter() - start, path)
     return 0

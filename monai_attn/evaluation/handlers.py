@@ -21,6 +21,7 @@ those of the local rank; ids are then numbered ``case_0000``, ... instead.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,8 @@ from monai.metrics import CumulativeIterationMetric
 from monai_attn.evaluation.cases import case_id as file_case_id
 from monai_attn.evaluation.metrics import DEFAULT_NSD_TOLERANCE_MM, CaseResult, ClassMetrics, evaluate_label_maps
 from monai_attn.evaluation.report import SUMMARY_FIELDS, summarize, write_report
+
+logger = logging.getLogger(__name__)
 
 #: ClassMetrics fields stored per class in the metric buffer (float64), in constructor order.
 _STORED_FIELDS: tuple[str, ...] = tuple(ClassMetrics.__dataclass_fields__)
@@ -200,5 +203,8 @@ class ReportWriter:
         engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Any = None) -> str:
-        """Write ``summary.json``, ``per_case.csv``, ``summary.md`` and ``boxplot.png``; return the Markdown."""
-        return write_report(self.metric.case_results(), self.output_dir, self.metric.label_names)
+        """Write ``summary.json``, ``per_case.csv``, ``summary.md`` and ``boxplot.png``; return the Markdown
+        (and say in the log where the report went)."""
+        markdown = write_report(self.metric.case_results(), self.output_dir, self.metric.label_names)
+        logger.info("evaluation report written to %s", os.path.abspath(self.output_dir))
+        return markdown

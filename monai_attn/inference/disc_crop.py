@@ -63,7 +63,8 @@ class DiscCropInferer(Inferer):
         inferer.crops                     # per image: (slice, slice) of the crop, None without disc
 
     After each call, :attr:`crops` holds each image's crop and :attr:`counts` the windows both
-    stages ran.
+    stages ran, with ``voxels_needed`` the pixels of the two views the network saw (the
+    down-sized photograph and the crop), so that computed / needed is the windows' overlap.
     """
 
     def __init__(
@@ -120,7 +121,6 @@ class DiscCropInferer(Inferer):
         outputs = tuple(torch.stack(parts) for parts in zip(*per_image))
         if isinstance(inputs, MetaTensor):  # same grid as the input: keep its meta data (affine)
             outputs = tuple(convert_to_dst_type(o, inputs, dtype=o.dtype)[0] for o in outputs)
-        self.counts.voxels_needed = int(images.shape[0] * images.shape[2] * images.shape[3])
         return outputs if attention_maps else outputs[0]
 
     def _infer(
@@ -166,6 +166,7 @@ class DiscCropInferer(Inferer):
             self.counts.run += counts.run
             self.counts.skipped += counts.skipped
             self.counts.voxels_computed += counts.voxels_computed
+            self.counts.voxels_needed += counts.voxels_needed  # the pixels of the views the network saw
         return tuple(o[0].float() for o in outputs)
 
 

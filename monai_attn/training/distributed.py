@@ -16,6 +16,7 @@ import torch.distributed as dist
 from monai.data import DistributedSampler
 
 from monai_attn.errors import InputError
+from monai_attn.wording import plural
 
 #: Sampler roles: training pads every rank to the same number of batches, validation does not.
 SAMPLER_ROLES = ("training", "validation")
@@ -54,7 +55,7 @@ def distributed_sampler(
             hint = "start fewer processes (torchrun --nproc_per_node) or add training cases"
         else:
             hint = "start fewer processes (torchrun --nproc_per_node), or validate on more cases (fewer --n_folds)"
-        raise InputError(f"{cases} {role} case(s) cannot be shared among {world} processes: {hint}")
+        raise InputError(f"{plural(cases, role + ' case')} cannot be shared among {world} processes: {hint}")
     training = role == "training"
     return DistributedSampler(
         dataset, even_divisible=training, num_replicas=num_replicas, rank=rank, shuffle=training
