@@ -36,7 +36,7 @@ def make_pair(reference: Path, folder: Path, cases: int) -> tuple[Path, Path]:
     from scipy import ndimage
 
     from monai_attn.evaluation import read_label_map
-    from monai_attn.synthetic.msd import write_nifti
+    from monai_attn.io.writers import write_nifti
 
     gt_dir, pred_dir = folder / "gt", folder / "pred"
     for sub in (gt_dir, pred_dir):

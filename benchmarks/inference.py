@@ -167,7 +167,7 @@ def phantom_paths(case: Case, work_dir: Path) -> tuple[Path, Path]:
 def write_phantom(case: Case, image_path: Path, label_path: Path) -> str:
     """Generate the phantom of ``case`` and write it; returns what was written."""
     from monai_attn.synthetic import case_acquisition, generate_abdomen_ct_case
-    from monai_attn.synthetic.msd import write_nifti
+    from monai_attn.io.writers import write_nifti
 
     # the first case of the data set with LPS axes, the usual layout of scans converted from DICOM
     index = next(i for i in range(1000) if case_acquisition(PHANTOM_SEED, i, case.shape, case.spacing_mm).orientation == "LPS")

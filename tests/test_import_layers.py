@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "monai_attn"
 
 #: Top-level modules and packages of monai_attn, lowest layer first.
 LAYERS: list[set[str]] = [
-    {"errors", "quiet", "lazy_exports", "wording"},
+    {"errors", "quiet", "lazy_exports", "wording", "label_names"},
     {"geometry", "networks", "losses", "io"},
     {"bundle", "datasets", "dataset_preparation", "synthetic", "qc"},
     {"transforms", "augmentation", "fundus"},

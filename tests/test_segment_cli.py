@@ -49,6 +49,29 @@ def leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.rglob(".*tmp*")]
 
 
+def test_every_label_file_carries_its_provenance(tmp_path, model, capsys):
+    """The NIfTI labels, the statistics and a 2-D png label file say which model, settings and input made them."""
+    import hashlib
+
+    from monai_attn.io.provenance import read_provenance
+
+    case = write_nifti(tmp_path / "case_001.nii.gz", phantom_hu(), oblique_affine())
+    out = tmp_path / "out" / "labels.nii.gz"
+    assert run(["-i", case, "-o", out, *model, "--statistics", "--overlap", "0.5"], capsys)[0] == 0
+    record = read_provenance(out)
+    assert record["input"] == {"name": "case_001.nii.gz", "sha256": hashlib.sha256(case.read_bytes()).hexdigest()}
+    assert record["settings"]["roi_size"] == [32, 32, 32] and record["settings"]["overlap"] == 0.5
+    assert (record["settings"]["precision"], record["settings"]["device"]) == ("fp32", "cpu")
+    assert record["qc"] in ("ok", "warn", "fail") and record["software"]["torch"] == torch.__version__
+    assert json.loads((out.parent / "labels_statistics.json").read_text())["provenance"] == record
+    picture = tmp_path / "section.png"
+    Image.fromarray((np.random.default_rng(0).random((48, 40)) * 255).astype(np.uint8)).save(picture)
+    assert run(["-i", picture, "-o", tmp_path / "em.png", "--bundle", "cells"], capsys)[0] == 0
+    em = read_provenance(tmp_path / "em.png")
+    assert em["bundle"]["name"] == "cells_attention_unet" and em["settings"]["roi_size"] == [192, 192]
+    assert np.asarray(Image.open(tmp_path / "em.png")).max() <= 1  # still a plain label map
+
+
 def test_single_nifti_to_file(tmp_path, model, capsys, caplog):
     hu = phantom_hu()
     case = write_nifti(tmp_path / "case_001.nii.gz", hu, oblique_affine())

@@ -36,7 +36,7 @@ from monai_attn.synthetic.contrast import (
     draw_phase,
     draw_tissue_hu,
 )
-from monai_attn.synthetic.msd import write_nifti
+from monai_attn.io.writers import write_nifti
 from monai_attn.synthetic.rng import HELD_OUT_SEED_OFFSET, case_rng
 
 ORGANS = {1: "spleen", 2: "kidney", 3: "pancreas"}

@@ -33,6 +33,7 @@ from monai.data import MetaTensor
 from monai.data.utils import affine_to_spacing
 from monai.metrics import CumulativeIterationMetric
 
+from monai_attn.label_names import foreground_names
 from monai_attn.evaluation.cases import case_id as file_case_id
 from monai_attn.evaluation.metrics import DEFAULT_NSD_TOLERANCE_MM, CaseResult, ClassMetrics, evaluate_label_maps
 from monai_attn.evaluation.report import SUMMARY_FIELDS, summarize, write_report
@@ -76,7 +77,7 @@ class MultiOrganMetric(CumulativeIterationMetric):
         self._case_ids: list[str] = []
         self._case_spacings: list[tuple[float, ...]] = []
         super().__init__()
-        self.label_names = {int(k): str(v) for k, v in label_names.items() if int(k) != 0}
+        self.label_names = foreground_names(label_names)
         if not self.label_names:
             raise ValueError("label_names lists no foreground class")
         if isinstance(nsd_tolerance_mm, Mapping):

@@ -26,78 +26,110 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import nibabel as nib
 import numpy as np
 from monai.utils import MetaKeys
 
 from monai_attn.errors import InputError
-from monai_attn.io.atomic import PartialFiles, atomic_path
+from monai_attn.io.atomic import PartialFiles
 from monai_attn.io.names import case_id
 from monai_attn.io.output_paths import EXTRA_OUTPUT_SUFFIXES, check_output_types, output_paths
+from monai_attn.io.provenance import to_json
+from monai_attn.io.writers import write_nifti
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """What ``segment`` (or a bundle's writer) writes for each case, carried as one object.
+
+    Attributes:
+        output_types: label formats, the first one's file named by the caller
+            (``"nifti"``, ``"dicom-seg"``, ``"png"``).
+        probabilities, preview, statistics, attention_maps: the optional files beside the labels.
+        display_window: intensity window of previews (CT: the bundle's HU window); None: the
+            image's own range.
+        label_colours: label value -> RGB (0-255) of png labels, previews and DICOM SEG segments.
+        model: (name, version) of the model, written into a DICOM SEG.
+    """
+
+    output_types: tuple[str, ...] = ("nifti",)
+    probabilities: bool = False
+    preview: bool = False
+    statistics: bool = False
+    attention_maps: bool = False
+    display_window: tuple[float, float] | None = None
+    label_colours: Mapping[int, tuple[int, ...]] | None = None
+    model: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "output_types", check_output_types(self.output_types))
+        if self.display_window is not None:
+            object.__setattr__(self, "display_window", (float(self.display_window[0]), float(self.display_window[1])))
+        if self.label_colours is not None:
+            object.__setattr__(self, "label_colours",
+                               {int(k): tuple(int(c) for c in v) for k, v in self.label_colours.items()})
+        if self.model is not None:
+            object.__setattr__(self, "model", (str(self.model[0]), str(self.model[1])))
 
 
 def write_outputs(
     result,
     output_path: str | os.PathLike,
-    *,
-    output_types: Sequence[str] = ("nifti",),
-    probabilities: bool = False,
-    preview: bool = False,
-    statistics: bool = False,
-    attention_maps: bool = False,
-    hu_window: Sequence[float] | None = None,
-    label_colours: Mapping[int, Sequence[int]] | None = None,
-    model: tuple[str, str] | None = None,
+    options: OutputOptions,
+    provenance: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Write a :class:`~monai_attn.inference.SegmentationResult`'s outputs, all or nothing.
 
     ``output_path`` is the label file of the first output type (``case.nii.gz``); the label
     files of the other types and the optional outputs go beside it, named after it
-    (:func:`monai_attn.io.output_paths.output_paths`). ``label_colours`` (label -> RGB 0-255)
-    colour png labels and DICOM SEG segments; ``model`` (name, version) names the algorithm in
-    a DICOM SEG. Returns the paths written.
+    (:func:`monai_attn.io.output_paths.output_paths`); ``options`` say which. ``provenance``
+    (how the labels were made) goes into the NIfTI and png label files and the statistics
+    (:mod:`monai_attn.io.provenance`). Returns the paths written.
     """
     from monai_attn.io import save_like
 
-    output_types = check_output_types(output_types)
-    labels_by_type = output_paths(output_path, output_types)
+    labels_by_type = output_paths(output_path, options.output_types)
     folder, stem = Path(output_path).parent, case_id(output_path)
     extra = EXTRA_OUTPUT_SUFFIXES  # the names segment checks before any inference
+    record = None if provenance is None else to_json(dict(provenance))
     with PartialFiles() as files:
         for output_type, label_path in labels_by_type.items():
             if output_type == "nifti":
-                save_like(result.labels, result.image, label_path, dtype=np.uint8)
+                save_like(result.labels, result.image, label_path, dtype=np.uint8, provenance=record)
             elif output_type == "png":
-                _save_label_png(result.labels, label_path, label_colours,
-                                int(result.image.meta.get("exif_orientation", 1)))
+                _save_label_png(result.labels, label_path, options.label_colours,
+                                int(result.image.meta.get("exif_orientation", 1)), record)
             else:
                 from monai_attn.io.dicom_seg import write_dicom_seg
 
+                model = options.model
                 named = {} if model is None else {"algorithm_name": model[0], "algorithm_version": model[1]}
                 write_dicom_seg(result.labels, result.image, label_path, result.label_names,
-                                label_colours=label_colours, **named)
-        if probabilities and result.probabilities is not None:
+                                label_colours=options.label_colours, **named)
+        if options.probabilities and result.probabilities is not None:
             _save_probabilities(result.probabilities, result.image, folder / f"{stem}{extra['probabilities'][0]}")
-        if attention_maps and result.attention_maps is not None:
+        if options.attention_maps and result.attention_maps is not None:
             for k, alpha in enumerate(result.attention_maps, start=1):
                 save_like(alpha, result.image, folder / f"{stem}{extra['attention_maps'][0].format(k=k)}",
                           dtype=np.float32)
-        if statistics:
+        if options.statistics:
             from monai_attn.io.statistics import write_statistics
 
-            write_statistics(result.statistics(), folder / f"{stem}{extra['statistics'][0]}")
+            stats = result.statistics() if provenance is None else {**result.statistics(), "provenance": provenance}
+            write_statistics(stats, folder / f"{stem}{extra['statistics'][0]}")
             if result.qc is not None:
                 write_statistics(result.qc.as_dict(), folder / f"{stem}{extra['statistics'][1]}")
-        if preview:
-            _save_preview(result, folder / f"{stem}{extra['preview'][0]}", hu_window)
+        if options.preview:
+            _save_preview(result, folder / f"{stem}{extra['preview'][0]}", options.display_window)
         written = [target for _, target in files.pending]
     return written
 
 
 def _save_label_png(labels: np.ndarray, path: Path, label_colours: Mapping[int, Sequence[int]] | None,
-                    exif_orientation: int = 1) -> None:
+                    exif_orientation: int = 1, provenance: str | None = None) -> None:
     """A (W, H) label map (MONAI's 2-D array order) as a palette PNG of the picture's size.
 
     Pixel values are the labels (0..N) for every reader; viewers show each label in its colour;
@@ -107,7 +139,7 @@ def _save_label_png(labels: np.ndarray, path: Path, label_colours: Mapping[int, 
 
     if labels.ndim != 2:
         raise InputError(f"a png output needs a 2-D label map, got shape {labels.shape}", path=path)
-    save_palette_label_png(labels.T, path, label_colours, exif_orientation)  # (W, H) -> (rows, columns)
+    save_palette_label_png(labels.T, path, label_colours, exif_orientation, provenance)  # (W, H) -> (rows, columns)
 
 
 def _save_probabilities(probs: np.ndarray, reference, path: Path) -> None:
@@ -119,22 +151,16 @@ def _save_probabilities(probs: np.ndarray, reference, path: Path) -> None:
     data = np.empty(probs.shape, dtype=np.uint8)
     for c in range(probs.shape[-1]):  # per class: no float32 copy of the whole array
         data[..., c] = np.rint(probs[..., c].astype(np.float32) * 255)
-    image = nib.Nifti1Image(data, affine)
-    image.header.set_qform(affine, code=1)
-    image.header.set_sform(affine, code=1)
-    image.header.set_xyzt_units("mm", "sec")
-    image.header.set_slope_inter(1.0 / 255.0, 0.0)
-    with atomic_path(path) as partial:
-        nib.save(image, partial)
+    write_nifti(path, data, affine, scale=1.0 / 255.0)
 
 
-def _save_preview(result, path: Path, hu_window: Sequence[float] | None) -> None:
+def _save_preview(result, path: Path, display_window: tuple[float, float] | None) -> None:
     """3-D: axial, coronal and sagittal slices through the organs, in RAS with true aspect; 2-D: the picture."""
     import torch
 
     from monai_attn.io.preview import save_overlay_png
 
-    window = {} if hu_window is None else {"hu_window": (float(hu_window[0]), float(hu_window[1]))}
+    window = {} if display_window is None else {"display_window": display_window}
     save_overlay_png(
         result.image,
         torch.from_numpy(result.labels)[None],  # channel first, in the image's (MONAI) axis order

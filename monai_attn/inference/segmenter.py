@@ -30,6 +30,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -38,12 +40,14 @@ import torch
 from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 
+from monai_attn.label_names import foreground_names
 from monai_attn.errors import InputError, input_error_in
 from monai_attn.inference.devices import resolve_device
 from monai_attn.inference.result import TASKS, SegmentationResult
 from monai_attn.inference.stages import REQUESTED
-from monai_attn.bundle.settings import check_device
+from monai_attn.bundle.settings import SETTINGS, check_device
 from monai_attn.io.output_paths import output_paths
+from monai_attn.io.provenance import input_checksum
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ class Segmenter:
             image's own range.
         label_colours: label value -> RGB (0-255) for previews and DICOM SEG; None: a palette.
         model_name, model_version: written into DICOM SEG and reports.
+        settings: the bundle's overridable settings as used (config id -> value), recorded in
+            every output's provenance (:mod:`monai_attn.io.provenance`).
     """
 
     def __init__(
@@ -80,6 +86,7 @@ class Segmenter:
         label_colours: Mapping[int | str, Sequence[int]] | None = None,
         model_name: str = "monai-attn",
         model_version: str = "",
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -88,10 +95,11 @@ class Segmenter:
         self.preprocessing = preprocessing
         self.inferer = inferer
         self.postprocessing = postprocessing
-        self.label_names = {int(k): str(v) for k, v in label_names.items() if int(k) != 0}
+        self.label_names = foreground_names(label_names)
         self.display_window = None if display_window is None else (float(display_window[0]), float(display_window[1]))
         self.label_colours = None if label_colours is None else {int(k): tuple(int(c) for c in v) for k, v in label_colours.items()}
         self.model_name, self.model_version = model_name, model_version
+        self.settings = dict(settings or {})
         self.network = network.eval().to(self.device)
         if task == "ct":
             self.network = self.network.to(memory_format=torch.channels_last_3d)
@@ -165,7 +173,25 @@ class Segmenter:
             label_colours=parser.get_parsed_content("label_colours") if "label_colours" in parser.config else None,
             model_name=str(meta.get("name", "monai-attn")),
             model_version=str(meta.get("version", "")),
+            settings={key: parser.get_parsed_content(key) for key in SETTINGS if key in parser.config},
         )
+
+    def provenance(self, input_path: str | os.PathLike, result: SegmentationResult) -> dict[str, Any]:
+        """How ``result`` was made: bundle, settings as used, precision and back end on this device,
+        software versions, the input's name and SHA-256, the QC verdict (:mod:`monai_attn.io.provenance`)."""
+        import monai
+
+        from monai_attn import __version__
+
+        return {
+            "bundle": {"name": self.model_name, "version": self.model_version},
+            "settings": {**self.settings, "device": str(self.device), "precision": self.precision,
+                         "backend": getattr(self.inferer, "backend", "torch")},
+            "software": {"monai-attn": __version__, "monai": monai.__version__, "torch": torch.__version__},
+            "input": {"name": Path(input_path).name, "sha256": input_checksum(input_path)},
+            "qc": None if result.qc is None else result.qc.status,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
 
     # ------------------------------------------------------------------ inference
     @property
@@ -268,7 +294,7 @@ class Segmenter:
         types and the other outputs go next to it, named after it. All outputs of the case
         appear together: each is written to a temporary file and renamed at the end.
         """
-        from monai_attn.inference.outputs import write_outputs
+        from monai_attn.inference.outputs import OutputOptions, write_outputs
 
         output_types = list(output_types)
         seg_problem: list[InputError] = []
@@ -293,18 +319,11 @@ class Segmenter:
         if seg_problem:  # the first label file is now another type's, named as output_paths names it
             output_path = output_paths(output_path, output_types)[output_types[0]]
         tick = time.perf_counter()
-        write_outputs(
-            result,
-            output_path,
-            output_types=output_types,
-            probabilities=save_probabilities,
-            preview=preview,
-            statistics=statistics,
-            attention_maps=attention_maps,
-            hu_window=self.display_window,
-            label_colours=self.label_colours,
-            model=(self.model_name, self.model_version),
-        )
+        options = OutputOptions(tuple(output_types), probabilities=save_probabilities, preview=preview,
+                                statistics=statistics, attention_maps=attention_maps,
+                                display_window=self.display_window, label_colours=self.label_colours,
+                                model=(self.model_name, self.model_version))
+        write_outputs(result, output_path, options, provenance=self.provenance(input_path, result))
         result.timings["write"] = time.perf_counter() - tick
         result.timings["total"] += result.timings["write"]
         if seg_problem:

@@ -30,6 +30,7 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 
+from monai_attn.label_names import foreground_names
 from monai_attn.geometry import resample_to_grid, world_to_voxel
 from monai_attn.inference.result import SegmentationResult
 from monai_attn.inference.postprocess import OrganRule, parse_rules, postprocess_labels
@@ -213,7 +214,7 @@ class OrganQCd(Transform):
     """
 
     def __init__(self, label_names: Mapping[int | str, str], label_key: str = "pred") -> None:
-        self.label_names = {int(k): str(v) for k, v in label_names.items() if int(k) != 0}
+        self.label_names = foreground_names(label_names)
         self.label_key = label_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -261,13 +262,12 @@ class SaveSegmentationd(Transform):
         output_key: str = "output",
         task: str = "ct",
     ) -> None:
-        self.output_types = tuple(output_types)
+        from monai_attn.inference.outputs import OutputOptions
+
         self.task = task
-        self.label_names = {int(k): str(v) for k, v in (label_names or {}).items() if int(k) != 0}
-        self.display_window = display_window
-        self.preview, self.statistics = bool(preview), bool(statistics)
-        self.label_colours = None if label_colours is None else {int(k): tuple(v) for k, v in label_colours.items()}
-        self.model = None if model is None else (str(model[0]), str(model[1]))
+        self.label_names = foreground_names(label_names)
+        self.options = OutputOptions(tuple(output_types), preview=preview, statistics=statistics,
+                                     display_window=display_window, label_colours=label_colours, model=model)
         self.output_key = output_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -281,16 +281,7 @@ class SaveSegmentationd(Transform):
             qc=d.get("qc"),
             task=self.task,
         )
-        write_outputs(
-            result,
-            d[self.output_key],
-            output_types=self.output_types,
-            preview=self.preview,
-            statistics=self.statistics,
-            hu_window=self.display_window,
-            label_colours=self.label_colours,
-            model=self.model,
-        )
+        write_outputs(result, d[self.output_key], self.options)
         return d
 
 
@@ -304,7 +295,7 @@ def label_names_from_meta(meta: Mapping[str, Any], output: str = "pred") -> dict
         channels = meta["network_data_format"]["outputs"][output]["channel_def"]
     except (KeyError, TypeError) as err:
         raise ValueError(f"metadata has no network_data_format.outputs.{output}.channel_def") from err
-    return {int(k): str(v) for k, v in channels.items() if int(k) != 0}
+    return foreground_names(channels)
 
 
 __all__ = [

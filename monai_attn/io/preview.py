@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import nibabel as nib
 import numpy as np
 
+from monai_attn.io.provenance import PNG_KEY
 from monai_attn.io.atomic import atomic_path
 from monai_attn.io.label_colours import label_colour as palette_colour
 from monai_attn.io.label_colours import label_colours as resolve_colours
@@ -60,7 +61,7 @@ def save_overlay_png(
     label=None,
     path: str | os.PathLike = "preview.png",
     spacing_mm: Sequence[float] | None = None,
-    hu_window: tuple[float, float] | None = None,
+    display_window: tuple[float, float] | None = None,
     label_names: Mapping[int, str] | None = None,
     *,
     affine: np.ndarray | None = None,
@@ -76,7 +77,7 @@ def save_overlay_png(
     ``label``: integer array on the same grid, or None. 3-D arrays are taken as RAS-ordered
     (axis 0 toward the patient's right, 1 anterior, 2 superior) unless an ``affine`` (voxel to
     RAS mm) is given, in which case they are reoriented to RAS for display and the voxel size is
-    read from it; otherwise ``spacing_mm`` (default 1 mm) sets the aspect. ``hu_window``
+    read from it; otherwise ``spacing_mm`` (default 1 mm) sets the aspect. ``display_window``
     (low, high) is the display window for 3-D images (a bundle's intensity window; None: the
     volume's 1st-99th percentile). ``slice_indices`` (i, j, k) in the input's
     voxel indices choose the sagittal, coronal and axial slices; by default they pass through
@@ -90,7 +91,7 @@ def save_overlay_png(
         raise ValueError(f"label shape {label.shape} does not match image shape {image.shape}")
     rgb = image.ndim == 3 and image.shape[-1] == 3 and (label is None or label.ndim == 2)
     if image.ndim == 3 and not rgb:
-        window = hu_window if hu_window is not None else tuple(float(v) for v in np.percentile(image, (1, 99)))
+        window = display_window if display_window is not None else tuple(float(v) for v in np.percentile(image, (1, 99)))
         figure = _figure_3d(image, label, spacing_mm, affine, window, label_names, slice_indices, alpha)
     elif image.ndim == 2 or rgb:
         figure = _figure_2d(image, label, label_names, alpha)
@@ -156,7 +157,7 @@ def _display(plane: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(plane[::-1, ::-1].T)
 
 
-def _figure_3d(image, label, spacing_mm, affine, hu_window, label_names, indices, alpha) -> Figure:
+def _figure_3d(image, label, spacing_mm, affine, display_window, label_names, indices, alpha) -> Figure:
     image, label, spacing, (i, j, k) = _reorient(image, label, affine, spacing_mm, indices)
     sx, sy, sz = spacing
     views = [  # (title, image plane, label plane, pixel height / width)
@@ -174,7 +175,7 @@ def _figure_3d(image, label, spacing_mm, affine, hu_window, label_names, indices
     for column, (name, plane, overlay, aspect) in enumerate(views):
         axes = figure.add_subplot(grid[0, column])
         axes.imshow(
-            _display(plane), cmap="gray", vmin=hu_window[0], vmax=hu_window[1], aspect=aspect, interpolation="nearest"
+            _display(plane), cmap="gray", vmin=display_window[0], vmax=display_window[1], aspect=aspect, interpolation="nearest"
         )
         if overlay is not None:
             _overlay(axes, _display(overlay), values, cmap, alpha, aspect)
@@ -330,6 +331,7 @@ def save_palette_label_png(
     path: str | os.PathLike,
     label_colours: Mapping[int, tuple[int, int, int]] | None = None,
     exif_orientation: int = 1,
+    provenance: str | None = None,
 ) -> Path:
     """Write a label map (values 0..255) as a palette ("P" mode) PNG; returns the path.
 
@@ -338,9 +340,10 @@ def save_palette_label_png(
     show label 0 black and every other label in its colour (``label_colours`` or the shared
     palette). ``label`` is upright; with the input photograph's ``exif_orientation`` (2-8) the
     pixels are stored as the photograph's are, with the same EXIF tag, so the two overlay both
-    in EXIF-aware viewers and as raw arrays.
+    in EXIF-aware viewers and as raw arrays. ``provenance`` (JSON text) goes into a text chunk
+    (:data:`monai_attn.io.provenance.PNG_KEY`).
     """
-    from PIL import Image
+    from PIL import Image, PngImagePlugin
 
     label = _labels_2d(label)
     top = int(label.max()) if label.size else 0
@@ -353,10 +356,15 @@ def save_palette_label_png(
         image = image.transpose(getattr(Image.Transpose, _UNDO_EXIF[exif_orientation]))
         exif = Image.Exif()
         exif[0x0112] = exif_orientation
-    return _save_image_atomically(image, Path(path), exif)
+    text = None
+    if provenance is not None:
+        text = PngImagePlugin.PngInfo()
+        text.add_text(PNG_KEY, provenance)
+    return _save_image_atomically(image, Path(path), exif, text)
 
 
-def _save_image_atomically(image: Image.Image, path: Path, exif=None) -> Path:
+def _save_image_atomically(image: Image.Image, path: Path, exif=None, text=None) -> Path:
+    options = {**({"exif": exif} if exif is not None else {}), **({"pnginfo": text} if text is not None else {})}
     with atomic_path(path) as partial:
-        image.save(partial, format="PNG", **({"exif": exif} if exif is not None else {}))
+        image.save(partial, format="PNG", **options)
     return path

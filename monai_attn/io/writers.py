@@ -1,6 +1,7 @@
-"""Writing results on the grid of the image they came from.
+"""Writing NIfTI files: the one writer, and results on the grid of the image they came from.
 
-:func:`save_like` writes a NIfTI whose shape, spacing, origin and direction are those of the
+:func:`write_nifti` is the one place a NIfTI-1 file is made (units mm, qform and sform, an
+optional intensity scale and provenance extension, atomic write). :func:`save_like` writes a NIfTI whose shape, spacing, origin and direction are those of the
 reference image as it was read (``meta["original_affine"]``, ``meta["spatial_shape"]``), so a
 segmentation overlays the user's original scan, whether that scan was NIfTI, NRRD or a DICOM
 series. Writes are atomic (:func:`monai_attn.io.atomic.atomic_path`).
@@ -20,6 +21,7 @@ from monai.data.utils import to_affine_nd
 from monai.utils import MetaKeys
 
 from monai_attn.errors import InputError
+from monai_attn.io.provenance import NIFTI_EXTENSION_CODE
 from monai_attn.io.atomic import atomic_path
 
 
@@ -54,6 +56,7 @@ def save_like(
     reference: MetaTensor,
     path: str | os.PathLike,
     dtype: npt.DTypeLike = np.uint8,
+    provenance: str | None = None,
 ) -> Path:
     """Write ``array`` as a NIfTI on the reference image's original grid.
 
@@ -66,6 +69,7 @@ def save_like(
             (any later transforms are ignored: its ``original_affine`` is used).
         path: output file, ``.nii`` or ``.nii.gz``; parent folders are created.
         dtype: stored data type, ``np.uint8`` for label maps; values must fit in it.
+        provenance: JSON text stored as a header extension (:mod:`monai_attn.io.provenance`).
 
     Returns:
         The written path.
@@ -95,12 +99,38 @@ def save_like(
         info = np.iinfo(dtype)
         if data.min() < info.min or data.max() > info.max:
             raise InputError(f"values {data.min()}..{data.max()} do not fit {dtype.name}", path=path)
-    image = nib.Nifti1Image(data.astype(dtype), affine)
-    (qform, qcode), (sform, scode) = _input_xforms(reference, affine)
-    image.header.set_qform(qform, code=qcode)
-    image.header.set_sform(sform, code=scode)
-    image.header.set_xyzt_units("mm", "sec")
+    qform, sform = _input_xforms(reference, affine)
+    return write_nifti(path, data.astype(dtype), affine, qform=qform, sform=sform, provenance=provenance)
 
+
+def write_nifti(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    affine: np.ndarray,
+    *,
+    qform: tuple[np.ndarray, int] | None = None,
+    sform: tuple[np.ndarray, int] | None = None,
+    scale: float | None = None,
+    provenance: str | None = None,
+) -> Path:
+    """Write ``data`` (spatial axes first, then any channels) with the voxel-to-RAS ``affine`` (mm).
+
+    ``qform`` / ``sform`` are (matrix, code) pairs, by default ``affine`` with code 1 (scanner);
+    ``scale`` is stored as the intensity slope (e.g. 1/255 for probabilities kept as uint8);
+    ``provenance`` (JSON text) as a header extension (:mod:`monai_attn.io.provenance`). Units
+    are mm and s; the file appears atomically, parent folders are created.
+    """
+    image = nib.Nifti1Image(data, affine)
+    for (matrix, code), setter in ((qform or (affine, 1), image.header.set_qform),
+                                   (sform or (affine, 1), image.header.set_sform)):
+        setter(matrix, code=code)
+    image.header.set_xyzt_units("mm", "sec")
+    if scale is not None:
+        image.header.set_slope_inter(scale, 0.0)
+    if provenance is not None:
+        image.header.extensions.append(nib.nifti1.Nifti1Extension(NIFTI_EXTENSION_CODE, provenance.encode("utf-8")))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as partial:
         nib.save(image, partial)
     return path

@@ -7,28 +7,27 @@
 * :mod:`~monai_attn.synthetic.cells`: electron-microscopy-like cell images with membrane labels.
 
 Every case is a pure function of ``(seed, index)``.
+
+Names are imported on first use (PEP 562), so the light modules (:mod:`~monai_attn.synthetic.rng`)
+load without torch or MONAI.
 """
 
-from monai_attn.synthetic.abdomen_ct import (
-    Acquisition,
-    SpacingRange,
-    case_acquisition,
-    generate_abdomen_ct_case,
-    write_abdomen_ct_dataset,
-)
-from monai_attn.synthetic.cells import generate_cells_case, write_cells_dataset
-from monai_attn.synthetic.dicom_series import write_ct_series
-from monai_attn.synthetic.retina import generate_retina_case, write_retina_dataset
+from monai_attn.lazy_exports import lazy_exports
 
-__all__ = [
-    "Acquisition",
-    "SpacingRange",
-    "case_acquisition",
-    "generate_abdomen_ct_case",
-    "generate_cells_case",
-    "generate_retina_case",
-    "write_abdomen_ct_dataset",
-    "write_cells_dataset",
-    "write_ct_series",
-    "write_retina_dataset",
-]
+#: Public name -> the module defining it.
+_EXPORTS = {
+    "Acquisition": "monai_attn.synthetic.abdomen_ct",
+    "SpacingRange": "monai_attn.synthetic.abdomen_ct",
+    "case_acquisition": "monai_attn.synthetic.abdomen_ct",
+    "generate_abdomen_ct_case": "monai_attn.synthetic.abdomen_ct",
+    "generate_cells_case": "monai_attn.synthetic.cells",
+    "generate_retina_case": "monai_attn.synthetic.retina",
+    "write_abdomen_ct_dataset": "monai_attn.synthetic.abdomen_ct",
+    "write_cells_dataset": "monai_attn.synthetic.cells",
+    "write_ct_series": "monai_attn.synthetic.dicom_series",
+    "write_retina_dataset": "monai_attn.synthetic.retina",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

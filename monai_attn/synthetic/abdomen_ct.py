@@ -33,7 +33,8 @@ from scipy import ndimage
 from monai_attn.io.preview import save_overlay_png
 from monai_attn.synthetic.abdomen_anatomy import AbdomenAnatomy
 from monai_attn.synthetic.dicom_series import write_ct_series
-from monai_attn.synthetic.msd import case_name, map_cases, write_dataset_json, write_nifti
+from monai_attn.io.writers import write_nifti
+from monai_attn.synthetic.msd import case_name, map_cases, write_dataset_json
 from monai_attn.synthetic.rng import HELD_OUT_SEED_OFFSET, case_key, case_rng
 from monai_attn.synthetic.sampling import Patch, VoxelGrid
 from monai_attn.synthetic.shapes import Canvas, rotation
@@ -288,7 +289,7 @@ def _write_case(job) -> dict[str, str]:
                         patient_id=f"PHANTOM-{seed}-{index:04d}", series_description=f"{name} (seed {seed})")
     if preview:
         save_overlay_png(image, label, out / "previews" / f"{name}.png", affine=affine, label_names=LABELS,
-                         hu_window=SOFT_TISSUE_WINDOW_HU,
+                         display_window=SOFT_TISSUE_WINDOW_HU,
                          title=f"{name}  seed {seed}")
     logger.info("wrote %s (%s)", name, "test" if is_test else "training")
     return entry

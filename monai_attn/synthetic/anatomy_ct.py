@@ -51,7 +51,8 @@ from skimage.morphology import convex_hull_image
 from monai_attn.synthetic.abdomen_ct import generate_abdomen_ct_case
 from monai_attn.synthetic.contrast import draw_phase, draw_tissue_hu
 from monai_attn.synthetic.label_map_tissues import HOLLOW, TISSUES, LabelMapClasses
-from monai_attn.synthetic.msd import case_name, map_cases, write_dataset_json, write_nifti
+from monai_attn.io.writers import write_nifti
+from monai_attn.synthetic.msd import case_name, map_cases, write_dataset_json
 from monai_attn.synthetic.rng import HELD_OUT_SEED_OFFSET, case_key, case_rng
 from monai_attn.synthetic.shapes import rotation, smooth_noise
 

@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from monai_attn.label_names import foreground_names
+
 #: Tissues a rendered label map can contain; the renderer gives each a Hounsfield value.
 TISSUES: tuple[str, ...] = (
     "spleen", "kidney", "cyst", "pancreas", "liver", "bile", "adrenal", "stomach", "small_bowel",
@@ -91,7 +93,7 @@ class LabelMapClasses:
     @classmethod
     def from_names(cls, names: dict[int, str], source: str = "") -> LabelMapClasses:
         """Build the table from ``{class id: class name}``; id 0 must be absent or background."""
-        names = {int(k): str(v) for k, v in names.items() if int(k) != 0}
+        names = foreground_names(names)
         tissue = {k: tissue_of(v) for k, v in names.items()}
         target = {k: TARGET_LABEL.get(t, 0) for k, t in tissue.items()}
         return cls(source, names, tissue, target)

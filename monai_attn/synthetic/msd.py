@@ -17,7 +17,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 from PIL import Image
 
@@ -30,19 +29,6 @@ logger = logging.getLogger(__name__)
 def case_name(prefix: str, index: int, total: int) -> str:
     """File stem of case ``index``: ``prefix_007`` (at least three digits, more when ``total`` needs)."""
     return f"{prefix}_{index:0{max(3, len(str(max(total - 1, 0))))}d}"
-
-
-def write_nifti(path: str | os.PathLike, array: np.ndarray, affine: np.ndarray) -> Path:
-    """Save ``array`` with the voxel-to-RAS ``affine`` (mm) as NIfTI-1, qform and sform both set."""
-    image = nib.Nifti1Image(array, affine)
-    image.header.set_data_dtype(array.dtype)
-    image.header.set_xyzt_units("mm")
-    image.set_qform(affine, code=1)
-    image.set_sform(affine, code=1)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(image, path)
-    return path
 
 
 def write_cases(
