@@ -8,7 +8,7 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose
 
-from monai_attn.augmentation import (
+from monai_attn.transforms import (
     RandLabelIntensityShiftd,
     RandTruncatedFieldOfViewd,
     ct_intensity_randomisation,

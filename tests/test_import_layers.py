@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     {"errors", "quiet", "lazy_exports", "wording", "label_names"},
     {"geometry", "networks", "losses", "io"},
     {"bundle", "datasets", "dataset_preparation", "synthetic", "qc"},
-    {"transforms", "augmentation", "fundus"},
+    {"transforms", "fundus"},
     {"presets", "evaluation"},
     {"inference"},
     {"training"},

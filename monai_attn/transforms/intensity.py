@@ -7,13 +7,12 @@ on the already windowed image (HU window scaled to 0..1):
 
 * :class:`RandLabelIntensityShiftd` moves each organ's intensity by its own random offset, so
   the organ-to-neighbour contrast varies (the contrast phase, fatty pancreas, iron overload);
-* :class:`RandTruncatedFieldOfViewd` ends the patch at a random plane, as a scan's field of
-  view ends inside an organ;
 * :func:`ct_intensity_randomisation` chains it with MONAI's intensity transforms: a shifted and
   rescaled window, gamma, a smooth bias field, noise, blur or sharpening (reconstruction
   kernels) and simulated low resolution (thick slices, coarse pixels).
 
-The intensity transforms change the image only; the labels stay exact.
+The intensity transforms change the image only; the labels stay exact. The random end of the
+field of view is :class:`~monai_attn.transforms.spatial.RandTruncatedFieldOfViewd`.
 """
 
 from __future__ import annotations
@@ -85,54 +84,6 @@ class RandLabelIntensityShiftd(RandomizableTransform, MapTransform):
             d[key] = image + added.to(device=image.device, dtype=image.dtype)
         return d
 
-
-class RandTruncatedFieldOfViewd(RandomizableTransform, MapTransform):
-    """Blank the part of a patch beyond a random plane, as where a scan's field of view ends.
-
-    Real scans often stop inside an organ (a kidney cut by the last slice, a spleen cut by a
-    small reconstruction circle), and at inference the sliding window pads the volume with the
-    window's lowest value. Training patches come from phantoms that cover the whole abdomen, so
-    the network would otherwise never see an organ end abruptly at blank padding. With
-    probability ``prob`` one axis of ``axes`` and one side are drawn, the cut falls uniformly
-    within ``cut_fraction`` of that axis, the image beyond it is set to ``background`` and the
-    label to 0 there (nothing can be seen there).
-
-    Args:
-        keys: image key(s); label_key: the label map, blanked to 0 beyond the cut.
-        prob: probability of a cut; axes: spatial axes to cut along (0, 1, 2 = x, y, z).
-        cut_fraction: (low, high) range of the cut position as a fraction of the axis length.
-        background: value written into the image beyond the cut (0: the bottom of the window).
-    """
-
-    def __init__(self, keys: KeysCollection, label_key: str, prob: float = 0.15, axes: Sequence[int] = (0, 1, 2),
-                 cut_fraction: tuple[float, float] = (0.25, 0.75), background: float = 0.0,
-                 allow_missing_keys: bool = False) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob)
-        if not axes or not 0 < cut_fraction[0] <= cut_fraction[1] < 1:
-            raise ValueError(f"need axes and 0 < cut_fraction low <= high < 1, got {axes}, {cut_fraction}")
-        self.label_key = label_key
-        self.axes = tuple(int(a) for a in axes)
-        self.cut_fraction = cut_fraction
-        self.background = float(background)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        self.randomize(None)
-        if not self._do_transform:
-            return d
-        axis = self.axes[int(self.R.randint(len(self.axes)))]
-        size = d[self.label_key].shape[1 + axis]
-        cut = int(round(self.R.uniform(*self.cut_fraction) * size))
-        beyond = slice(cut, None) if self.R.uniform() < 0.5 else slice(0, cut)
-        index = (slice(None),) * (1 + axis) + (beyond,)
-        for key in (*self.key_iterator(d), self.label_key):
-            blanked = d[key].clone()
-            blanked[index] = self.background if key != self.label_key else 0
-            d[key] = blanked
-        return d
-
-
 def ct_intensity_randomisation(
     image_key: str,
     label_key: str,
@@ -174,7 +125,6 @@ def ct_intensity_randomisation(
         RandSimulateLowResolutiond(image_key, zoom_range=low_resolution_zoom, prob=prob),
         RandGaussianNoised(image_key, std=noise_hu / width, prob=prob),
     ]
-
 
 def em_intensity_randomisation(
     image_key: str,

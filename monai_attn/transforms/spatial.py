@@ -1,0 +1,119 @@
+"""Spatial transforms: crop a CT scan to the body on its own grid, and end a training patch where a
+scan's field of view might end.
+
+- :class:`CropToBodyd`: crop to the body before resampling (spares resampling the air).
+- :class:`RandTruncatedFieldOfViewd`: end the patch at a random plane, as a scan's field of view
+  ends inside an organ (training).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, RandomizableTransform, SpatialCrop
+
+from monai_attn.geometry import margin_voxels
+
+class CropToBodyd(MapTransform):
+    """Crop ``keys`` to the body of ``source_key``'s scan, on the scan's own grid, before resampling.
+
+    The body is every voxel above ``threshold_hu`` (air is -1000 HU, lung about -800, fat
+    about -100); the crop keeps its bounding box plus ``margin_mm`` on each side. Cropping
+    before resampling spares resampling the air around the patient (time and memory). The
+    body's centroid (RAS mm, the kidneys' midline) goes to ``data[centre_key]``. A scan with
+    no body voxel is left whole (its centroid is the grid's centre).
+
+    Args:
+        keys: keys to crop (image, and label in training).
+        source_key: the (1, X, Y, Z) scan in HU the body is found in.
+        threshold_hu: HU above which a voxel is body.
+        margin_mm: margin around the body's bounding box (mm).
+        centre_key: where the centroid goes.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[str],
+        source_key: str,
+        threshold_hu: float,
+        margin_mm: float,
+        centre_key: str = "body_centre_mm",
+    ) -> None:
+        super().__init__(keys)
+        self.source_key = source_key
+        self.threshold_hu = float(threshold_hu)
+        self.margin_mm = float(margin_mm)
+        self.centre_key = centre_key
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        image = d[self.source_key]
+        affine = np.asarray(image.affine, dtype=float)
+        body = image.as_tensor()[0] > self.threshold_hu
+        spatial = tuple(body.shape)
+        profiles = [body.sum(dim=tuple(a for a in range(body.ndim) if a != axis)) for axis in range(body.ndim)]
+        if not bool(profiles[0].any()):
+            d[self.centre_key] = (affine @ np.array([*((s - 1) / 2 for s in spatial), 1.0]))[:3]
+            return d
+        centroid = [float((p.double() * torch.arange(len(p))).sum() / p.sum()) for p in profiles]
+        d[self.centre_key] = (affine @ np.array([*centroid, 1.0]))[:3]
+        start, end = [], []
+        for axis, (profile, margin) in enumerate(zip(profiles, margin_voxels(affine, self.margin_mm))):
+            hits = torch.nonzero(profile).ravel()
+            start.append(max(int(hits[0]) - margin, 0))
+            end.append(min(int(hits[-1]) + 1 + margin, spatial[axis]))
+        if start == [0] * len(spatial) and end == list(spatial):
+            return d
+        crop = SpatialCrop(roi_start=start, roi_end=end)
+        for key in self.key_iterator(d):
+            d[key] = crop(d[key])
+        return d
+
+class RandTruncatedFieldOfViewd(RandomizableTransform, MapTransform):
+    """Blank the part of a patch beyond a random plane, as where a scan's field of view ends.
+
+    Real scans often stop inside an organ (a kidney cut by the last slice, a spleen cut by a
+    small reconstruction circle), and at inference the sliding window pads the volume with the
+    window's lowest value. Training patches come from phantoms that cover the whole abdomen, so
+    the network would otherwise never see an organ end abruptly at blank padding. With
+    probability ``prob`` one axis of ``axes`` and one side are drawn, the cut falls uniformly
+    within ``cut_fraction`` of that axis, the image beyond it is set to ``background`` and the
+    label to 0 there (nothing can be seen there).
+
+    Args:
+        keys: image key(s); label_key: the label map, blanked to 0 beyond the cut.
+        prob: probability of a cut; axes: spatial axes to cut along (0, 1, 2 = x, y, z).
+        cut_fraction: (low, high) range of the cut position as a fraction of the axis length.
+        background: value written into the image beyond the cut (0: the bottom of the window).
+    """
+
+    def __init__(self, keys: KeysCollection, label_key: str, prob: float = 0.15, axes: Sequence[int] = (0, 1, 2),
+                 cut_fraction: tuple[float, float] = (0.25, 0.75), background: float = 0.0,
+                 allow_missing_keys: bool = False) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        if not axes or not 0 < cut_fraction[0] <= cut_fraction[1] < 1:
+            raise ValueError(f"need axes and 0 < cut_fraction low <= high < 1, got {axes}, {cut_fraction}")
+        self.label_key = label_key
+        self.axes = tuple(int(a) for a in axes)
+        self.cut_fraction = cut_fraction
+        self.background = float(background)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        self.randomize(None)
+        if not self._do_transform:
+            return d
+        axis = self.axes[int(self.R.randint(len(self.axes)))]
+        size = d[self.label_key].shape[1 + axis]
+        cut = int(round(self.R.uniform(*self.cut_fraction) * size))
+        beyond = slice(cut, None) if self.R.uniform() < 0.5 else slice(0, cut)
+        index = (slice(None),) * (1 + axis) + (beyond,)
+        for key in (*self.key_iterator(d), self.label_key):
+            blanked = d[key].clone()
+            blanked[index] = self.background if key != self.label_key else 0
+            d[key] = blanked
+        return d
