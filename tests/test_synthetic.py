@@ -398,3 +398,19 @@ def test_habitus_arms_table_and_oral_contrast_vary_per_patient():
         body_rows = np.flatnonzero((axial > -500).any(axis=0))
         table = axial[:, : body_rows.min() + 3]  # posterior to the back (RAS: low y is posterior)
         assert (table > 100).sum() >= 10  # the table's carbon-fibre shell
+
+
+def test_2d_preview_outlines_labels_visibly_on_a_red_picture(tmp_path):
+    """A fundus preview outlines each label (in its colour, between white lines) instead of tinting
+    it, so the disc rim stays visible on a red fundus; the inside keeps the picture's colour."""
+    picture = np.zeros((400, 500, 3), np.uint8)
+    picture[..., 0] = 200
+    label = np.zeros((400, 500), np.uint8)
+    label[150:250, 200:300] = 1
+    rim = preview.outlines(label, 2)
+    assert rim[150, 250] == 1 and rim[151, 250] == 1 and rim[152, 250] == 0 and rim[200, 250] == 0
+    pixels = np.asarray(Image.open(preview.save_overlay_png(picture, label, tmp_path / "f.png")).convert("RGB"))
+    right = pixels[:, pixels.shape[1] // 2:]
+    assert (right == 255).all(axis=-1).sum() > 100  # the white lines around the outline
+    centre = right[right.shape[0] * 290 // 560, right.shape[1] // 2]  # inside the labelled square
+    assert tuple(centre) == (200, 0, 0)

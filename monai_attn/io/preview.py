@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 #: Figure size (inches) at :data:`DPI` for 3-D (three views) and 2-D (two panels) previews.
 FIGSIZE_3D = (15.0, 5.6)
 FIGSIZE_2D = (10.0, 5.6)
+#: Top of the panels (a fraction of the figure's height), leaving room for a figure title or not.
+TOP_WITH_TITLE, TOP_WITHOUT_TITLE = 0.86, 0.92
+#: 2-D outlines are the picture's larger side / this wide (at least one pixel).
+OUTLINE_FRACTION = 250
 DPI = 100
 
 def label_colour(value: int) -> tuple[float, float, float]:
@@ -82,7 +86,8 @@ def save_overlay_png(
     volume's 1st-99th percentile). ``slice_indices`` (i, j, k) in the input's
     voxel indices choose the sagittal, coronal and axial slices; by default they pass through
     the centroid of the labelled voxels (or the volume centre). ``label_names`` maps label
-    values to legend names.
+    values to legend names. Volumes get their labels filled (``alpha``); 2-D pictures get each
+    label's outline in full colour, which stays visible on any background (a red fundus).
     """
     image, image_affine = _as_array(image)
     label = None if label is None else _as_array(label)[0]
@@ -90,15 +95,16 @@ def save_overlay_png(
     if label is not None and label.shape != image.shape[: label.ndim]:
         raise ValueError(f"label shape {label.shape} does not match image shape {image.shape}")
     rgb = image.ndim == 3 and image.shape[-1] == 3 and (label is None or label.ndim == 2)
+    top = TOP_WITH_TITLE if title else TOP_WITHOUT_TITLE  # room above the panels' own titles
     if image.ndim == 3 and not rgb:
         window = display_window if display_window is not None else tuple(float(v) for v in np.percentile(image, (1, 99)))
-        figure = _figure_3d(image, label, spacing_mm, affine, window, label_names, slice_indices, alpha)
+        figure = _figure_3d(image, label, spacing_mm, affine, window, label_names, slice_indices, alpha, top)
     elif image.ndim == 2 or rgb:
-        figure = _figure_2d(image, label, label_names, alpha)
+        figure = _figure_2d(image, label, label_names, top)
     else:
         raise ValueError(f"expected a 2-D or 3-D image, got shape {image.shape}")
     if title:
-        figure.suptitle(title)
+        figure.suptitle(title, y=0.985, fontsize=11)
     return _save_atomically(figure, Path(path))
 
 
@@ -157,7 +163,7 @@ def _display(plane: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(plane[::-1, ::-1].T)
 
 
-def _figure_3d(image, label, spacing_mm, affine, display_window, label_names, indices, alpha) -> Figure:
+def _figure_3d(image, label, spacing_mm, affine, display_window, label_names, indices, alpha, top) -> Figure:
     image, label, spacing, (i, j, k) = _reorient(image, label, affine, spacing_mm, indices)
     sx, sy, sz = spacing
     views = [  # (title, image plane, label plane, pixel height / width)
@@ -169,7 +175,7 @@ def _figure_3d(image, label, spacing_mm, affine, display_window, label_names, in
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=FIGSIZE_3D, dpi=DPI)
-    grid = figure.add_gridspec(1, 3, width_ratios=widths, left=0.01, right=0.99, top=0.92, bottom=0.1, wspace=0.03)
+    grid = figure.add_gridspec(1, 3, width_ratios=widths, left=0.01, right=0.99, top=top, bottom=0.1, wspace=0.03)
     values = _label_values(label, label_names)
     cmap = _label_cmap(values)
     for column, (name, plane, overlay, aspect) in enumerate(views):
@@ -185,11 +191,11 @@ def _figure_3d(image, label, spacing_mm, affine, display_window, label_names, in
     return figure
 
 
-def _figure_2d(image, label, label_names, alpha) -> Figure:
+def _figure_2d(image, label, label_names, top) -> Figure:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=FIGSIZE_2D, dpi=DPI)
-    grid = figure.add_gridspec(1, 2, left=0.01, right=0.99, top=0.92, bottom=0.1, wspace=0.03)
+    grid = figure.add_gridspec(1, 2, left=0.01, right=0.99, top=top, bottom=0.1, wspace=0.03)
     values = _label_values(label, label_names)
     cmap = _label_cmap(values)
     if image.ndim == 2:
@@ -203,11 +209,36 @@ def _figure_2d(image, label, label_names, alpha) -> Figure:
         axes = figure.add_subplot(grid[0, column])
         axes.imshow(image, interpolation="nearest", **kwargs)
         if column == 1 and label is not None:
-            _overlay(axes, label, values, cmap, alpha, 1.0)
+            _outline_overlay(axes, label, values, cmap)
         axes.set_title(name, fontsize=10)
         axes.set_axis_off()
     _legend(figure, values, label_names)
     return figure
+
+
+def outlines(label: np.ndarray, width: int) -> np.ndarray:
+    """``label`` kept only within ``width`` pixels inside each label's border (0 elsewhere)."""
+    from scipy import ndimage
+
+    edges = np.zeros_like(label)
+    for value in np.unique(label[label > 0]):
+        mask = label == value
+        rim = mask & ~ndimage.binary_erosion(mask, iterations=width, border_value=1)
+        edges[rim] = value
+    return edges
+
+
+def _outline_overlay(axes, label: np.ndarray, values: list[int], cmap: ListedColormap) -> None:
+    """Each label's outline in its colour, between two white lines (visible on any picture, a
+    red fundus included)."""
+    from matplotlib.colors import ListedColormap
+    from scipy import ndimage
+
+    width = max(1, round(max(label.shape) / OUTLINE_FRACTION))
+    edges = outlines(label, width)
+    halo = ndimage.binary_dilation(edges > 0, iterations=max(1, width // 2)) & (edges == 0)
+    axes.imshow(np.ma.masked_where(~halo, halo), cmap=ListedColormap([(1.0, 1.0, 1.0)]), interpolation="nearest")
+    _overlay(axes, edges, values, cmap, 1.0, 1.0)
 
 
 def _label_values(label: np.ndarray | None, label_names: Mapping[int, str] | None) -> list[int]:
