@@ -275,7 +275,7 @@ def _foreground_dice(logits: torch.Tensor, labels: torch.Tensor) -> float:
 def test_tiny_overfit_drives_dice_up():
     from monai.losses import DiceCELoss
 
-    image, labels = _sphere_volume()
+    image, labels = _sphere_volume(size=24, radius=5.5)
     net = GridAttentionUNet(3, 1, 2, channels=(4, 8, 16), attention_heads=1)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
