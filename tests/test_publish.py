@@ -131,17 +131,25 @@ def test_publish_refuses_a_candidate_worse_than_the_shipped_weights(bundle, tmp_
 def test_publish_scores_an_equal_candidate_and_writes_its_figures(bundle, tmp_path, capsys):
     """The shipped weights as the candidate pass the gate; eval_metrics are what was measured."""
     shutil.copy(bundle / "models" / "model.pt", tmp_path / "model.pt")
+    from monai_attn.synthetic.cells import write_cells_dataset
+
+    real = write_cells_dataset(tmp_path / "real", 1, 7, size=64).parent  # stands in for a real section and labels
+    image, reference = next((real / "imagesTr").iterdir()), next((real / "labelsTr").iterdir())
     assert _publish(capsys, bundle, tmp_path / "model.pt", "0.4.0", "same weights",
-                    "--heldout-data", str(tmp_path / "heldout"))[0] == 0
-    metrics = json.loads((bundle / "configs" / "metadata.json").read_text())["eval_metrics"]
+                    "--heldout-data", str(tmp_path / "heldout"), "--real-case", str(image), str(reference))[0] == 0
+    metadata = json.loads((bundle / "configs" / "metadata.json").read_text())
+    metrics = metadata["eval_metrics"]
     from monai_attn.evaluation import evaluate_folders
     from monai_attn.inference import Segmenter
 
     segmenter = Segmenter.from_bundle(bundle, trust=True)
-    for image in (tmp_path / "heldout" / "imagesTr").iterdir():
-        segmenter.segment_to_file(image, tmp_path / "pred" / image.name, output_types=["png"])
+    for phantom in (tmp_path / "heldout" / "imagesTr").iterdir():
+        segmenter.segment_to_file(phantom, tmp_path / "pred" / phantom.name, output_types=["png"])
     run = evaluate_folders(tmp_path / "pred", tmp_path / "heldout" / "labelsTr", segmenter.label_names)
     assert metrics["membrane_dice"] == pytest.approx(run.results[0].metrics[1].dice, abs=5e-4)
+    segmenter.segment_to_file(image, tmp_path / "pred_real" / image.name, output_types=["png"])
+    real_run = evaluate_folders(tmp_path / "pred_real", real / "labelsTr", segmenter.label_names)
+    assert metadata["real_em_metrics"] == {"membrane_dice": round(real_run.results[0].metrics[1].dice, 3)}
 
 
 def test_publish_takes_the_network_out_of_an_epoch_checkpoint(bundle, tmp_path, capsys):

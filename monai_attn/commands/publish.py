@@ -28,6 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--notes", required=True, help="changelog entry: what changed, what the weights reach")
     parser.add_argument("--force", action="store_true",
                         help="publish even a candidate worse than the shipped weights on the held-out phantoms")
+    parser.add_argument("--real-case", nargs=2, type=Path, metavar=("IMAGE", "REFERENCE"),
+                        help="also score the candidate once on a real image and its reference label map; the Dice "
+                        "is printed and written into the metadata (real_<task>_metrics)")
+    parser.add_argument("--real-mapping", metavar="DESCRIPTOR",
+                        help="datasets/ descriptor of the reference's label ids, e.g. totalsegmentator")
     parser.add_argument("--heldout-data", type=Path, metavar="DIR",
                         help="keep the generated held-out phantoms here and reuse them (default: a temporary folder)")
     parser.set_defaults(func=run)
@@ -37,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from monai_attn.training.publish import publish_checkpoint
 
     weights = publish_checkpoint(args.bundle, args.checkpoint, args.version, args.notes, force=args.force,
-                                 heldout_data=args.heldout_data)
+                                 heldout_data=args.heldout_data, real_case=args.real_case,
+                                 real_mapping=args.real_mapping)
     print(f"{weights}: published as version {args.version}")
     return 0

@@ -32,9 +32,10 @@ import torch
 
 from monai_attn.bundle.json_text import prepend_item, set_top_level
 from monai_attn.bundle.lookup import resolve_bundle
+from monai_attn.bundle.spec import BundleSpec
 from monai_attn.errors import InputError
 from monai_attn.inference.models import is_torchscript
-from monai_attn.training.release_gate import HeldoutScores, heldout_settings, score_heldout
+from monai_attn.training.release_gate import HeldoutScores, heldout_settings, score_heldout, score_real_case
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ _NETWORK_KEYS = ("network", "model")
 
 def publish_checkpoint(
     bundle: str | os.PathLike, checkpoint: str | os.PathLike, version: str, notes: str, *, force: bool = False,
-    heldout_data: str | os.PathLike | None = None,
+    heldout_data: str | os.PathLike | None = None, real_case: tuple[str | os.PathLike, str | os.PathLike] | None = None,
+    real_mapping: str | None = None,
 ) -> Path:
     """Make ``checkpoint`` the weights of ``bundle`` at ``version``; returns the new ``models/model.pt``.
 
@@ -58,6 +60,9 @@ def publish_checkpoint(
         force: publish a candidate worse than the shipped weights on the held-out phantoms, or
             unscored when the metadata names no held-out set.
         heldout_data: folder that keeps the generated held-out phantoms between runs.
+        real_case: (image, reference label map) of a real case to score the candidate on once:
+            the figures are logged and written as ``real_<task>_metrics``; ``real_mapping``
+            names the ``datasets/`` descriptor of the reference's label ids.
 
     Raises:
         InputError: bad version or notes, a checkpoint that does not load into ``network_def``,
@@ -91,6 +96,11 @@ def publish_checkpoint(
     scores = _score(folder, state, metadata, force, heldout_data)
     if scores is not None:
         text = set_top_level(text, "eval_metrics", scores.metrics("candidate"))
+    if real_case is not None:
+        real = score_real_case(folder, state, real_case[0], real_case[1], real_mapping)
+        logger.info("real case %s: %s", Path(real_case[0]).name, ", ".join(f"{k} {v:.3f}" for k, v in real.items()))
+        text = set_top_level(text, f"real_{BundleSpec.read(folder).task}_metrics",
+                             {f"{name.replace(' ', '_')}_dice": round(v, 3) for name, v in real.items()})
     weights_path = folder / "models" / "model.pt"
     weights_path.parent.mkdir(exist_ok=True)
     history = weights_path.parent / "history" / f"model_{current}.pt"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import torch
 
 from monai_attn.bundle.spec import BundleSpec
 from monai_attn.errors import InputError
+from monai_attn.io.names import case_id as case_id_of
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +88,6 @@ def score_heldout(folder: Path, models: Mapping[str, Mapping[str, torch.Tensor]]
     ``data_dir`` keeps the generated phantoms (and reuses them when they are there); by default
     they live in a temporary folder for the call.
     """
-    from monai_attn.bundle.configs import bundle_parser, has_shipped_inference_configs
-    from monai_attn.evaluation import evaluate_folders, summarize
-    from monai_attn.inference import Segmenter
-
     seed, cases, size = heldout_settings(metadata, folder)
     spec = BundleSpec.read(folder)
     with tempfile.TemporaryDirectory(prefix="monai-attn-gate-") as scratch:
@@ -97,20 +95,47 @@ def score_heldout(folder: Path, models: Mapping[str, Mapping[str, torch.Tensor]]
         images, labels = (root / "imagesTr", root / "labelsTr")
         if not labels.is_dir():
             images, labels = write_heldout(spec.task, root, seed, cases, size)
-        dice: dict[str, dict[str, float]] = {}
+        dice = {}
         for name, state in models.items():
-            parser = bundle_parser(folder, trust=has_shipped_inference_configs(folder) or None)
-            network = parser.get_parsed_content("network_def")
-            network.load_state_dict(state)
-            segmenter = Segmenter.from_parser(parser, network)
-            predictions = Path(scratch) / f"pred_{name}"
-            for image in sorted(p for p in images.iterdir() if not p.name.startswith(".")):
-                segmenter.segment_to_file(image, predictions / image.name, output_types=list(spec.output_types))
-            run = evaluate_folders(predictions, labels, segmenter.label_names)
-            if run.failures:
-                raise InputError(f"held-out case {run.failures[0].case_id} could not be scored: {run.failures[0].reason}")
-            means = summarize(run.results, segmenter.label_names)["mean"]  # NaN-aware, as evaluate reports it
-            dice[name] = {label: float(means[str(value)]["Dice"]) for value, label in segmenter.label_names.items()}
+            dice[name] = mean_dice(folder, state, sorted(p for p in images.iterdir() if not p.name.startswith(".")),
+                                   labels, Path(scratch) / f"pred_{name}")
             logger.info("held-out phantoms (seed %d, %d cases), %s: %s", seed, cases, name,
                         ", ".join(f"{k} {v:.3f}" for k, v in dice[name].items()))
     return HeldoutScores(cases=cases, seed=seed, dice=dice)
+
+
+def score_real_case(folder: Path, state: Mapping[str, torch.Tensor], image: str | os.PathLike,
+                    reference: str | os.PathLike, gt_mapping: str | None = None) -> dict[str, float]:
+    """Dice per label of ``state`` on one real image and its reference label map (``gt_mapping``:
+    a ``datasets/`` descriptor that brings the reference's label ids into the bundle's scheme)."""
+    from monai_attn.io.names import image_suffix
+
+    image, reference = Path(image), Path(reference)
+    with tempfile.TemporaryDirectory(prefix="monai-attn-real-") as scratch:
+        references = Path(scratch) / "reference"
+        references.mkdir()
+        shutil.copy(reference, references / f"{case_id_of(image)}{image_suffix(reference)}")
+        return mean_dice(folder, state, [image], references, Path(scratch) / "pred", gt_mapping)
+
+
+def mean_dice(folder: Path, state: Mapping[str, torch.Tensor], images: list[Path], references: Path,
+              predictions: Path, gt_mapping: str | None = None) -> dict[str, float]:
+    """Mean Dice per label name of the bundle's inference with weights ``state`` on ``images``,
+    against the label maps of the same case ids in ``references`` (as ``segment`` then ``evaluate``)."""
+    from monai_attn.bundle.configs import bundle_parser, has_shipped_inference_configs
+    from monai_attn.evaluation import evaluate_folders, summarize
+    from monai_attn.inference import Segmenter
+
+    parser = bundle_parser(folder, trust=has_shipped_inference_configs(folder) or None)
+    network = parser.get_parsed_content("network_def")
+    network.load_state_dict(state)
+    segmenter = Segmenter.from_parser(parser, network)
+    output_types = list(BundleSpec.read(folder).output_types)
+    for image in images:
+        target = predictions / f"{case_id_of(image)}{'.png' if output_types == ['png'] else '.nii.gz'}"
+        segmenter.segment_to_file(image, target, output_types=output_types)
+    run = evaluate_folders(predictions, references, segmenter.label_names, gt_mapping=gt_mapping)
+    if run.failures:
+        raise InputError(f"case {run.failures[0].case_id} could not be scored: {run.failures[0].reason}")
+    means = summarize(run.results, segmenter.label_names)["mean"]  # NaN-aware, as evaluate reports it
+    return {label: float(means[str(value)]["Dice"]) for value, label in segmenter.label_names.items()}
