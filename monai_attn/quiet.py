@@ -7,6 +7,10 @@
   when the package is imported (cheap: the stdlib ``warnings`` and ``logging`` only), so
   ``monai-attn`` commands, evaluation worker processes and bundle runs that import
   ``monai_attn`` are all covered.
+- ONNX export (``python -m monai.bundle onnx_export`` of a bundle, which imports
+  ``monai_attn``): torch's exporter logs that torchvision is absent (four lines for detection
+  operators our networks do not use) and torch's pytree raises a ``FutureWarning`` about its own
+  deprecated ``LeafSpec`` while decomposing the graph; both are silenced here too.
 - Native decoders (GDCM and OpenJPEG inside SimpleITK) print to the process's standard error
   when a file is corrupt, several lines before the Python error arrives:
   :func:`native_stderr_captured` holds those lines back while a file is decoded.
@@ -29,14 +33,21 @@ from contextlib import contextmanager
 NVIMGCODEC_WARNING = r"NvImgCodecPydicomReader: nvImageCodec decoder plugin did not register"
 #: The logger that only says that nvImageCodec is absent.
 NVIMGCODEC_LOGGER = "monai.data.nvimgcodec_pydicom_plugin"
+#: torch's ONNX exporter logger that reports torchvision's operators as skipped when it is absent.
+ONNX_REGISTRATION_LOGGER = "torch.onnx._internal.exporter._registration"
+#: torch's own deprecation of ``LeafSpec``, raised from inside torch while exporting.
+LEAFSPEC_WARNING = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 #: Libraries whose DEBUG and INFO logs are not progress of ours.
 LIBRARY_LOGGERS: tuple[str, ...] = ("matplotlib", "PIL", "numexpr")
 
 
 def silence_third_party_noise() -> None:
-    """Ignore MONAI's nvImageCodec-absent warning and log line (and nothing else)."""
+    """Ignore MONAI's nvImageCodec-absent warning and log line, torch's torchvision-absent ONNX
+    registration notes and its LeafSpec deprecation warning (and nothing else)."""
     warnings.filterwarnings("ignore", message=NVIMGCODEC_WARNING, category=UserWarning)
+    warnings.filterwarnings("ignore", message=LEAFSPEC_WARNING, category=FutureWarning)
     logging.getLogger(NVIMGCODEC_LOGGER).setLevel(logging.ERROR)
+    logging.getLogger(ONNX_REGISTRATION_LOGGER).setLevel(logging.ERROR)
 
 
 def quiet_library_debug_logs() -> None:

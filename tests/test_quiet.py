@@ -54,3 +54,18 @@ def test_segment_prints_only_its_own_lines(tmp_path: Path) -> None:
     assert (tmp_path / "labels.png").is_file()
     lines = result.stderr.splitlines()
     assert lines and all(line.startswith(("segmenting ", "section: ")) for line in lines), lines
+
+
+def test_onnx_export_notes_are_silenced_and_nothing_else(recwarn):
+    """torch's torchvision-absent notes and its LeafSpec FutureWarning, not other warnings."""
+    import logging
+    import warnings
+
+    from monai_attn.quiet import ONNX_REGISTRATION_LOGGER, silence_third_party_noise
+
+    silence_third_party_noise()  # pytest resets filters per test; the package does this on import
+    assert not logging.getLogger(ONNX_REGISTRATION_LOGGER).isEnabledFor(logging.WARNING)
+    assert logging.getLogger("torch.onnx").isEnabledFor(logging.WARNING)
+    warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning)
+    warnings.warn("something else is deprecated", FutureWarning)
+    assert [str(w.message) for w in recwarn] == ["something else is deprecated"]
