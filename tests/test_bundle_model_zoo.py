@@ -111,3 +111,21 @@ def test_segment_refuses_a_bundle_whose_standalone_config_is_stale(tmp_path, cap
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "inference.json: is not current with common.json" in err
     assert "python -m monai_attn.bundle.standalone" in err
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_check_properties_answers_before_any_data_is_there(name, tmp_path) -> None:
+    """MONAI's property check on configs/inference.json alone, with the default (absent) input;
+    running it then refuses the missing input, naming it."""
+    from monai.bundle import ConfigWorkflow
+
+    configs = BUNDLES / name / "configs"
+    flow = ConfigWorkflow(config_file=str(configs / "inference.json"), meta_file=str(configs / "metadata.json"),
+                          logging_file=False, workflow_type="infer", input=str(tmp_path / "absent"),
+                          output_dir=str(tmp_path / "out"))
+    flow.initialize()
+    assert flow.check_properties() == []
+    with pytest.raises(RuntimeError) as caught:  # MONAI wraps what an expression raises
+        flow.run()
+    assert isinstance(caught.value.__cause__, FileNotFoundError)
+    assert str(caught.value.__cause__).endswith("absent: no such file or folder (set --input)")

@@ -168,5 +168,18 @@ def run_batch(
 def datalist(
     input_path: str | os.PathLike, output_dir: str | os.PathLike, output_types: Sequence[str] = ("nifti",)
 ) -> list[dict[str, str]]:
-    """The cases of a bundle's inference run as MONAI data: ``[{"image": path, "output": label path}]``."""
+    """The cases of a bundle's inference run as MONAI data: ``[{"image": path, "output": label path}]``.
+
+    An input that does not exist (yet) gives no cases, so that MONAI's
+    ``ConfigWorkflow(...).check_properties()`` answers before any data is there; the bundle's
+    ``run`` step refuses it first, with :func:`require_input`.
+    """
+    if not Path(input_path).exists():
+        return []
     return [{"image": str(c.input), "output": str(c.output)} for c in find_cases(input_path, output_dir, output_types)]
+
+
+def require_input(input_path: str | os.PathLike) -> None:
+    """Refuse a bundle inference run whose input does not exist (the first step of its ``run``)."""
+    if not Path(input_path).exists():
+        raise FileNotFoundError(f"{input_path}: no such file or folder (set --input)")
