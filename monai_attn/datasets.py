@@ -283,6 +283,7 @@ def load_datalist(
     image_pattern: str = "images/{case}",
     label_pattern: str = "labels/{case}",
     test_pattern: str | None = None,
+    missing_ok: bool = False,
 ) -> dict[str, Any]:
     """Read a dataset folder into MONAI data lists.
 
@@ -294,6 +295,9 @@ def load_datalist(
             are used (and its ``labels`` when the dataset has none), e.g. ``"btcv"``; its
             ``case_pattern`` (a regular expression on the case id) keeps only matching cases.
         image_pattern, label_pattern, test_pattern: name patterns for ``"folders"`` (see module doc).
+        missing_ok: a folder that does not exist (yet) gives empty lists, so that a bundle's
+            configs parse (MONAI's ``check_properties``) before the data is there; the
+            bundle's ``run`` refuses it first (:func:`require_dataset`).
 
     Returns:
         ``{"training": [{"image", "label", "case_id"}], "test": [{"image", "case_id"}],
@@ -303,8 +307,9 @@ def load_datalist(
         InputError: unknown layout, missing files, labels without images.
     """
     root = Path(dataset_dir).resolve()
-    if not root.is_dir():
-        raise InputError("dataset folder does not exist", path=root)
+    if not root.is_dir() and missing_ok:
+        return {"training": [], "test": [], "labels": {}, "layout": layout}
+    require_dataset(root)
     info = get_descriptor(descriptor) if descriptor else None
     if info is not None:
         layout = info["layout"]
@@ -340,6 +345,12 @@ def load_datalist(
     return result
 
 
+def require_dataset(dataset_dir: str | os.PathLike) -> None:
+    """Refuse a dataset folder that does not exist (also the first step of a bundle's ``run``)."""
+    if not Path(dataset_dir).is_dir():
+        raise InputError("dataset folder does not exist", path=Path(dataset_dir).resolve())
+
+
 def split_cases(
     items: Sequence[Mapping[str, Any]], n_folds: int = 5, fold: int = 0, seed: int = 0
 ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
@@ -353,6 +364,8 @@ def split_cases(
         raise ValueError(f"n_folds must be at least 2, got {n_folds}")
     if not 0 <= fold < n_folds:
         raise ValueError(f"fold must be in [0, {n_folds - 1}], got {fold}")
+    if not items:  # no data yet (load_datalist's missing_ok): nothing to split
+        return [], []
     if len(items) < n_folds:
         raise InputError(
             f"{len(items)} cases cannot be split into {n_folds} folds: every fold needs a case; "
@@ -377,7 +390,7 @@ def evaluation_cases(
     fewer cases than folds has no such fold (it cannot have been trained on with these
     folds), so all its cases are scored and a warning says so.
     """
-    if evaluate_all:
+    if evaluate_all or not items:
         return list(items)
     if len(items) < n_folds:
         logger.warning("%d cases are fewer than the %d folds: evaluating all %d cases, not a validation fold",

@@ -129,3 +129,20 @@ def test_check_properties_answers_before_any_data_is_there(name, tmp_path) -> No
         flow.run()
     assert isinstance(caught.value.__cause__, FileNotFoundError)
     assert str(caught.value.__cause__).endswith("absent: no such file or folder (set --input)")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_training_configs_answer_check_properties_before_any_data(name, tmp_path) -> None:
+    """train.json and evaluate.json alone parse with no data folder; running refuses it first, naming it."""
+    from monai.bundle import ConfigWorkflow
+
+    configs = BUNDLES / name / "configs"
+    for config in ("train.json", "evaluate.json"):
+        flow = ConfigWorkflow(config_file=str(configs / config), meta_file=str(configs / "metadata.json"),
+                              logging_file=False, workflow_type="train", dataset_dir=str(tmp_path / "absent"),
+                              output_dir=str(tmp_path / "run"))
+        flow.initialize()
+        assert flow.check_properties() == [], config
+        with pytest.raises(RuntimeError) as caught:
+            flow.run()
+        assert str(caught.value.__cause__).endswith("absent: dataset folder does not exist"), config

@@ -50,7 +50,7 @@ def test_multi_gpu_evaluate_overrides_ids_that_exist(name):
     assert merged["validate#sampler"]["_target_"] == "monai_attn.training.distributed_sampler"
     assert merged["validate#sampler"]["role"] == "validation"
     assert merged["validate#dataloader#sampler"] == "@validate#sampler"
-    assert merged["run"] == ["$@validate#evaluator.run()"]
+    assert merged["run"] == ["$monai_attn.datasets.require_dataset(@dataset_dir)", "$@validate#evaluator.run()"]
     assert any("destroy_process_group" in line for line in merged["finalize"])
     train = parser_of(name, "train.json", "multi_gpu_train.json")
     assert train["train#sampler"]["role"] == "training" and train["validate#sampler"]["role"] == "validation"
