@@ -329,8 +329,8 @@ def test_training_shorter_than_the_validation_interval_leaves_a_model(datasets, 
     with caplog.at_level(logging.INFO):
         flow = run_workflow(workflow(name, ("train.json",), tmp_path, datasets[name], val_interval=5))
     models = tmp_path / "models"
-    last = torch.load(models / "model_last.pt", map_location="cpu", weights_only=True)["model"]
-    best = torch.load(models / "model.pt", map_location="cpu", weights_only=True)["model"]
+    last = torch.load(models / "model_last.pt", map_location="cpu", weights_only=True)
+    best = torch.load(models / "model.pt", map_location="cpu", weights_only=True)
     network = flow.parser.get_parsed_content("network_def").state_dict()
     assert all(torch.equal(last[k], network[k]) and torch.equal(best[k], network[k]) for k in network)
     assert "validation never ran" in caplog.text

@@ -29,13 +29,12 @@ from typing import Any
 from monai.bundle import ConfigParser
 from monai.bundle.utils import merge_kv
 
-from monai_attn.bundle.json_config import read_json_config
+from monai_attn.bundle.json_config import read_config_with_meta, read_json_config
 from monai_attn.bundle.lookup import installed_bundles
-from monai_attn.bundle.spec import INFERENCE_CONFIGS
+from monai_attn.bundle.spec import INFERENCE_CONFIGS, inference_config_files
 from monai_attn.bundle.standalone import stale_files
 from monai_attn.bundle.trust import check_config_trusted
 from monai_attn.errors import InputError
-
 
 
 def bundle_parser(
@@ -46,9 +45,7 @@ def bundle_parser(
     ``trust`` None trusts the bundles shipped with the package only; False checks any bundle.
     """
     bundle = Path(bundle_dir)
-    files = [bundle / name for name in INFERENCE_CONFIGS if (bundle / name).is_file()]
-    if not (bundle / "configs" / "inference.json").is_file():
-        raise InputError("not a bundle: configs/inference.json is missing", path=bundle)
+    files = inference_config_files(bundle)
     stale = stale_files(bundle) if (bundle / "configs" / "parts").is_dir() else []
     if stale:
         raise InputError(f"is not current with common.json and parts/ (edited by hand, or a source edited without "
@@ -92,12 +89,10 @@ def config_file_parser(
     if isinstance(config, Mapping):
         return config_parser([config], config.get("_meta_", {}), None, overrides)
     path = Path(config)
-    content = read_json_config(path)
-    meta_file = path.parent / "metadata.json"  # MONAI's place for a config's metadata
-    meta = content.get("_meta_") or (read_json_config(meta_file) if meta_file.is_file() else {})
+    content, meta, meta_source = read_config_with_meta(path)
     if not (trust or matches_shipped_bundle({path.name: content}, meta)):
         check_config_trusted(content, path)
-        check_config_trusted(meta, meta_file if "_meta_" not in content else path)
+        check_config_trusted(meta, meta_source)
     return config_parser([content], meta, path.resolve().parent.parent, overrides)
 
 
@@ -116,9 +111,11 @@ def has_shipped_inference_configs(folder: str | os.PathLike) -> bool:
     """True when ``folder``'s inference configs (:data:`INFERENCE_CONFIGS`) have the SHA-256 of
     one shipped bundle's; its metadata is not compared (see :func:`is_shipped_bundle` for that)."""
     names = [str(Path(name).relative_to("configs")) for name in INFERENCE_CONFIGS]
-    mine = [_configs_digest(Path(folder)).get(name) for name in names]
+    digest = _configs_digest(Path(folder))
+    mine = [digest.get(name) for name in names]
     return None not in mine and any(
-        [_configs_digest(Path(s)).get(name) for name in names] == mine for s in installed_bundles().values())
+        [shipped.get(name) for name in names] == mine
+        for shipped in map(_configs_digest, installed_bundles().values()))
 
 
 def matches_shipped_bundle(configs: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]) -> bool:

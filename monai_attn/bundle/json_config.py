@@ -1,4 +1,4 @@
-"""Reading one JSON config file (a bundle's config or metadata) as a dict, with one-line errors."""
+"""Reading JSON config files (a bundle's configs and metadata) as dicts, with one-line errors."""
 
 from __future__ import annotations
 
@@ -25,3 +25,13 @@ def read_json_config(path: Path) -> dict[str, Any]:
     if not isinstance(content, dict):
         raise InputError("config must be a JSON object", path=path)
     return content
+
+
+def read_config_with_meta(path: Path) -> tuple[dict[str, Any], dict[str, Any], Path]:
+    """A config file, its metadata and where that came from: the config's own ``_meta_``, else a
+    ``metadata.json`` beside it (MONAI's place for it), else none (``{}``)."""
+    content = read_json_config(path)
+    if content.get("_meta_"):
+        return content, content["_meta_"], path
+    meta_file = path.parent / "metadata.json"
+    return content, read_json_config(meta_file) if meta_file.is_file() else {}, meta_file

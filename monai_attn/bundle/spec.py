@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monai_attn.bundle.json_config import read_json_config
+from monai_attn.bundle.json_config import read_config_with_meta, read_json_config
 from monai_attn.bundle.settings import SETTINGS, check_roi_size
 from monai_attn.errors import InputError
 from monai_attn.networks.sizes import grid_unet_size_divisor
@@ -87,12 +87,9 @@ class BundleSpec:
             InputError: no ``configs/inference.json``, or a config that is not a JSON object.
         """
         bundle = Path(folder)
-        if not (bundle / "configs" / "inference.json").is_file():
-            raise InputError("not a bundle: configs/inference.json is missing", path=bundle)
         config: dict[str, Any] = {}
-        for name in INFERENCE_CONFIGS:
-            if (bundle / name).is_file():
-                config.update(read_json_config(bundle / name))
+        for path in inference_config_files(bundle):
+            config.update(read_json_config(path))
         meta_file = bundle / "configs" / "metadata.json"
         return cls.from_config(config, read_json_config(meta_file) if meta_file.is_file() else {})
 
@@ -100,10 +97,7 @@ class BundleSpec:
     def from_config_file(cls, path: str | os.PathLike) -> BundleSpec:
         """The spec of one config file (``segment --config``), its metadata from a ``metadata.json``
         beside it when the config has no ``_meta_`` (as :func:`~monai_attn.bundle.configs.config_file_parser`)."""
-        path = Path(path)
-        content = read_json_config(path)
-        meta_file = path.parent / "metadata.json"
-        meta = content.get("_meta_") or (read_json_config(meta_file) if meta_file.is_file() else {})
+        content, meta, _ = read_config_with_meta(Path(path))
         return cls.from_config(content, meta)
 
     @classmethod
@@ -155,6 +149,17 @@ class BundleSpec:
             raise InputError(f"--roi-size takes {self.spatial_dims} numbers for the {self.spatial_dims}-D bundle "
                              f"{self.name}, got {len(roi)} ({' '.join(map(str, roi))}); e.g. --roi-size {example}")
         return check_roi_size(roi, self.size_divisor or 1)
+
+
+def inference_config_files(bundle: Path) -> list[Path]:
+    """The files of :data:`INFERENCE_CONFIGS` the bundle in ``bundle`` has, in merge order.
+
+    Raises:
+        InputError: no ``configs/inference.json``: not a bundle.
+    """
+    if not (bundle / "configs" / "inference.json").is_file():
+        raise InputError("not a bundle: configs/inference.json is missing", path=bundle)
+    return [bundle / name for name in INFERENCE_CONFIGS if (bundle / name).is_file()]
 
 
 def network_size_divisor(config: Mapping[str, Any], network: Mapping[str, Any]) -> int | None:

@@ -125,16 +125,17 @@ def run_segment(args: argparse.Namespace) -> int:
         raise InputError(f"--output-type {' '.join(args.output_type)}: a 2-D bundle writes png labels")
     if task == "ct" and "png" in args.output_type:
         raise InputError("--output-type png is for 2-D bundles; CT labels are nifti or dicom-seg")
+    overrides = _overrides(args)
     if spec is not None:
-        spec.check_overrides(_overrides(args))  # options this bundle has, with valid values
+        overrides = spec.check_overrides(overrides)  # options this bundle has, with valid values
     check_segment_arguments(args)  # before any model or image is read
     from monai_attn.inference.sharding import current_shard, process_group
 
     with process_group(current_shard()) as shard:
-        return _segment_shard(args, shard, spec)
+        return _segment_shard(args, shard, spec, overrides)
 
 
-def _segment_shard(args: argparse.Namespace, shard: Shard, spec: BundleSpec | None) -> int:
+def _segment_shard(args: argparse.Namespace, shard: Shard, spec: BundleSpec | None, overrides: dict) -> int:
     from monai_attn.inference.batch import find_cases, run_batch
     from monai_attn.inference.sharding import gather_summary, select_shard
 
@@ -147,9 +148,9 @@ def _segment_shard(args: argparse.Namespace, shard: Shard, spec: BundleSpec | No
         logger.info("part %d of %d holds no case; nothing to do", args.part_id, args.num_parts)
         return 0
     if args.device is None and shard.device is not None:
-        args.device = shard.device
+        overrides = {**overrides, "device": shard.device}
     progress = sys.stderr.isatty()
-    segmenter = _build_segmenter(args, progress, spec)
+    segmenter = _build_segmenter(args, progress, spec, overrides)
     if args.attention_maps and not hasattr(segmenter.network, "forward_with_attention"):
         raise InputError("--attention-maps needs a network with attention gates (forward_with_attention)")
     inferer = segmenter.inferer
@@ -262,13 +263,13 @@ def _overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
-def _build_segmenter(args: argparse.Namespace, progress: bool, spec: BundleSpec | None):
-    """The segmenter of --bundle (default: the CT bundle) or --model/--config, options as config overrides."""
+def _build_segmenter(args: argparse.Namespace, progress: bool, spec: BundleSpec | None, overrides: dict):
+    """The segmenter of --bundle (default: the CT bundle) or --model/--config, ``overrides`` (the
+    options as config ids, checked by the bundle's spec) applied."""
     from monai_attn.inference import Segmenter
 
-    overrides = _overrides(args)
     if spec is not None and spec.declares("progress"):
-        overrides["progress"] = progress
+        overrides = {**overrides, "progress": progress}
     try:
         if args.model:
             return Segmenter.from_files(args.model, args.config, overrides, trust=args.trust_config)

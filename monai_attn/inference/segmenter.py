@@ -30,9 +30,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,14 +40,14 @@ import torch
 from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 
-from monai_attn.label_names import foreground_names
+from monai_attn.bundle.settings import SETTINGS, check_device
 from monai_attn.errors import InputError, input_error_in
 from monai_attn.inference.devices import resolve_device
 from monai_attn.inference.result import TASKS, SegmentationResult
 from monai_attn.inference.stages import REQUESTED
-from monai_attn.bundle.settings import SETTINGS, check_device
 from monai_attn.io.output_paths import output_paths
 from monai_attn.io.provenance import input_checksum
+from monai_attn.label_names import foreground_names
 
 logger = logging.getLogger(__name__)
 

@@ -35,7 +35,13 @@ from monai_attn.bundle.lookup import resolve_bundle
 from monai_attn.bundle.spec import BundleSpec
 from monai_attn.errors import InputError
 from monai_attn.inference.models import is_torchscript
-from monai_attn.training.release_gate import HeldoutScores, heldout_settings, score_heldout, score_real_case
+from monai_attn.training.release_gate import (
+    HeldoutScores,
+    dice_metrics,
+    heldout_settings,
+    score_heldout,
+    score_real_case,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +105,7 @@ def publish_checkpoint(
     if real_case is not None:
         real = score_real_case(folder, state, real_case[0], real_case[1], real_mapping)
         logger.info("real case %s: %s", Path(real_case[0]).name, ", ".join(f"{k} {v:.3f}" for k, v in real.items()))
-        text = set_top_level(text, f"real_{BundleSpec.read(folder).task}_metrics",
-                             {f"{name.replace(' ', '_')}_dice": round(v, 3) for name, v in real.items()})
+        text = set_top_level(text, f"real_{BundleSpec.read(folder).task}_metrics", dice_metrics(real))
     weights_path = folder / "models" / "model.pt"
     weights_path.parent.mkdir(exist_ok=True)
     history = weights_path.parent / "history" / f"model_{current}.pt"

@@ -29,6 +29,8 @@ import torch
 from monai_attn.bundle.spec import BundleSpec
 from monai_attn.errors import InputError
 from monai_attn.io.names import case_id as case_id_of
+from monai_attn.io.names import image_suffix
+from monai_attn.io.output_paths import OUTPUT_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +53,14 @@ class HeldoutScores:
 
     def metrics(self, model: str) -> dict[str, float]:
         """``{<label>_dice: ..., mean_dice: ...}`` of ``model``, rounded to 3 decimals, as metadata's ``eval_metrics``."""
-        values = {f"{name.replace(' ', '_')}_dice": round(v, 3) for name, v in self.dice[model].items()}
+        values = dice_metrics(self.dice[model])
         values["mean_dice"] = round(sum(self.dice[model].values()) / max(len(self.dice[model]), 1), 3)
         return values
+
+
+def dice_metrics(dice: Mapping[str, float]) -> dict[str, float]:
+    """Label name -> Dice as metadata keeps it: ``{"<label>_dice": value rounded to 3 decimals}``."""
+    return {f"{name.replace(' ', '_')}_dice": round(value, 3) for name, value in dice.items()}
 
 
 def heldout_settings(metadata: Mapping[str, Any], folder: Path) -> tuple[int, int, int | None]:
@@ -95,10 +102,10 @@ def score_heldout(folder: Path, models: Mapping[str, Mapping[str, torch.Tensor]]
         images, labels = (root / "imagesTr", root / "labelsTr")
         if not labels.is_dir():
             images, labels = write_heldout(spec.task, root, seed, cases, size)
+        phantoms = sorted(p for p in images.iterdir() if not p.name.startswith("."))
         dice = {}
         for name, state in models.items():
-            dice[name] = mean_dice(folder, state, sorted(p for p in images.iterdir() if not p.name.startswith(".")),
-                                   labels, Path(scratch) / f"pred_{name}")
+            dice[name] = mean_dice(folder, spec, state, phantoms, labels, Path(scratch) / f"pred_{name}")
             logger.info("held-out phantoms (seed %d, %d cases), %s: %s", seed, cases, name,
                         ", ".join(f"{k} {v:.3f}" for k, v in dice[name].items()))
     return HeldoutScores(cases=cases, seed=seed, dice=dice)
@@ -108,20 +115,20 @@ def score_real_case(folder: Path, state: Mapping[str, torch.Tensor], image: str 
                     reference: str | os.PathLike, gt_mapping: str | None = None) -> dict[str, float]:
     """Dice per label of ``state`` on one real image and its reference label map (``gt_mapping``:
     a ``datasets/`` descriptor that brings the reference's label ids into the bundle's scheme)."""
-    from monai_attn.io.names import image_suffix
-
     image, reference = Path(image), Path(reference)
     with tempfile.TemporaryDirectory(prefix="monai-attn-real-") as scratch:
         references = Path(scratch) / "reference"
         references.mkdir()
         shutil.copy(reference, references / f"{case_id_of(image)}{image_suffix(reference)}")
-        return mean_dice(folder, state, [image], references, Path(scratch) / "pred", gt_mapping)
+        return mean_dice(folder, BundleSpec.read(folder), state, [image], references, Path(scratch) / "pred",
+                         gt_mapping)
 
 
-def mean_dice(folder: Path, state: Mapping[str, torch.Tensor], images: list[Path], references: Path,
-              predictions: Path, gt_mapping: str | None = None) -> dict[str, float]:
+def mean_dice(folder: Path, spec: BundleSpec, state: Mapping[str, torch.Tensor], images: list[Path],
+              references: Path, predictions: Path, gt_mapping: str | None = None) -> dict[str, float]:
     """Mean Dice per label name of the bundle's inference with weights ``state`` on ``images``,
-    against the label maps of the same case ids in ``references`` (as ``segment`` then ``evaluate``)."""
+    against the label maps of the same case ids in ``references`` (as ``segment`` then ``evaluate``);
+    ``spec`` is the bundle's (its output types name the prediction files)."""
     from monai_attn.bundle.configs import bundle_parser, has_shipped_inference_configs
     from monai_attn.evaluation import evaluate_folders, summarize
     from monai_attn.inference import Segmenter
@@ -130,10 +137,9 @@ def mean_dice(folder: Path, state: Mapping[str, torch.Tensor], images: list[Path
     network = parser.get_parsed_content("network_def")
     network.load_state_dict(state)
     segmenter = Segmenter.from_parser(parser, network)
-    output_types = list(BundleSpec.read(folder).output_types)
     for image in images:
-        target = predictions / f"{case_id_of(image)}{'.png' if output_types == ['png'] else '.nii.gz'}"
-        segmenter.segment_to_file(image, target, output_types=output_types)
+        target = predictions / f"{case_id_of(image)}{OUTPUT_SUFFIXES[spec.output_types[0]][0]}"
+        segmenter.segment_to_file(image, target, output_types=spec.output_types)
     run = evaluate_folders(predictions, references, segmenter.label_names, gt_mapping=gt_mapping)
     if run.failures:
         raise InputError(f"case {run.failures[0].case_id} could not be scored: {run.failures[0].reason}")

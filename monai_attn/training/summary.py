@@ -60,7 +60,7 @@ class TrainingSummary:
 
     def __call__(self, engine: Any) -> None:
         self.save_dir.mkdir(parents=True, exist_ok=True)
-        state = {"model": self.network.state_dict()}  # the best-model saver's layout
+        state = self.network.state_dict()  # a plain state dict, as the best-model saver writes model.pt
         with atomic_path(self.save_dir / LAST_MODEL) as partial:
             torch.save(state, partial)
         best = self.save_dir / BEST_MODEL
