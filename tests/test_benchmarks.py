@@ -62,6 +62,7 @@ def test_inference_quick(tmp_path: Path) -> None:
         "(c) segment --precision fp32",
         "(c) segment --no-skip-air",
         "(c) segment --overlap 0.5",
+        "(c) segment --no-fit-roi",
         "(d) segment --no-postprocess",
         *(["(e) segment --backend openvino"] if has_openvino else []),
     ]

@@ -515,7 +515,7 @@ def test_from_files_state_dict_torchscript_and_bundle(tmp_path):
 
     image = load_image(write_nifti(tmp_path / "c.nii.gz", phantom_hu(), oblique_affine()))
     labels = [s.segment(image).labels for s in (from_state, from_script, from_bundle)]
-    reference = ct_segmenter(net, roi_size=[32, 32, 32], overlap=0.5).segment(image).labels
+    reference = ct_segmenter(net, **settings).segment(image).labels
     for other in labels[:2]:
         np.testing.assert_array_equal(other, reference)
     fine = ct_segmenter(net, roi_size=[32, 32, 32], overlap=0.5, spacing_mm=[1.5, 1.5, 2.0]).segment(image).labels
@@ -580,6 +580,21 @@ def test_python_api_refuses_bad_settings_with_the_command_line_messages(override
     with pytest.raises(InputError) as err:
         Segmenter.from_bundle("ct", overrides)
     assert str(err.value).startswith(message)
+
+
+def test_windows_are_never_deeper_than_the_scan():
+    """A slab thinner than the window: the window takes the slab's depth (padded to the divisor) and
+    grows in-plane within the window's voxels, so it computes far fewer voxels than cubes would."""
+    shape = (70, 50, 10)
+    image = torch.rand(1, 1, *shape) + 0.1
+    net = tiny_unet()
+    fit = SegmentationInferer((32, 32, 32), 1, 0.25, precision="fp32", divisor=16)
+    cube = SegmentationInferer((32, 32, 32), 1, 0.25, precision="fp32", divisor=16, fit_roi_to_scan=False)
+    assert fit(image, net).shape == cube(image, net).shape == (1, 4, *shape)
+    assert cube.counts.roi_size == (32, 32, 32)
+    assert fit.counts.roi_size[2] == 16 and np.prod(fit.counts.roi_size) <= 32 ** 3
+    assert fit.counts.voxels_computed <= cube.counts.voxels_computed / 2
+    assert fit.window_for((96, 96, 96), torch.device("cpu"), "fp32") == (32, 32, 32)  # thick: unchanged
 
 
 def test_adaptive_window_tiles_the_volume_and_counts_what_monai_computes():

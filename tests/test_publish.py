@@ -123,7 +123,7 @@ def test_publish_refuses_a_candidate_worse_than_the_shipped_weights(bundle, tmp_
     torch.save(_trained_state(bundle), tmp_path / "model.pt")
     code, _, err = _publish(capsys, bundle, tmp_path / "model.pt", "1.0.0")
     assert code == 1 and err.count("\n") == 1
-    assert re.match(r"error: the candidate is worse than the shipped weights on the 1 held-out phantoms "
+    assert re.match(r"error: the candidate is worse than the shipped weights on 1 held-out phantom "
                     r"\(seed 1000\): membrane 0\.\d+ < 0\.\d+; nothing changed", err), err
     assert _unchanged(bundle)
 

@@ -119,6 +119,7 @@ SETTINGS: dict[str, Setting] = {s.id: s for s in (
     Setting("tta", "--tta", "mirror test-time augmentation", bool),
     Setting("postprocess", "--no-postprocess", "component and hole clean-up of the labels", bool),
     Setting("skip_empty_windows", "--no-skip-air", "skip windows entirely in air", bool),
+    Setting("fit_roi_to_scan", "--no-fit-roi", "windows never larger than the scan along any axis", bool),
     Setting("adaptive_roi", "--adaptive-roi", "one large window sized by memory instead of sliding windows", bool),
     Setting("memory_budget_mb", "--window-memory", "memory for the network's activations with adaptive_roi (MiB)",
             float),

@@ -72,6 +72,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--tta", action="store_true", help="mirror test-time augmentation (8x slower)")
     run.add_argument("--no-postprocess", action="store_true", help="keep the raw argmax (no component/hole clean-up)")
     run.add_argument("--no-skip-air", action="store_true", help="run every window, even those entirely in air")
+    run.add_argument("--no-fit-roi", action="store_true",
+                     help="keep --roi-size windows on scans thinner than them (default: a window is never deeper than "
+                     "the scan, and grows in-plane within the same voxels: a thin slab in one flat window)")
     run.add_argument("--adaptive-roi", action="store_true",
                      help="the largest window that fits --window-memory, up to the whole cropped scan, instead of "
                      "overlapping --roi-size windows: each voxel computed about once, faster; labels differ slightly "
@@ -254,6 +257,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         (args.force, "force", True),
         (args.no_postprocess, "postprocess", False),
         (args.no_skip_air, "skip_empty_windows", False),
+        (args.no_fit_roi, "fit_roi_to_scan", False),
         (args.adaptive_roi, "adaptive_roi", True),
     ):
         if flag:

@@ -22,6 +22,13 @@ Used as a ``SupervisedEvaluator``'s ``inferer`` it returns logits like MONAI's o
 When no window is skipped and no mirroring is asked for, the result is MONAI's sliding
 window inference of the network itself.
 
+**Windows never deeper than the scan** (``fit_roi_to_scan``, on by default): along an axis where
+the image is thinner than ``roi_size``, the window is the image padded to the network's divisor,
+and the other axes grow as long as the window holds no more voxels than ``roi_size`` (the same
+memory), choosing the shape that computes the fewest voxels (:func:`cheapest_window`). A 20-slice
+slab is then one flat window instead of a row of 96^3 cubes that are mostly padding; an image at
+least as large as ``roi_size`` along every axis is tiled exactly as before.
+
 **Adaptive window size** (``adaptive_roi``): with batch norm in eval mode the network is fully
 convolutional, so a window may be as large as memory allows. Each call picks the largest
 window, up to the whole (padded) image, whose forward pass fits ``memory_budget_mb`` at the
@@ -192,6 +199,9 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         progress: show a tqdm bar over the windows.
         adaptive_roi: grow the window up to the whole image while the forward pass fits the
             memory budget.
+        fit_roi_to_scan: along an axis where the image is thinner than ``roi_size`` the window is
+            the image (padded to ``divisor``), and the other axes grow within ``roi_size``'s voxels
+            (a 20-slice slab: one flat window instead of cubes of padding); False keeps ``roi_size``.
         memory_budget_mb: memory the network's activations may use (MiB); None: a quarter of
             the available RAM, at most 2 GiB, on the CPU; half the free memory on a GPU.
         bytes_per_voxel: the network's peak activation memory per window voxel at the
@@ -219,6 +229,7 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         num_classes: int | None = None,
         progress: bool = False,
         adaptive_roi: bool = False,
+        fit_roi_to_scan: bool = True,
         memory_budget_mb: float | None = None,
         bytes_per_voxel: float = 400.0,
         divisor: int = 1,
@@ -244,6 +255,7 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         self.tta = bool(tta)
         self.num_classes = num_classes
         self.adaptive_roi = bool(adaptive_roi)
+        self.fit_roi_to_scan = bool(fit_roi_to_scan)
         self.memory_budget_mb = memory_budget_mb
         self.bytes_per_voxel = float(bytes_per_voxel)
         self.divisor = int(divisor)
@@ -273,8 +285,7 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         )
         spatial = tuple(int(s) for s in inputs.shape[2:])
         configured = self.roi_size
-        if self.adaptive_roi:
-            self.roi_size = self.window_for(spatial, device, precision)
+        self.roi_size = self.window_for(spatial, device, precision)
         predictor.counts.roi_size = tuple(self.roi_size)
         predictor.counts.voxels_needed = math.prod(spatial) * inputs.shape[0]
         # Blending buffers in float16 halve the stitching memory; MONAI accumulates in the input dtype.
@@ -302,27 +313,21 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         return self._converted[1]
 
     def window_for(self, spatial: Sequence[int], device: torch.device, precision: str) -> tuple[int, ...]:
-        """The window, from ``roi_size`` up to the padded image, that computes the fewest voxels within the budget.
+        """The window for an image of ``spatial`` voxels (:func:`cheapest_window`).
 
-        The whole (padded) image when it fits. Otherwise every combination of per-axis sizes
-        (multiples of the divisor) whose window fits is scored by the voxels MONAI's sliding
-        window would compute with it (windows per axis times the window, at ``overlap``), so a
-        volume is tiled by a few windows sized to it rather than by a cube that overshoots.
+        With ``adaptive_roi``, as large as the memory budget allows (at the network's measured
+        bytes per voxel, reduced precision about 0.65 of it); otherwise at most as many voxels as
+        ``roi_size`` (the same memory), which changes only images thinner than ``roi_size`` along
+        some axis, unless ``fit_roi_to_scan`` is off.
         """
-        padded = [max(r, math.ceil(s / self.divisor) * self.divisor) for s, r in zip(spatial, self.roi_size)]
-        bytes_per_voxel = self.bytes_per_voxel * (1.0 if precision == "fp32" else 0.65)
-        fits = self.budget_bytes(device) / (bytes_per_voxel * self.sw_batch_size)
-        if math.prod(padded) <= fits:
-            return tuple(padded)
-        choices = [range(r, p + 1, self.divisor) for r, p in zip(self.roi_size, padded)]
-        best, best_cost = tuple(self.roi_size), math.inf
-        for window in itertools.product(*choices):
-            if math.prod(window) > fits:
-                continue
-            cost = math.prod(_windows_along(s, w, self.overlap) * w for s, w in zip(spatial, window))
-            if cost < best_cost or (cost == best_cost and math.prod(window) > math.prod(best)):
-                best, best_cost = tuple(window), cost
-        return best
+        if self.adaptive_roi:
+            bytes_per_voxel = self.bytes_per_voxel * (1.0 if precision == "fp32" else 0.65)
+            fits = self.budget_bytes(device) / (bytes_per_voxel * self.sw_batch_size)
+        elif self.fit_roi_to_scan:
+            fits = math.prod(self.roi_size)
+        else:
+            return tuple(self.roi_size)
+        return cheapest_window(spatial, self.roi_size, self.divisor, self.overlap, fits)
 
     def budget_bytes(self, device: torch.device) -> float:
         """Memory (bytes) the network's activations may use on ``device``."""
@@ -334,6 +339,31 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         import psutil
 
         return min(psutil.virtual_memory().available / 4, 2 * 2**30)
+
+
+def cheapest_window(spatial: Sequence[int], roi_size: Sequence[int], divisor: int, overlap: float,
+                    max_voxels: float) -> tuple[int, ...]:
+    """The window that makes MONAI's sliding window compute the fewest voxels over an image of ``spatial``.
+
+    Per axis the window is a multiple of ``divisor`` from ``roi_size`` (or the image padded to the
+    divisor, where the image is thinner: a window is never deeper than the scan) up to the padded
+    image, and holds at most ``max_voxels`` voxels (the memory the windows may use). The whole
+    padded image when it fits; otherwise each combination is scored by the voxels the windows
+    compute (windows per axis at ``overlap`` times the window), so a thin slab gets one flat window
+    rather than cubes that are mostly padding. Ties go to the larger window.
+    """
+    padded = [math.ceil(s / divisor) * divisor for s in spatial]
+    smallest = [min(r, p) for r, p in zip(roi_size, padded)]
+    if math.prod(padded) <= max_voxels:
+        return tuple(padded)
+    best, best_cost = tuple(smallest), math.inf
+    for window in itertools.product(*(range(m, max(m, p) + 1, divisor) for m, p in zip(smallest, padded))):
+        if math.prod(window) > max_voxels:
+            continue
+        cost = math.prod(_windows_along(s, w, overlap) * w for s, w in zip(spatial, window))
+        if cost < best_cost or (cost == best_cost and math.prod(window) > math.prod(best)):
+            best, best_cost = tuple(window), cost
+    return best
 
 
 def _windows_along(size: int, window: int, overlap: float) -> int:

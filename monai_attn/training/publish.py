@@ -42,6 +42,7 @@ from monai_attn.training.release_gate import (
     score_heldout,
     score_real_case,
 )
+from monai_attn.wording import plural
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def _score(folder: Path, state: Mapping[str, torch.Tensor], metadata: Mapping, f
     if worse:
         lost = ", ".join(f"{name} {new:.3f} < {old:.3f}" for name, (new, old) in worse.items())
         if not force:
-            raise InputError(f"the candidate is worse than the shipped weights on the {scores.cases} held-out phantoms "
+            raise InputError(f"the candidate is worse than the shipped weights on {plural(scores.cases, 'held-out phantom')} "
                              f"(seed {scores.seed}): {lost}; nothing changed (--force publishes it anyway)")
         logger.warning("publishing a candidate worse than the shipped weights (--force): %s", lost)
     return scores

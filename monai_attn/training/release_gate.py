@@ -31,6 +31,7 @@ from monai_attn.errors import InputError
 from monai_attn.io.names import case_id as case_id_of
 from monai_attn.io.names import image_suffix
 from monai_attn.io.output_paths import OUTPUT_SUFFIXES
+from monai_attn.wording import plural
 
 logger = logging.getLogger(__name__)
 
@@ -106,9 +107,9 @@ def score_heldout(folder: Path, models: Mapping[str, Mapping[str, torch.Tensor]]
         dice = {}
         for name, state in models.items():
             dice[name] = mean_dice(folder, spec, state, phantoms, labels, Path(scratch) / f"pred_{name}")
-            logger.info("held-out phantoms (seed %d, %d cases), %s: %s", seed, cases, name,
+            logger.info("held-out phantoms (seed %d, %s), %s: %s", seed, plural(len(phantoms), "case"), name,
                         ", ".join(f"{k} {v:.3f}" for k, v in dice[name].items()))
-    return HeldoutScores(cases=cases, seed=seed, dice=dice)
+    return HeldoutScores(cases=len(phantoms), seed=seed, dice=dice)
 
 
 def score_real_case(folder: Path, state: Mapping[str, torch.Tensor], image: str | os.PathLike,
