@@ -15,7 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md"), *(REPO / "bundles").glob("*/docs/README.md")])
-PROGRAMS = ("monai-attn ", "python ", "torchrun ", "bash ")
+PROGRAMS = ("monai-attn ", "python ", ".venv/bin/python ", "torchrun ", "bash ")
 _ASSIGNMENT = re.compile(r"([A-Z][A-Z0-9_]*)=(\S+)")
 
 

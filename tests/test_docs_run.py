@@ -10,7 +10,7 @@ above it wrote; each must exit 0 and leave the outputs it names (``-o``, ``--out
 
 "Tiny inputs" is the only change made to what is written (:func:`tiny`): case counts are capped
 (:data:`CAPS`), CT phantoms are 96x96x48 voxels unless a size is written, bundle training runs
-one epoch on two folds, the demo makes one small phantom, the QC benchmark runs ``--quick`` and
+one epoch on two folds, the demo makes one small phantom, benchmarks run ``--quick`` and
 ``publish`` scores the shipped weights (a one-epoch run would be refused) on one small held-out
 phantom. Inputs a reader brings (``scan.nii.gz``,
 ``dicom_series/``, ``fundus.jpg``, prediction folders ...) are made by :data:`PROVIDERS` when a
@@ -78,7 +78,9 @@ def tiny(argv: list[str], workspace: Path) -> list[str]:
     if _is_bundle_training(argv):
         for name, value in TRAIN_ONCE.items():
             argv = _set_option(argv, name, [value])
-    if argv[:2] == ["python", "benchmarks/qc.py"]:
+    if argv[0] == ".venv/bin/python":  # the checkout's interpreter, wherever the suite runs
+        argv[0] = "python"
+    if argv[0] == "python" and argv[1].startswith("benchmarks/") and "--quick" not in argv:
         argv.append("--quick")
     if argv[:2] == ["monai-attn", "segment"] and "--bundle" in argv:
         # a path into bundles/ means the checkout's own bundle there; the workspace's copy, once
