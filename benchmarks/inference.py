@@ -555,7 +555,10 @@ def targets(rows: dict[tuple[str, str], dict[str, Any]], trained: bool) -> list[
             lines.append(f"{name}: {VARIANTS[baseline].title[4:]} / this = {speedup:.2f}x "
                          f"(target >= 10x: {'met' if speedup >= 10 else 'not met'})")
             if trained:
-                worst = round(min(row["dice"][n] - other["dice"][n] for n in LABEL_NAMES.values()), 3) + 0.0
+                present = [n for n in LABEL_NAMES.values() if not math.isnan(row["dice"][n] - other["dice"][n])]
+                if not present:  # no organ in the scan (a slab above them)
+                    continue
+                worst = round(min(row["dice"][n] - other["dice"][n] for n in present), 3) + 0.0
                 lines.append(f"{name}: Dice per organ at worst {worst:+.3f} against {VARIANTS[baseline].title[4:]} "
                              f"(target: within 0.01: {'met' if worst >= -0.01 else 'not met'})")
         limit = {"clinical": 1.5e9, "large": 4e9}.get(case)
