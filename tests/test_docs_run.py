@@ -43,6 +43,8 @@ RENDERED_CASES = 1
 CT_SIZE = ["96", "96", "48"]
 #: What one epoch of a bundle's training on a few cases needs (replacing what the docs write).
 TRAIN_ONCE = {"--epochs": "1", "--val_interval": "1", "--n_folds": "2", "--cache_rate": "0", "--num_samples": "1"}
+#: Inputs the providers take from ../shared (real patients' label maps).
+FROM_SHARED = {"maps"}
 OUTPUT_OPTIONS = ("-o", "--output", "--output_dir", "--filepath", "--json")
 
 
@@ -117,7 +119,7 @@ def skip_reason(argv: tuple[str, ...]) -> str | None:
         return "a synopsis (placeholders, alternatives), not a command"
     if any(token.startswith("/data/") for token in argv):
         return "names a data set the reader downloads (/data/...)"
-    if any("../shared/" in token for token in argv) and not SHARED.is_dir():
+    if any("../shared/" in token or token.rstrip("/") in FROM_SHARED for token in argv) and not SHARED.is_dir():
         return f"needs the shared real data ({SHARED} is absent)"
     if argv[:3] == ("bash", "scripts/bootstrap.sh", "test"):
         return "the test suite itself (CI runs it)"
