@@ -15,7 +15,8 @@ one epoch on two folds, the demo makes one small phantom, benchmarks run ``--qui
 phantom. Inputs a reader brings (``scan.nii.gz``,
 ``dicom_series/``, ``fundus.jpg``, prediction folders ...) are made by :data:`PROVIDERS` when a
 command names one that is not there. Skipped, each saying why: synopses, data sets the reader
-downloads (``/data/...``), the shared real data where it is absent, and the test suite itself.
+downloads (``/data/...``), the shared real data where it is absent, the test suite itself, and
+commands that read what a skipped command would have written.
 """
 
 from __future__ import annotations
@@ -258,14 +259,29 @@ def workspaces(docs_root) -> dict[Path, Path]:
     return {}
 
 
+@pytest.fixture(scope="session")
+def not_written() -> dict[Path, dict[str, str]]:
+    """Per documentation file: outputs of its skipped commands (path -> where the command is)."""
+    return {}
+
+
+def _outputs(argv) -> list[str]:
+    return [argv[argv.index(option) + 1].rstrip("/") for option in OUTPUT_OPTIONS if option in argv]
+
+
 def _params() -> list:
     return [pytest.param(command, id=command.where) for doc in DOCS for command in doc_commands(doc)]
 
 
 @pytest.mark.parametrize("command", _params())
-def test_documented_command_runs(command: DocCommand, docs_root: Path, workspaces: dict[Path, Path]):
-    reason = skip_reason(command.argv)
+def test_documented_command_runs(command: DocCommand, docs_root: Path, workspaces: dict[Path, Path],
+                                 not_written: dict[Path, dict[str, str]]):
+    missing = not_written.setdefault(command.path, {})
+    reason = skip_reason(command.argv) or next(
+        (f"reads {token}, the output of {missing[token.rstrip('/')]}, which was skipped"
+         for token in command.argv[1:] if token.rstrip("/") in missing), None)
     if reason:
+        missing.update(dict.fromkeys(_outputs(command.argv), command.where))
         pytest.skip(reason)
     if command.path not in workspaces:
         workspaces[command.path] = _new_workspace(docs_root, command.path)
@@ -276,7 +292,5 @@ def test_documented_command_runs(command: DocCommand, docs_root: Path, workspace
             PROVIDERS[name](_world(docs_root), workspace, workspace / name)
     argv = tiny(list(command.argv), workspace)
     _run(argv, workspace)
-    for option in OUTPUT_OPTIONS:
-        if option in argv:
-            output = workspace / argv[argv.index(option) + 1]
-            assert output.exists(), f"{command.where}: {option} {output} was not written"
+    for output in _outputs(argv):
+        assert (workspace / output).exists(), f"{command.where}: {output} was not written"
