@@ -21,7 +21,6 @@ commands that read what a skipped command would have written.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
