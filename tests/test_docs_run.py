@@ -1,6 +1,6 @@
 """Every command that README.md and docs/ show, run in the order written, on tiny inputs.
 
-``pytest -m docs`` (CI runs it after the default suite; about ten minutes on 2 cores). Each
+``pytest -m docs`` (CI runs it after the default suite; about nine minutes on 2 cores). Each
 documentation file gets a fresh workspace: links to the checkout's ``scripts/`` and
 ``benchmarks/``, a copy of ``bundles/`` (so training, export and ``publish`` never touch the
 checkout), an empty ``docs/`` and, beside it, ``../shared`` when the checkout has one. Its

@@ -305,6 +305,7 @@ def test_an_array_with_its_affine_gives_the_labels_of_the_file(tmp_path):
     np.testing.assert_allclose(np.asarray(from_array.image.affine), affine)
     assert set(from_array.timings) == {"preprocess", "network", "postprocess", "total"}
     assert from_array.voxels_computed >= from_array.voxels_needed > 0
+    assert len(from_array.window) == 3 and np.prod(from_array.window) <= 32 ** 3  # the window used, reported
     assert from_array.timings["total"] >= from_array.timings["network"] > 0
 
 

@@ -279,8 +279,10 @@ def test_adaptive_roi_runs_one_window(tmp_path, model, capsys, caplog):
             code, err = run(["-i", case, "-o", out, *model, *extra], capsys)
         assert code == 0, err
         np.testing.assert_array_equal(np.asarray(nib.load(str(out)).dataobj), expected_labels(hu))
-        runs[name] = next(int(m.group(1)) for r in caplog.records if (m := re.search(r"(\d+) windows? run", r.message)))
-    assert runs["sliding"] > 1 and runs["adaptive"] == 1
+        runs[name] = next(m.groups() for r in caplog.records
+                          if (m := re.search(r"(\d+) windows? of (\d+x\d+x\d+) run", r.message)))
+    assert int(runs["sliding"][0]) > 1 and runs["sliding"][1] == "32x32x32"
+    assert runs["adaptive"] == ("1", "64x64x32")
 
 
 @pytest.mark.parametrize(

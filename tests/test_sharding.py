@@ -158,7 +158,7 @@ def test_torchrun_segment_writes_every_case_once(tiny_cases, tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     log = done.stdout + done.stderr
-    runs = re.findall(r"^(case_\d): [\d.]+ s \(.*windows? run", log, flags=re.MULTILINE)
+    runs = re.findall(r"^(case_\d): [\d.]+ s \(.*windows?(?: of \S+)? run", log, flags=re.MULTILINE)
     assert sorted(runs) == ["case_0", "case_1", "case_2", "case_3"]  # each case segmented once, over both ranks
     assert sorted(p.name for p in out.iterdir()) == [f"case_{i}.nii.gz" for i in range(4)]
     assert log.count("segmented 4 of 4 cases") == 1  # one combined summary, from rank 0

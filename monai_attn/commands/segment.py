@@ -180,9 +180,10 @@ def _segment_shard(args: argparse.Namespace, shard: Shard, spec: BundleSpec | No
             attention_maps=args.attention_maps,
         )
         stages = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items() if k != "total")
-        logger.info("%s: %.1f s (%s); %s run, %d skipped as empty, each %s computed %.1fx -> %s", case.case_id,
-                    result.timings["total"], stages, plural(result.windows_run, "window"), result.windows_skipped,
-                    element, result.voxels_computed / max(result.voxels_needed, 1), case.output)
+        window = f" of {'x'.join(map(str, result.window))}" if result.window else ""
+        logger.info("%s: %.1f s (%s); %s%s run, %d skipped as empty, each %s computed %.1fx -> %s", case.case_id,
+                    result.timings["total"], stages, plural(result.windows_run, "window"), window,
+                    result.windows_skipped, element, result.voxels_computed / max(result.voxels_needed, 1), case.output)
         if result.qc is not None:
             verdicts[case.case_id] = result.qc.status
             logger.info("%s: %s", case.case_id, result.qc.verdict())

@@ -30,6 +30,8 @@ class SegmentationResult:
         windows_run, windows_skipped: sliding windows run through the network / skipped as empty.
         voxels_computed, voxels_needed: voxels of all windows run / of the network's image; their
             ratio is how often each voxel was computed on average (overlap and padding).
+        window: the sliding window's size (voxels per spatial axis) used for this image; it differs
+            from the configured one on images thinner than it and with adaptive windows.
         timings: seconds per stage (preprocess, network, postprocess, write, total).
         device, precision: where and in which precision the network ran.
         task: the bundle's task (:data:`TASKS`); ``"fundus"`` adds the optic disc's measures
@@ -46,6 +48,7 @@ class SegmentationResult:
     windows_skipped: int = 0
     voxels_computed: int = 0
     voxels_needed: int = 0
+    window: tuple[int, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     device: str = "cpu"
     precision: str = "fp32"

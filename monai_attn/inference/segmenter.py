@@ -269,6 +269,7 @@ class Segmenter:
             windows_skipped=counts.skipped if counts else 0,
             voxels_computed=counts.voxels_computed if counts else 0,
             voxels_needed=counts.voxels_needed if counts else 0,
+            window=tuple(counts.roi_size) if counts and counts.roi_size else (),
             timings=timings,
             device=str(self.device),
             precision=self.precision,
