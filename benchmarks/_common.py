@@ -43,14 +43,18 @@ def load_average() -> tuple[float, float, float]:
 
 
 def machine_description(device: str = "cpu") -> dict[str, Any]:
-    """What the numbers were measured on: CPU, cores, memory, library versions, load, GPU."""
+    """What the numbers were measured on: CPU (and whether it has native bf16, which decides what
+    ``precision auto`` runs), cores, memory, library versions, load, GPU."""
     import monai
     import numpy
     import psutil
     import torch
 
+    from monai_attn.inference.devices import cpu_has_native_bf16
+
     info: dict[str, Any] = {
         "cpu": cpu_model(),
+        "native_bf16": cpu_has_native_bf16(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
@@ -69,8 +73,9 @@ def machine_description(device: str = "cpu") -> dict[str, Any]:
 
 def format_machine(info: dict[str, Any]) -> str:
     """One line describing the machine, for the top of a benchmark's output."""
+    bf16 = "native bf16: precision auto = bf16" if info["native_bf16"] else "no native bf16: precision auto = fp32"
     text = (
-        f"CPU: {info['cpu']}, {info['usable_cpus']} usable of {info['logical_cpus']} logical CPUs, "
+        f"CPU: {info['cpu']} ({bf16}), {info['usable_cpus']} usable of {info['logical_cpus']} logical CPUs, "
         f"{info['ram_gib']} GiB RAM; python {info['python']}, torch {info['torch']}, monai {info['monai']}, "
         f"numpy {info['numpy']}; torch threads {info['torch_threads']}; "
         f"load average {' '.join(f'{x:.2f}' for x in info['load_average'])}"

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 
 import torch
-from _common import cpu_model
+from _common import format_machine, machine_description
 from monai.networks.nets import AttentionUnet
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
 
-    print(f"CPU: {cpu_model()}; torch {torch.__version__}; threads {torch.get_num_threads()}; device {device}")
+    print(f"{format_machine(machine_description(str(device)))}; device {device}")
     if device.type == "cuda":
         print(f"GPU: {torch.cuda.get_device_name(device)}")
     peak_n = 1024 if args.quick else 8192 if device.type == "cuda" else 4096

@@ -87,7 +87,7 @@ def test_inference_quick(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "inference_quick.json").read_text())
     assert {r["variant"] for r in report["runs"]} == {
         "segment", "adaptive", "monai", *(["nnunet"] if has_nnunet else []),
-        "fp32", "no-skip", "overlap-0.5", "no-postprocess", *(["openvino"] if has_openvino else []),
+        "fp32", "no-skip", "overlap-0.5", "no-fit-roi", "no-postprocess", *(["openvino"] if has_openvino else []),
     }
     # every variant wrote labels on the phantom's grid (evaluate_case_files checks the grid)
     assert all(set(r["dice"]) == {"spleen", "kidney", "pancreas"} for r in report["runs"])
