@@ -41,6 +41,8 @@ SHARED = REPO.parent / "shared"
 CAPS = {"--cases": 4, "--test-cases": 1, "--phantoms": 1}
 RENDERED_CASES = 1
 CT_SIZE = ["96", "96", "48"]
+#: The demo's options for one small phantom (``monai-attn demo`` and ``bootstrap.sh demo``).
+DEMO_ONCE = ["--cases", "1", "--size", *CT_SIZE]
 #: What one epoch of a bundle's training on a few cases needs (replacing what the docs write).
 TRAIN_ONCE = {"--epochs": "1", "--val_interval": "1", "--n_folds": "2", "--cache_rate": "0", "--num_samples": "1"}
 #: Inputs the providers take from ../shared (real patients' label maps).
@@ -73,10 +75,10 @@ def tiny(argv: list[str], workspace: Path) -> list[str]:
     if argv[:3] == ["monai-attn", "synth", "abdomen-ct"] and "--size" not in argv:
         argv += ["--size", *CT_SIZE]
     if argv[:2] == ["monai-attn", "demo"]:
-        argv += ["--cases", "1", "--size", *CT_SIZE]
+        argv += DEMO_ONCE
     if argv[:3] == ["bash", "scripts/bootstrap.sh", "demo"]:  # bootstrap works in its checkout
-        argv = ["bash", str(REPO / "scripts" / "bootstrap.sh"), "demo", *argv[3:],
-                "--cases", "1", "--size", *CT_SIZE, "-o", str(workspace / "demo_output")]
+        argv = ["bash", str(REPO / "scripts" / "bootstrap.sh"), "demo", *argv[3:], *DEMO_ONCE,
+                "-o", str(workspace / "demo_output")]
     if _is_bundle_training(argv):
         for name, value in TRAIN_ONCE.items():
             argv = _set_option(argv, name, [value])
@@ -99,7 +101,6 @@ def _prepare_publish(argv: list[str], workspace: Path) -> list[str]:
     """``publish`` into the workspace's copy of the bundle, scored on one small held-out phantom,
     with the shipped weights as the candidate: a one-epoch run is (rightly) refused by the gate."""
     from monai_attn.bundle.lookup import resolve_bundle
-    from monai_attn.cli import main
 
     bundle = resolve_bundle(argv[argv.index("--bundle") + 1])
     candidate = workspace / argv[argv.index("--checkpoint") + 1]
@@ -107,8 +108,7 @@ def _prepare_publish(argv: list[str], workspace: Path) -> list[str]:
     shutil.copy2(bundle / "models" / "model.pt", candidate)
     heldout = workspace / "heldout_tiny"
     if not heldout.is_dir():
-        assert main(["synth", "abdomen-ct", "-o", str(heldout), "--cases", "1", "--seed", "1000",
-                     "--size", *CT_SIZE]) == 0
+        _synth("abdomen-ct", heldout, "--cases", "1", "--seed", "1000", "--size", *CT_SIZE)
     argv = _set_option(argv, "--bundle", [str(workspace / "bundles" / bundle.name)])
     return _set_option(argv, "--heldout-data", [str(heldout)])
 
@@ -132,12 +132,16 @@ def _world(root: Path) -> Path:
     """Small data the providers copy from: two CT phantoms (one also as DICOM), two EM sections."""
     world = root / "world"
     if not world.is_dir():
-        from monai_attn.cli import main
-
-        assert main(["synth", "abdomen-ct", "-o", str(world / "ct"), "--cases", "2", "--dicom",
-                     "--size", *CT_SIZE]) == 0
-        assert main(["synth", "cells", "-o", str(world / "cells"), "--cases", "2"]) == 0
+        _synth("abdomen-ct", world / "ct", "--cases", "2", "--dicom", "--size", *CT_SIZE)
+        _synth("cells", world / "cells", "--cases", "2")
     return world
+
+
+def _synth(kind: str, folder: Path, *options: str) -> None:
+    """``monai-attn synth KIND -o FOLDER OPTIONS``, in this process."""
+    from monai_attn.cli import main
+
+    assert main(["synth", kind, "-o", str(folder), *options]) == 0
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -357,7 +357,7 @@ def cheapest_window(spatial: Sequence[int], roi_size: Sequence[int], divisor: in
     if math.prod(padded) <= max_voxels:
         return tuple(padded)
     best, best_cost = tuple(smallest), math.inf
-    for window in itertools.product(*(range(m, max(m, p) + 1, divisor) for m, p in zip(smallest, padded))):
+    for window in itertools.product(*(range(m, p + 1, divisor) for m, p in zip(smallest, padded))):
         if math.prod(window) > max_voxels:
             continue
         cost = math.prod(_windows_along(s, w, overlap) * w for s, w in zip(spatial, window))
