@@ -113,8 +113,8 @@ def test_rendered_on_its_own_grid_labels_match_the_map(anatomy):
 
 
 def test_same_seed_same_scan_and_label_follows_the_deformation(anatomy):
-    first = render_anatomy_ct(anatomy, seed=3, index=2, random_tissues=False)
-    again = render_anatomy_ct(anatomy, seed=3, index=2, random_tissues=False)
+    first = render_anatomy_ct(anatomy, seed=3, index=2, random_tissues=0.0)
+    again = render_anatomy_ct(anatomy, seed=3, index=2, random_tissues=0.0)
     other = render_anatomy_ct(anatomy, seed=3, index=5)
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
@@ -126,6 +126,20 @@ def test_same_seed_same_scan_and_label_follows_the_deformation(anatomy):
     assert np.median(image[label == 2]) > 0 > np.median(image[(label == 0) & (image > -200) & (image < -30)])
 
 
+def test_random_tissues_change_the_grey_values_only(anatomy):
+    plain = render_anatomy_ct(anatomy, seed=3, index=2, random_tissues=0.0)
+    random = render_anatomy_ct(anatomy, seed=3, index=2, random_tissues=1.0)
+    np.testing.assert_array_equal(plain[1], random[1])  # same patient, pose and grid
+    np.testing.assert_allclose(plain[2], random[2])
+    spleen = plain[1] == 1
+    assert abs(float(np.median(random[0][spleen])) - float(np.median(plain[0][spleen]))) > 1.0
+    # the default fraction draws its coin from the case's stream; an explicit default is the same scan
+    np.testing.assert_array_equal(render_anatomy_ct(anatomy, seed=3, index=5)[0],
+                                  render_anatomy_ct(anatomy, seed=3, index=5, random_tissues=0.15)[0])
+    with pytest.raises(ValueError, match="random_tissues 1.5"):
+        render_anatomy_ct(anatomy, seed=3, index=2, random_tissues=1.5)
+
+
 def test_synth_command_writes_an_msd_data_set(tmp_path, anatomy):
     labels, affine = small_map()
     maps = tmp_path / "maps"
@@ -134,14 +148,18 @@ def test_synth_command_writes_an_msd_data_set(tmp_path, anatomy):
     (maps / "classes.json").write_text(json.dumps({"source": "test", "classes": {str(k): v for k, v in TS.items()}}))
     out = tmp_path / "data"
     assert main(["synth", "abdomen-ct-anatomy", "-o", str(out), "--anatomy", str(maps), "--cases", "1",
-                 "--test-cases", "1"]) == 0
+                 "--test-cases", "1", "--random-tissues", "0.5"]) == 0
     dataset = json.loads((out / "dataset.json").read_text())
     assert dataset["numTraining"] == 1 and dataset["numTest"] == 1 and dataset["licence"] == "CC-BY-4.0"
+    assert dataset["synthetic"]["random_tissues"] == 0.5
     entry = dataset["training"][0]
     image, label = nib.load(str(out / entry["image"])), nib.load(str(out / entry["label"]))
     assert image.shape == label.shape
     np.testing.assert_allclose(image.affine, label.affine)
     assert main(["synth", "abdomen-ct-anatomy", "-o", str(tmp_path / "x"), "--anatomy", str(tmp_path / "none")]) != 0
+    assert main(["synth", "abdomen-ct-anatomy", "-o", str(tmp_path / "y"), "--anatomy", str(maps),
+                 "--random-tissues", "2"]) != 0
+    assert not (tmp_path / "y").exists()
 
 
 def test_render_transform_gives_a_new_patient_per_call_with_aligned_labels(tmp_path):

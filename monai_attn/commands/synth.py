@@ -75,6 +75,9 @@ def add_parser(subparsers) -> None:
                          help="label maps (.nii.gz) or folders of them, each folder with a classes.json")
     anatomy.add_argument("--phantoms", type=int, default=0,
                          help="also add this many parametric phantoms (synth abdomen-ct) to the training list")
+    anatomy.add_argument("--random-tissues", type=float, default=None, metavar="FRACTION",
+                         help="fraction of rendered cases whose tissues all get random HU, SynthSeg-style "
+                              "domain randomisation (0..1; default: the renderer's RANDOM_TISSUE_FRACTION, 0.15)")
     anatomy.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
     anatomy.set_defaults(func=_run_abdomen_ct_anatomy)
 
@@ -169,13 +172,17 @@ def _run_abdomen_ct_anatomy(args: argparse.Namespace) -> int:
     _check(args)
     if args.workers < 1 or args.phantoms < 0:
         raise InputError(f"--workers {args.workers} --phantoms {args.phantoms}: need workers >= 1, phantoms >= 0")
+    if args.random_tissues is not None and not 0.0 <= args.random_tissues <= 1.0:
+        raise InputError(f"--random-tissues {args.random_tissues}: a fraction of the cases, 0..1")
     try:
         sources = anatomy_sources(args.anatomy)
     except ValueError as error:
         raise InputError(str(error)) from None
+    # None: the renderer's own default
+    randomised = {} if args.random_tissues is None else {"random_tissues": args.random_tissues}
     return _report(args, lambda: write_anatomy_ct_dataset(
         args.output, sources, args.cases, args.seed, test_cases=args.test_cases, phantoms=args.phantoms,
-        workers=args.workers))
+        workers=args.workers, **randomised))
 
 
 def _run_retina(args: argparse.Namespace) -> int:

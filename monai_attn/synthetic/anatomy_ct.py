@@ -90,7 +90,8 @@ PSF_MM = (0.4, 1.2)
 SLICE_MM = {1.0: 0.1, 1.25: 0.1, 1.5: 0.15, 2.0: 0.15, 2.5: 0.15, 3.0: 0.15, 5.0: 0.2}
 #: Largest in-plane matrix rendered; the pixel grows for wide fields of view (the model runs at 2 mm).
 MAX_MATRIX = 288
-#: Fraction of cases whose tissues all get random values (SynthSeg-style domain randomisation).
+#: Default fraction of cases whose tissues all get random values (SynthSeg-style domain
+#: randomisation; ``synth abdomen-ct-anatomy --random-tissues`` sets it per data set).
 RANDOM_TISSUE_FRACTION = 0.15
 
 
@@ -326,12 +327,13 @@ def draw_case_hu(rng: np.random.Generator, phase: str) -> dict[str, float]:
 
 
 def render_anatomy_ct(anatomy: Anatomy, seed: int, index: int, phase: str | None = None,
-                      random_tissues: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      random_tissues: float = RANDOM_TISSUE_FRACTION) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Case ``index`` of data set ``seed`` rendered from ``anatomy``: ``(image_hu, label, affine)``.
 
     ``image_hu`` int16 (X, Y, Z), ``label`` uint8 on the same grid (0 background, 1 spleen,
     2 kidney, 3 pancreas), ``affine`` voxel to RAS mm. ``phase`` fixes the contrast phase
-    (default: drawn); ``random_tissues`` forces or forbids SynthSeg-style random HU.
+    (default: drawn); ``random_tissues`` is the probability that every tissue gets a random HU
+    (SynthSeg-style; 0 never, 1 always).
     """
     rng = case_rng(f"{KIND}/{anatomy.name}", seed, index)
     geometry = draw_geometry(anatomy, rng)
@@ -347,15 +349,18 @@ def render_on_grid(anatomy: Anatomy, shape: tuple[int, int, int], affine: np.nda
     centre = np.asarray(affine)[:3, :3] @ ((np.asarray(shape) - 1) / 2.0) + np.asarray(affine)[:3, 3]
     geometry = Geometry(tuple(int(n) for n in shape), spacing, np.asarray(affine, dtype=np.float64),
                         1, np.eye(3), centre, (), 0.0)
-    return _render(anatomy, geometry, case_rng(f"{KIND}/{anatomy.name}/grid", seed, 0), phase, False)
+    return _render(anatomy, geometry, case_rng(f"{KIND}/{anatomy.name}/grid", seed, 0), phase, 0.0)
 
 
 def _render(anatomy: Anatomy, geometry: Geometry, rng: np.random.Generator, phase: str | None,
-            random_tissues: bool | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            random_tissues: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not 0.0 <= random_tissues <= 1.0:
+        raise ValueError(f"random_tissues {random_tissues}: a probability must be within 0..1")
     classes, part, body = sample_anatomy(anatomy, geometry, rng)
     phase = phase or draw_phase(rng)
     hu = draw_case_hu(rng, phase)
-    if random_tissues if random_tissues is not None else rng.uniform() < RANDOM_TISSUE_FRACTION:
+    # 0 and 1 draw nothing, so a forced choice leaves the rest of the case's random stream as it was
+    if random_tissues == 1.0 or (0.0 < random_tissues < 1.0 and rng.uniform() < random_tissues):
         for key in hu:
             if key not in ("gas", "lung", "fat", "visceral_fat"):
                 hu[key] = float(rng.uniform(-100, 300))
@@ -527,13 +532,15 @@ class RandRenderAnatomyCTd(RandomizableTransform):
     rendered grid's affine, so a training pipeline can render on the fly (at 5-15 s per case on
     one CPU core, pre-rendering with :func:`write_anatomy_ct_dataset` is usually cheaper). Maps
     are loaded once per process. ``seed`` fixes the stream of patients together with MONAI's
-    ``set_random_state``.
+    ``set_random_state``; ``random_tissues`` is the fraction of patients whose tissues all get
+    random HU (SynthSeg-style).
     """
 
     def __init__(self, anatomy_key: str = "anatomy", image_key: str = "image", label_key: str = "label",
-                 seed: int = 0) -> None:
+                 seed: int = 0, random_tissues: float = RANDOM_TISSUE_FRACTION) -> None:
         RandomizableTransform.__init__(self, prob=1.0)
         self.anatomy_key, self.image_key, self.label_key, self.seed = anatomy_key, image_key, label_key, int(seed)
+        self.random_tissues = float(random_tissues)
         self._index = 0
 
     def randomize(self, data: object = None) -> None:
@@ -543,7 +550,8 @@ class RandRenderAnatomyCTd(RandomizableTransform):
         from monai.data import MetaTensor
 
         self.randomize()
-        image, label, affine = render_anatomy_ct(loaded_anatomy(data[self.anatomy_key]), self.seed, self._index)
+        image, label, affine = render_anatomy_ct(loaded_anatomy(data[self.anatomy_key]), self.seed, self._index,
+                                                 random_tissues=self.random_tissues)
         out = dict(data)
         out[self.image_key] = MetaTensor(image[None].astype(np.float32), affine=affine)
         out[self.label_key] = MetaTensor(label[None], affine=affine)
@@ -551,13 +559,15 @@ class RandRenderAnatomyCTd(RandomizableTransform):
 
 
 def write_anatomy_ct_dataset(out_dir: str | os.PathLike, sources: list[str | Path], cases: int, seed: int = 0, *,
-                             test_cases: int = 0, phantoms: int = 0, workers: int = 1) -> Path:
+                             test_cases: int = 0, phantoms: int = 0, workers: int = 1,
+                             random_tissues: float = RANDOM_TISSUE_FRACTION) -> Path:
     """Write an MSD-layout data set of CT rendered from the label maps ``sources``.
 
     Training case ``i`` is rendered from map ``i % len(sources)`` with ``(seed, i)``; test cases
     from the held-out seed (:func:`~monai_attn.synthetic.rng.case_key`). ``phantoms`` adds that
     many parametric phantoms (``monai-attn synth abdomen-ct``, same seed) to the training list,
-    so a training set can mix both. Returns the ``dataset.json`` path.
+    so a training set can mix both. ``random_tissues``: the fraction of rendered cases whose
+    tissues all get random HU (SynthSeg-style). Returns the ``dataset.json`` path.
     """
     if cases < 0 or test_cases < 0 or phantoms < 0 or cases + test_cases + phantoms == 0:
         raise ValueError(f"need at least one case, got cases={cases}, test_cases={test_cases}, phantoms={phantoms}")
@@ -565,15 +575,16 @@ def write_anatomy_ct_dataset(out_dir: str | os.PathLike, sources: list[str | Pat
     out = Path(out_dir)
     total = cases + test_cases
     jobs = [("anatomy", str(paths[i % len(paths)]), *case_key(seed, i, cases), i >= cases,
-             case_name(f"anatomy_{Path(paths[i % len(paths)]).name.split('.')[0]}", i, total), out)
+             case_name(f"anatomy_{Path(paths[i % len(paths)]).name.split('.')[0]}", i, total), out, random_tissues)
             for i in range(total)]
-    jobs += [("phantom", "", seed, i, False, case_name("phantom", i, phantoms), out) for i in range(phantoms)]
+    jobs += [("phantom", "", seed, i, False, case_name("phantom", i, phantoms), out, 0.0) for i in range(phantoms)]
     entries = map_cases(_write_case, jobs, workers)
     training = [e for job, e in zip(jobs, entries) if not job[4]]
     test = [e for job, e in zip(jobs, entries) if job[4]]
     extra = {
         "synthetic": {"generator": "monai-attn synth abdomen-ct-anatomy", "seed": seed,
-                      "test_seed": seed + HELD_OUT_SEED_OFFSET, "phantoms": phantoms},
+                      "test_seed": seed + HELD_OUT_SEED_OFFSET, "phantoms": phantoms,
+                      "random_tissues": random_tissues},
         "anatomy_sources": [{"file": str(p), "source": LabelMapClasses.from_json(p.parent / "classes.json").source}
                             for p in paths],
         "test_labels": [e["label"] for e in test],
@@ -590,12 +601,12 @@ def write_anatomy_ct_dataset(out_dir: str | os.PathLike, sources: list[str | Pat
 
 
 def _write_case(job) -> dict[str, str]:
-    kind, path, seed, index, is_test, name, out = job
+    kind, path, seed, index, is_test, name, out, random_tissues = job
     split = "Ts" if is_test else "Tr"
     if kind == "phantom":
         image, label, affine = generate_abdomen_ct_case(seed, index)
     else:
-        image, label, affine = render_anatomy_ct(loaded_anatomy(path), seed, index)
+        image, label, affine = render_anatomy_ct(loaded_anatomy(path), seed, index, random_tissues=random_tissues)
     entry = {"image": f"./images{split}/{name}.nii.gz", "label": f"./labels{split}/{name}.nii.gz"}
     write_nifti(out / entry["image"], image, affine)
     write_nifti(out / entry["label"], label, affine)
