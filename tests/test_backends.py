@@ -89,6 +89,74 @@ def check_openvino_matches_torch_and_follows_the_weights() -> None:
     assert openvino_inferer.openvino_network(net, cpu, "fp32", attention_maps=False) is not reconverted
 
 
+def test_network_digest_follows_weights_statistics_and_window_shape() -> None:
+    from monai_attn.inference.backends import network_digest
+
+    net = tiny_unet(seed=5)
+    first = network_digest(net, (1, 1, 16, 16, 16), "fp32", "ov")
+    assert first == network_digest(tiny_unet(seed=5), (1, 1, 16, 16, 16), "fp32", "ov")  # same weights: same key
+    assert first != network_digest(net, (1, 1, 32, 16, 16), "fp32", "ov")
+    assert first != network_digest(net, (1, 1, 16, 16, 16), "bf16", "ov")
+    assert first != network_digest(net, (1, 1, 16, 16, 16), "fp32", "ov2")
+    norm = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm3d))
+    norm.running_var.mul_(1.5)
+    assert first != network_digest(net, (1, 1, 16, 16, 16), "fp32", "ov")
+    assert first != network_digest(tiny_unet(seed=6), (1, 1, 16, 16, 16), "fp32", "ov")
+
+
+def test_cache_folder_that_cannot_be_written_is_skipped_with_a_warning(tmp_path, monkeypatch, caplog) -> None:
+    from monai_attn.inference.backends import CACHE_ENV, openvino_cache_dir, writable_folder
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    assert openvino_cache_dir() == tmp_path / "cache" / "openvino"
+    assert writable_folder(openvino_cache_dir() / "abc") == tmp_path / "cache" / "openvino" / "abc"
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert writable_folder(blocker / "openvino") is None
+    assert f"Set {CACHE_ENV} to a writable folder" in caplog.text and str(blocker / "openvino") in caplog.text
+    monkeypatch.delenv(CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert openvino_cache_dir() == tmp_path / "xdg" / "monai-attn" / "openvino"
+
+
+def test_a_later_process_loads_the_converted_network_instead_of_converting(tmp_path) -> None:
+    """Two fresh interpreters (see the test above for why): the first converts and keeps the
+    network on disk, the second gives the same logits without exporting again."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxscript")
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "MONAI_ATTN_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), tests, os.environ.get("PYTHONPATH", "")])}
+    outputs = []
+    for must_convert in (True, False):
+        out = tmp_path / f"logits_{must_convert}.npy"
+        code = f"import test_backends; test_backends.convert_or_load({must_convert}, {str(out)!r})"
+        result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.append(np.load(out))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    (folder,) = (tmp_path / "cache" / "openvino").iterdir()
+    assert {p.name for p in folder.iterdir()} == {"network.xml", "network.bin", "compiled"}
+
+
+def convert_or_load(must_convert: bool, out: str) -> None:
+    """Run a tiny network in OpenVINO; ``must_convert`` False: exporting to ONNX is an error."""
+    import monai_attn.inference.backends as backends
+
+    if not must_convert:
+        def refuse(*args, **kwargs):
+            raise AssertionError("converted again although the cache holds this network")
+        backends.export_onnx = refuse
+    torch.manual_seed(1)
+    image = torch.rand(1, 1, 16, 16, 16)
+    logits = OpenVINONetwork(tiny_unet(seed=5), "fp32")(image)
+    with torch.no_grad():
+        expected = tiny_unet(seed=5)(image)
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+    np.save(out, logits.numpy())
+
+
 def test_segment_refuses_openvino_for_torchscript_before_any_case(tmp_path, capsys) -> None:
     weights = tmp_path / "threshold.ts"
     torch.jit.save(torch.jit.script(ThresholdNet()), str(weights))

@@ -5,10 +5,17 @@ bf16 autocast where the CPU has native bf16). ``backend="openvino"`` converts it
 window shape to OpenVINO (through ``torch.onnx.export`` at that fixed shape) and runs it with
 OpenVINO's CPU plugin at the same precision (``INFERENCE_PRECISION_HINT``) and its default
 threads. On the 2-core AMD EPYC (avx512_bf16) of docs/benchmarks.md section 3, one 96^3
-window of the CT network runs 2.4-2.6x faster in bf16 than in PyTorch, with the same labels
-on 99.99 % of the voxels; the conversion costs about 5 s once per process and window shape,
-which a single scan only partly earns back (see the whole-scan figures there). Install it
-with ``pip install "monai-attn[openvino]"``.
+window of the CT network runs 2.4-2.6x faster in bf16 than in PyTorch and about 2.9x in fp32
+(what CPUs without native bf16 run), with the same labels on 99.99 % of the voxels. Install
+it with ``pip install "monai-attn[openvino]"``.
+
+The conversion (ONNX export, OpenVINO's reading and compiling: about 5 s for the CT network)
+is kept on disk: the converted model goes to :func:`openvino_cache_dir` under a digest of
+the network's architecture, weights, window shape, precision and the torch and OpenVINO
+versions, and OpenVINO's own ``CACHE_DIR`` keeps the compiled model beside it, so a later
+process with the same weights and window loads it instead of converting again. New weights
+give a new digest (nothing stale is ever loaded); a folder that cannot be written is skipped
+with a warning and the conversion happens in memory, as before.
 
 The OpenVINO network computes logits only: attention maps (``forward_with_attention``) need
 the torch back end. It is converted from the network module (a bundle's ``network_def`` with
@@ -18,8 +25,10 @@ its state dict); a TorchScript file does not export to ONNX and needs the torch 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
+import os
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -30,6 +39,11 @@ import numpy as np
 import torch
 
 from monai_attn.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable naming the folder for converted networks (default: the user's cache).
+CACHE_ENV = "MONAI_ATTN_CACHE_DIR"
 
 #: OpenVINO's ``INFERENCE_PRECISION_HINT`` for each resolved precision.
 _OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
@@ -78,7 +92,7 @@ class OpenVINONetwork:
     (B, classes, *S) float32 as a torch tensor. It runs the windows one at a time (batch 1),
     so batches of any size share one compiled model; each new window shape (C, *S) is
     exported and compiled once (about 5 s for the CT network at 96^3 on the 2-core CPU of the
-    module docstring).
+    module docstring), or loaded from the on-disk cache of an earlier process.
 
     Args:
         network: the torch network in eval mode (logits from ``forward``).
@@ -104,10 +118,59 @@ class OpenVINONetwork:
         return torch.cat([torch.from_numpy(np.asarray(compiled(w[None].numpy())[0])) for w in windows])
 
     def _compile(self, example: torch.Tensor) -> Any:
-        hint = {"INFERENCE_PRECISION_HINT": _OPENVINO_PRECISION[self.precision]}
-        with tempfile.TemporaryDirectory() as folder:
-            onnx_file = export_onnx(self.network, example, Path(folder) / "network.onnx")
-            return self._openvino.Core().compile_model(str(onnx_file), "CPU", hint)
+        config = {"INFERENCE_PRECISION_HINT": _OPENVINO_PRECISION[self.precision]}
+        core = self._openvino.Core()
+        folder = writable_folder(openvino_cache_dir() / network_digest(
+            self.network, tuple(example.shape), self.precision, self._openvino.__version__))
+        if folder is None:
+            with tempfile.TemporaryDirectory() as scratch:
+                return core.compile_model(str(export_onnx(self.network, example, Path(scratch) / "network.onnx")),
+                                          "CPU", config)
+        model = folder / "network.xml"
+        if not model.is_file():
+            with tempfile.TemporaryDirectory(dir=folder) as scratch:
+                converted = core.read_model(str(export_onnx(self.network, example, Path(scratch) / "network.onnx")))
+                self._openvino.save_model(converted, str(Path(scratch) / model.name), compress_to_fp16=False)
+                os.replace(Path(scratch) / "network.bin", folder / "network.bin")
+                os.replace(Path(scratch) / model.name, model)  # last: the .xml marks a complete pair
+            logger.info("OpenVINO: converted the network for %s windows into %s", "x".join(map(str, example.shape[2:])),
+                        folder)
+        config["CACHE_DIR"] = str(folder / "compiled")
+        return core.compile_model(str(model), "CPU", config)
+
+
+def openvino_cache_dir() -> Path:
+    """Where converted networks are kept: ``$MONAI_ATTN_CACHE_DIR/openvino``, else
+    ``$XDG_CACHE_HOME/monai-attn/openvino``, else ``~/.cache/monai-attn/openvino``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]) / "openvino"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "monai-attn" / "openvino"
+
+
+def writable_folder(folder: Path) -> Path | None:
+    """``folder``, created if missing, or None (with a warning) when it cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        logger.warning("%s: cannot keep the converted network there (%s); converting in memory. Set %s to a "
+                       "writable folder to keep it", folder, err.strerror or err, CACHE_ENV)
+        return None
+    return folder
+
+
+def network_digest(network: torch.nn.Module, input_shape: tuple[int, ...], precision: str, runtime: str) -> str:
+    """SHA-256 (hex, 24 characters) of what a converted network depends on: the module's
+    architecture (``repr``) and every weight and buffer, the input shape (B, C, *S), the
+    precision and the torch and runtime versions."""
+    digest = hashlib.sha256(repr((type(network).__qualname__, repr(network), input_shape, precision,
+                                  torch.__version__, runtime)).encode())
+    for name, tensor in network.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:24]
 
 
 def check_openvino_run(network: torch.nn.Module, device: torch.device, attention_maps: bool) -> Any:
