@@ -18,20 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from monai_attn.inference.devices import cpu_model
+
 #: Prefix of the line a child process prints its result on.
 RESULT_PREFIX = "RESULT "
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (or the platform string elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_average() -> tuple[float, float, float]:

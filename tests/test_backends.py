@@ -20,7 +20,7 @@ from test_segment_cli import run
 
 
 def test_an_unknown_backend_is_refused() -> None:
-    with pytest.raises(InputError, match="--backend must be one of torch, openvino, got 'tensorrt'"):
+    with pytest.raises(InputError, match="--backend must be one of auto, torch, openvino, got 'tensorrt'"):
         SegmentationInferer((16, 16, 16), backend="tensorrt")
 
 
@@ -87,6 +87,11 @@ def check_openvino_matches_torch_and_follows_the_weights() -> None:
     norm = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm3d))
     norm.running_mean.add_(0.1)  # batch-norm statistics are buffers, not parameters
     assert openvino_inferer.openvino_network(net, cpu, "fp32", attention_maps=False) is not reconverted
+
+    auto_inferer = SegmentationInferer((16, 16, 16), 2, 0.25, precision="fp32", skip_below=0.0, backend="auto")
+    torch.testing.assert_close(auto_inferer(image, net), torch_inferer(image, net), atol=1e-4, rtol=1e-4)
+    choices = list(Path(os.environ["MONAI_ATTN_CACHE_DIR"]).glob("openvino/*/choice.json"))
+    assert len(choices) == 1 and auto_inferer.counts.backend == json.loads(choices[0].read_text())["backend"]
 
 
 def test_network_digest_follows_weights_statistics_and_window_shape() -> None:
@@ -155,6 +160,42 @@ def convert_or_load(must_convert: bool, out: str) -> None:
         expected = tiny_unet(seed=5)(image)
     torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
     np.save(out, logits.numpy())
+
+
+def test_auto_backend_is_torch_where_openvino_cannot_run(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # not installed
+    net, image = tiny_unet(seed=5), torch.rand(1, 1, 24, 20, 16)
+    inferer = SegmentationInferer((16, 16, 16), 2, 0.25, precision="fp32", skip_below=0.0, backend="auto")
+    torch.testing.assert_close(inferer(image, net), SegmentationInferer((16, 16, 16), 2, 0.25, precision="fp32",
+                                                                      skip_below=0.0)(image, net))
+    assert inferer.counts.backend == "torch"
+    cpu = torch.device("cpu")
+    assert inferer.resolved_backend(net, cpu, "fp32", 1, 4, attention_maps=False) == "torch"
+    monkeypatch.delitem(sys.modules, "openvino")
+    assert inferer.resolved_backend(net, torch.device("meta"), "fp32", 1, 4, attention_maps=False) == "torch"
+    assert inferer.resolved_backend(net, cpu, "fp32", 1, 4, attention_maps=True) == "torch"
+
+
+def test_auto_backend_measures_once_per_cpu_and_keeps_the_figures(tmp_path, monkeypatch) -> None:
+    """The choice follows the timers, is read back without timing again, and is timed anew on another CPU."""
+    pytest.importorskip("openvino")
+    import monai_attn.inference.backends as backends
+
+    monkeypatch.setenv(backends.CACHE_ENV, str(tmp_path))
+    net, calls = tiny_unet(seed=5), []
+
+    def timers(openvino_seconds: float) -> dict:
+        return {"torch": lambda: calls.append("torch") or 1.0, "openvino": lambda: calls.append("ov") or openvino_seconds}
+
+    shape = (1, 1, 16, 16, 16)
+    assert backends.fastest_backend(net, "fp32", shape, timers(0.5)) == "openvino" and calls == ["torch", "ov"]
+    (record,) = tmp_path.glob("openvino/*/choice.json")
+    saved = json.loads(record.read_text())
+    assert saved["seconds_per_window"] == {"torch": 1.0, "openvino": 0.5} and saved["window"] == [16, 16, 16]
+    assert backends.fastest_backend(net, "fp32", shape, timers(2.0)) == "openvino" and len(calls) == 2  # read back
+    assert backends.fastest_backend(net, "bf16", shape, timers(2.0)) == "torch" and len(calls) == 4  # other precision
+    monkeypatch.setattr(backends, "cpu_model", lambda: "another CPU")
+    assert backends.fastest_backend(net, "fp32", shape, timers(2.0)) == "torch" and len(calls) == 6
 
 
 def test_segment_refuses_openvino_for_torchscript_before_any_case(tmp_path, capsys) -> None:

@@ -88,7 +88,7 @@ def test_single_nifti_to_file(tmp_path, model, capsys, caplog):
     with Image.open(out.parent / "labels_preview.png") as preview:
         assert preview.size[0] > 2 * preview.size[1]  # axial, coronal and sagittal side by side
     assert case.read_bytes() == before  # the input is never modified
-    assert any("case_001: " in r.message and " run, " in r.message for r in caplog.records)  # timing
+    assert any("case_001: " in r.message and " run in torch, " in r.message for r in caplog.records)  # timing, back end
 
 
 def test_single_case_into_a_folder(tmp_path, model, capsys):

@@ -17,9 +17,10 @@ from typing import Any
 
 from monai_attn.errors import InputError
 
-#: Where the network runs (``segment --backend``, the bundles' ``backend``): PyTorch, or
-#: OpenVINO on the CPU (an optional extra; :mod:`monai_attn.inference.backends`).
-BACKENDS: tuple[str, ...] = ("torch", "openvino")
+#: Where the network runs (``segment --backend``, the bundles' ``backend``): ``auto`` (the
+#: faster of the two on this CPU, measured once), PyTorch, or OpenVINO on the CPU (an optional
+#: extra; :mod:`monai_attn.inference.backends`).
+BACKENDS: tuple[str, ...] = ("auto", "torch", "openvino")
 
 #: Device strings ``segment --device`` understands.
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")

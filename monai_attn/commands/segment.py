@@ -61,8 +61,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--precision", choices=PRECISIONS,
                      help="autocast precision (default from the bundle: auto, i.e. bf16 where the CPU or GPU has it natively)")
     run.add_argument("--backend", choices=BACKENDS,
-                     help="where the network runs: torch (default) or openvino (CPU; pip install \"monai-attn[openvino]\"; "
-                     "about 2.4x faster per window in bf16 after about 5 s of conversion per run; docs/benchmarks.md)")
+                     help="where the network runs (default from the bundle): auto (the faster of torch and openvino on "
+                     "this CPU, timed once and remembered; torch where openvino cannot run), torch, or openvino (CPU; "
+                     "pip install \"monai-attn[openvino]\"; per 96^3 window about 2.9x faster in fp32 and 2.4x in bf16; "
+                     "the converted network is kept in MONAI_ATTN_CACHE_DIR or ~/.cache/monai-attn; docs/benchmarks.md)")
     run.add_argument("--overlap", type=float, help="sliding-window overlap fraction (default from the bundle: 0.25)")
     run.add_argument("--roi-size", type=int, nargs="+", metavar="N",
                      help="window size in voxels, one number per dimension: 3 for CT, 2 for the 2-D bundles "
@@ -181,9 +183,10 @@ def _segment_shard(args: argparse.Namespace, shard: Shard, spec: BundleSpec | No
         )
         stages = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items() if k != "total")
         window = f" of {'x'.join(map(str, result.window))}" if result.window else ""
-        logger.info("%s: %.1f s (%s); %s%s run, %d skipped as empty, each %s computed %.1fx -> %s", case.case_id,
-                    result.timings["total"], stages, plural(result.windows_run, "window"), window,
-                    result.windows_skipped, element, result.voxels_computed / max(result.voxels_needed, 1), case.output)
+        logger.info("%s: %.1f s (%s); %s%s run in %s, %d skipped as empty, each %s computed %.1fx -> %s",
+                    case.case_id, result.timings["total"], stages, plural(result.windows_run, "window"), window,
+                    result.backend, result.windows_skipped, element, result.voxels_computed / max(result.voxels_needed, 1),
+                    case.output)
         if result.qc is not None:
             verdicts[case.case_id] = result.qc.status
             logger.info("%s: %s", case.case_id, result.qc.verdict())

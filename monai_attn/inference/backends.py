@@ -17,6 +17,13 @@ process with the same weights and window loads it instead of converting again. N
 give a new digest (nothing stale is ever loaded); a folder that cannot be written is skipped
 with a warning and the conversion happens in memory, as before.
 
+``backend="auto"`` measures instead of assuming (:func:`fastest_backend`): where OpenVINO is
+installed and the network can run there (the CPU, logits only, a network module), one window
+of ``roi_size`` is timed in both back ends once per CPU model, weights, window and precision,
+and the faster one runs; the figures are kept in ``choice.json`` beside the converted
+network, so later processes on that CPU read the choice. Without OpenVINO, on a GPU, with
+attention maps or a TorchScript network, or without a writable cache, ``auto`` is torch.
+
 The OpenVINO network computes logits only: attention maps (``forward_with_attention``) need
 the torch back end. It is converted from the network module (a bundle's ``network_def`` with
 its state dict); a TorchScript file does not export to ONNX and needs the torch back end.
@@ -27,11 +34,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +47,8 @@ import numpy as np
 import torch
 
 from monai_attn.errors import InputError
+from monai_attn.inference.devices import cpu_model
+from monai_attn.io.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -206,3 +216,43 @@ def check_openvino(network: torch.nn.Module) -> Any:
             f"backend openvino needs the openvino extra ({err.name} is missing): pip install \"monai-attn[openvino]\""
         ) from err
     return openvino
+
+
+def openvino_installed(network: torch.nn.Module) -> bool:
+    """Whether :func:`check_openvino` would accept ``network`` here (no message)."""
+    try:
+        check_openvino(network)
+    except InputError:
+        return False
+    return True
+
+
+def fastest_backend(network: torch.nn.Module, precision: str, input_shape: tuple[int, ...],
+                    timers: Mapping[str, Callable[[], float]]) -> str:
+    """The back end whose timer (seconds per window) is lowest on this CPU, measured once.
+
+    The measurement is kept as ``choice.json`` in the converted network's cache folder (its
+    digest covers weights, window and precision) with the CPU model it was made on; a record
+    of another CPU is measured again. Returns ``"torch"`` unmeasured when the folder cannot be
+    written: measuring in every process would cost more than it saves on one scan.
+    """
+    import openvino
+
+    folder = writable_folder(openvino_cache_dir() / network_digest(network, input_shape, precision, openvino.__version__))
+    if folder is None:
+        return "torch"
+    record, cpu = folder / "choice.json", cpu_model()
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        saved = json.loads(record.read_text())
+        if saved["cpu"] == cpu and saved["backend"] in timers:
+            return str(saved["backend"])
+    seconds = {name: float(timer()) for name, timer in timers.items()}
+    backend = min(seconds, key=seconds.__getitem__)
+    window = "x".join(map(str, input_shape[2:]))
+    logger.info("backend auto: %s on this CPU (%s; %s per %s window in %s), measured once; kept in %s", backend, cpu,
+                ", ".join(f"{name} {value:.2f} s" for name, value in seconds.items()), window, precision, record)
+    text = json.dumps({"cpu": cpu, "precision": precision, "window": list(input_shape[2:]),
+                       "seconds_per_window": seconds, "backend": backend}, indent=1)
+    with atomic_path(record) as partial:
+        partial.write_text(text)
+    return backend

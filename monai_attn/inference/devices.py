@@ -56,6 +56,19 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
 
 
 @functools.cache
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (or the platform string elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@functools.cache
 def cpu_has_native_bf16() -> bool:
     """True when the CPU advertises bf16 instructions (Linux: /proc/cpuinfo flags)."""
     if platform.system() != "Linux":

@@ -41,8 +41,10 @@ with overlap 0.25 on an abdomen computes each voxel 4-5 times, one whole-image w
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +54,7 @@ import torch.nn.functional as F
 from monai.inferers import SlidingWindowInfererAdapt
 
 from monai_attn.errors import InputError
-from monai_attn.inference.backends import OpenVINONetwork, check_openvino_run
+from monai_attn.inference.backends import OpenVINONetwork, check_openvino_run, fastest_backend, openvino_installed
 from monai_attn.inference.devices import autocast_dtype, resolve_precision
 from monai_attn.bundle.settings import check_backend, check_overlap, check_roi_size, check_sw_batch_size
 
@@ -74,6 +76,7 @@ class WindowCounts:
     voxels_computed: int = 0
     voxels_needed: int = 0
     roi_size: tuple[int, ...] = ()
+    backend: str = "torch"
 
 
 class WindowPredictor:
@@ -210,8 +213,9 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
             factor; the bundles pass ``@network_def.size_divisor``); 1 accepts any size.
         sw_device, device: where windows run and where the blended output lives (default:
             the input's device; MONAI falls back to the CPU when a CUDA output does not fit).
-        backend: ``"torch"`` (default) or ``"openvino"`` (CPU only, logits only: no attention
-            maps; needs the ``openvino`` extra), see :mod:`monai_attn.inference.backends`.
+        backend: ``"torch"`` (default), ``"openvino"`` (CPU only, logits only: no attention
+            maps; needs the ``openvino`` extra) or ``"auto"`` (the faster of the two on this
+            CPU, measured once on a ``roi_size`` window), see :mod:`monai_attn.inference.backends`.
 
     After each call, :attr:`counts` holds the windows run and skipped, the voxels computed
     and needed, and the window size used.
@@ -261,6 +265,7 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         self.divisor = int(divisor)
         self.backend = check_backend(backend)
         self._converted: tuple[tuple[Any, ...], OpenVINONetwork] | None = None
+        self._chosen: tuple[tuple[Any, ...], str] | None = None
         self.counts = WindowCounts()
 
     def __call__(
@@ -273,7 +278,8 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         if not num_classes:
             raise ValueError("num_classes is needed for a network without an out_channels attribute")
         run_network, autocast = network, autocast_dtype(precision)
-        if self.backend == "openvino":
+        backend = self.resolved_backend(network, device, precision, int(inputs.shape[1]), num_classes, attention_maps)
+        if backend == "openvino":
             run_network, autocast = self.openvino_network(network, device, precision, attention_maps), None
         predictor = WindowPredictor(
             run_network,
@@ -296,6 +302,7 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         finally:
             self.roi_size = configured
         self.counts = predictor.counts
+        self.counts.backend = backend
         if isinstance(outputs, (tuple, list)):
             return tuple(o.float() for o in outputs)
         return outputs.float()
@@ -311,6 +318,38 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         if self._converted is None or self._converted[0] != key:
             self._converted = (key, OpenVINONetwork(network, precision))
         return self._converted[1]
+
+    def resolved_backend(self, network: Any, device: torch.device, precision: str, channels: int, num_classes: int,
+                         attention_maps: bool) -> str:
+        """``backend``, with ``"auto"`` resolved: torch where OpenVINO cannot run ``network`` here,
+        else the faster of the two on a ``roi_size`` window (:func:`fastest_backend`, measured
+        once per CPU, weights and precision, then read from the cache; once per network here)."""
+        if self.backend != "auto":
+            return self.backend
+        if device.type != "cpu" or attention_maps or not openvino_installed(network):
+            return "torch"
+        tensors = itertools.chain(network.parameters(), network.buffers())
+        key = (id(network), precision, channels, tuple(t._version for t in tensors))
+        if self._chosen is None or self._chosen[0] != key:
+            shape = (1, channels, *self.roi_size)
+
+            def seconds_per_window(backend: str) -> float:
+                run = network if backend == "torch" else self.openvino_network(network, device, precision, False)
+                predictor = WindowPredictor(run, num_classes=num_classes,
+                                            autocast_dtype=autocast_dtype(precision) if backend == "torch" else None)
+                window = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+                with torch.inference_mode():
+                    predictor(window)  # the first call builds kernels (oneDNN primitives, OpenVINO's first run)
+                    times = []
+                    for _ in range(2):
+                        tick = time.perf_counter()
+                        predictor(window)
+                        times.append(time.perf_counter() - tick)
+                return min(times)
+
+            timers = {name: functools.partial(seconds_per_window, name) for name in ("torch", "openvino")}
+            self._chosen = (key, fastest_backend(network, precision, shape, timers))
+        return self._chosen[1]
 
     def window_for(self, spatial: Sequence[int], device: torch.device, precision: str) -> tuple[int, ...]:
         """The window for an image of ``spatial`` voxels (:func:`cheapest_window`).

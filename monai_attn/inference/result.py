@@ -32,6 +32,7 @@ class SegmentationResult:
             ratio is how often each voxel was computed on average (overlap and padding).
         window: the sliding window's size (voxels per spatial axis) used for this image; it differs
             from the configured one on images thinner than it and with adaptive windows.
+        backend: where the network ran, ``"torch"`` or ``"openvino"`` (``auto`` resolved).
         timings: seconds per stage (preprocess, network, postprocess, write, total).
         device, precision: where and in which precision the network ran.
         task: the bundle's task (:data:`TASKS`); ``"fundus"`` adds the optic disc's measures
@@ -49,6 +50,7 @@ class SegmentationResult:
     voxels_computed: int = 0
     voxels_needed: int = 0
     window: tuple[int, ...] = ()
+    backend: str = "torch"
     timings: dict[str, float] = field(default_factory=dict)
     device: str = "cpu"
     precision: str = "fp32"
