@@ -92,6 +92,9 @@ def check_openvino_matches_torch_and_follows_the_weights() -> None:
     torch.testing.assert_close(auto_inferer(image, net), torch_inferer(image, net), atol=1e-4, rtol=1e-4)
     choices = list(Path(os.environ["MONAI_ATTN_CACHE_DIR"]).glob("openvino/*/choice.json"))
     assert len(choices) == 1 and auto_inferer.counts.backend == json.loads(choices[0].read_text())["backend"]
+    thin = torch.rand(1, 1, 24, 20, 8) + 0.01  # thinner than the window: a fitted 8-deep window runs in torch
+    torch.testing.assert_close(auto_inferer(thin, net), torch_inferer(thin, net))
+    assert auto_inferer.counts.backend == "torch" and auto_inferer.counts.roi_size[2] == 8
 
 
 def test_network_digest_follows_weights_statistics_and_window_shape() -> None:

@@ -22,7 +22,9 @@ installed and the network can run there (the CPU, logits only, a network module)
 of ``roi_size`` is timed in both back ends once per CPU model, weights, window and precision,
 and the faster one runs; the figures are kept in ``choice.json`` beside the converted
 network, so later processes on that CPU read the choice. Without OpenVINO, on a GPU, with
-attention maps or a TorchScript network, or without a writable cache, ``auto`` is torch.
+attention maps or a TorchScript network, without a writable cache, or for a scan whose window
+is not ``roi_size`` (thinner than it: a conversion for its few windows costs more than they
+take), ``auto`` is torch.
 
 The OpenVINO network computes logits only: attention maps (``forward_with_attention``) need
 the torch back end. It is converted from the network module (a bundle's ``network_def`` with

@@ -277,8 +277,12 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         num_classes = self.num_classes or int(getattr(network, "out_channels", 0))
         if not num_classes:
             raise ValueError("num_classes is needed for a network without an out_channels attribute")
+        spatial = tuple(int(s) for s in inputs.shape[2:])
+        window = self.window_for(spatial, device, precision)
         run_network, autocast = network, autocast_dtype(precision)
         backend = self.resolved_backend(network, device, precision, int(inputs.shape[1]), num_classes, attention_maps)
+        if self.backend == "auto" and tuple(window) != tuple(self.roi_size):
+            backend = "torch"  # converting for a window of another shape (a thin scan's) costs more than it saves
         if backend == "openvino":
             run_network, autocast = self.openvino_network(network, device, precision, attention_maps), None
         predictor = WindowPredictor(
@@ -289,9 +293,8 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
             mirror_axes=tuple(range(len(self.roi_size))) if self.tta else (),
             attention_gates=count_attention_gates(network, len(self.roi_size), device) if attention_maps else 0,
         )
-        spatial = tuple(int(s) for s in inputs.shape[2:])
         configured = self.roi_size
-        self.roi_size = self.window_for(spatial, device, precision)
+        self.roi_size = window
         predictor.counts.roi_size = tuple(self.roi_size)
         predictor.counts.voxels_needed = math.prod(spatial) * inputs.shape[0]
         # Blending buffers in float16 halve the stitching memory; MONAI accumulates in the input dtype.
@@ -323,7 +326,9 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
                          attention_maps: bool) -> str:
         """``backend``, with ``"auto"`` resolved: torch where OpenVINO cannot run ``network`` here,
         else the faster of the two on a ``roi_size`` window (:func:`fastest_backend`, measured
-        once per CPU, weights and precision, then read from the cache; once per network here)."""
+        once per CPU, weights and precision, then read from the cache; once per network here).
+        A call whose window differs from ``roi_size`` (a scan thinner than it) runs ``auto`` in
+        torch: a conversion for that one shape (about 5 s) costs more than its few windows save."""
         if self.backend != "auto":
             return self.backend
         if device.type != "cpu" or attention_maps or not openvino_installed(network):
