@@ -82,6 +82,11 @@ EXTRA_HU = {
     "brain": (30.0, 45.0), "gas": (-1000.0, -950.0), "food": (20.0, 70.0), "cyst": (0.0, 20.0),
     "soft_organ": (35.0, 55.0), "oral_contrast": (150.0, 450.0), "lung": (-870.0, -740.0), "cord": (20.0, 40.0),
 }
+#: Air around the patient (HU), drawn per case: water-calibrated scanners read air at -1000 HU
+#: in the centre of the field and up to 30 HU above it towards the edges (scatter, beam
+#: hardening); the ACR CT accreditation phantom accepts -1005 to -970 HU for air (American
+#: College of Radiology, "CT Accreditation Program Testing Instructions", 2022).
+AIR_HU = (-1005.0, -970.0)
 #: Noise standard deviation (HU) drawn log-uniformly per case: standard to low dose.
 NOISE_HU = (3.0, 30.0)
 #: In-plane point-spread sigma (mm): sharp to soft reconstruction kernels.
@@ -337,7 +342,12 @@ def render_anatomy_ct(anatomy: Anatomy, seed: int, index: int, phase: str | None
     """
     rng = case_rng(f"{KIND}/{anatomy.name}", seed, index)
     geometry = draw_geometry(anatomy, rng)
-    return _render(anatomy, geometry, rng, phase, random_tissues)
+    return _render(anatomy, geometry, rng, phase, random_tissues, _air_hu(f"{KIND}/{anatomy.name}", seed, index))
+
+
+def _air_hu(kind: str, seed: int, index: int) -> float:
+    """The case's air value, from a stream of its own (every other draw of the case stays as it was)."""
+    return float(case_rng(kind, seed, index, 1).uniform(*AIR_HU))
 
 
 def render_on_grid(anatomy: Anatomy, shape: tuple[int, int, int], affine: np.ndarray, seed: int,
@@ -349,20 +359,22 @@ def render_on_grid(anatomy: Anatomy, shape: tuple[int, int, int], affine: np.nda
     centre = np.asarray(affine)[:3, :3] @ ((np.asarray(shape) - 1) / 2.0) + np.asarray(affine)[:3, 3]
     geometry = Geometry(tuple(int(n) for n in shape), spacing, np.asarray(affine, dtype=np.float64),
                         1, np.eye(3), centre, (), 0.0)
-    return _render(anatomy, geometry, case_rng(f"{KIND}/{anatomy.name}/grid", seed, 0), phase, 0.0)
+    kind = f"{KIND}/{anatomy.name}/grid"
+    return _render(anatomy, geometry, case_rng(kind, seed, 0), phase, 0.0, _air_hu(kind, seed, 0))
 
 
 def _render(anatomy: Anatomy, geometry: Geometry, rng: np.random.Generator, phase: str | None,
-            random_tissues: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            random_tissues: float, air_hu: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not 0.0 <= random_tissues <= 1.0:
         raise ValueError(f"random_tissues {random_tissues}: a probability must be within 0..1")
     classes, part, body = sample_anatomy(anatomy, geometry, rng)
     phase = phase or draw_phase(rng)
     hu = draw_case_hu(rng, phase)
+    hu["air"] = air_hu
     # 0 and 1 draw nothing, so a forced choice leaves the rest of the case's random stream as it was
     if random_tissues == 1.0 or (0.0 < random_tissues < 1.0 and rng.uniform() < random_tissues):
         for key in hu:
-            if key not in ("gas", "lung", "fat", "visceral_fat"):
+            if key not in ("air", "gas", "lung", "fat", "visceral_fat"):
                 hu[key] = float(rng.uniform(-100, 300))
     image = _paint(anatomy, classes, part, body, geometry, hu, rng)
     sub = geometry.sub_slices
@@ -381,7 +393,7 @@ def _paint(anatomy: Anatomy, classes: np.ndarray, part: np.ndarray, body: np.nda
     code = {name: TISSUES.index(name) + 1 for name in TISSUES}
     shape = classes.shape
     voxel = np.array([*geometry.spacing_mm[:2], geometry.spacing_mm[2] / geometry.sub_slices])
-    image = np.full(shape, -1000.0, dtype=np.float32)
+    image = np.full(shape, hu["air"], dtype=np.float32)
     # body wall the maps lack: muscle just inside the core, fat of varying thickness, skin
     fat_mm = u(5, 45) * (1 + 0.5 * smooth_noise(rng, shape, 90.0 / voxel.mean(), order=1).clip(-1.5, 1.5))
     muscle_mm = u(6, 14)
