@@ -601,3 +601,54 @@ def test_2d_label_pngs_score_the_named_background_and_the_pixel_error(tmp_path: 
     assert summary["pixel_error"]["mean"] == pytest.approx(np.mean(errors))
     assert [c["pixel_error"] for c in summary["metric_per_case"]] == pytest.approx(errors)
     assert "ISBI 2012 pixel error" in (out / "summary.md").read_text()
+    from monai_attn.evaluation.metrics import cell_metrics  # named membrane class, 2-D: Rand and VI per image
+
+    cells = [cell_metrics(p.T, t.T, boundary=1) for p, t in zip(preds, truths)]  # read as (x, y): ties go the same way
+    assert [c["rand_error"] for c in summary["metric_per_case"]] == pytest.approx([c[0] for c in cells])
+    assert summary["vi_merge"]["mean"] == pytest.approx(np.mean([c[2] for c in cells]))
+    assert "adapted Rand error" in (out / "summary.md").read_text()
+
+
+def _cells_grid() -> np.ndarray:
+    """A 2-D membrane map: 1 on a cross of 2-pixel membranes, 0 inside the four cells."""
+    ref = np.zeros((40, 40), np.uint8)
+    ref[19:21, :] = 1
+    ref[:, 19:21] = 1
+    return ref
+
+
+def _adapted_rand_error(ref_cells: np.ndarray, pred_cells: np.ndarray) -> float:
+    """1 - Rand F-score over pairs of pixels on the reference's foreground, from the contingency counts."""
+    keep = ref_cells > 0
+    pairs = np.stack([ref_cells[keep], pred_cells[keep]], axis=1)
+    _, joint = np.unique(pairs, axis=0, return_counts=True)
+    _, ref_sizes = np.unique(ref_cells[keep], return_counts=True)
+    _, pred_sizes = np.unique(pred_cells[keep], return_counts=True)
+    def pairs_within(sizes: np.ndarray) -> float:  # ordered pairs of distinct pixels in the same segment
+        return float((sizes.astype(float) * (sizes - 1)).sum())
+
+    same = pairs_within(joint)
+    precision, recall = same / pairs_within(pred_sizes), same / pairs_within(ref_sizes)
+    return 1 - 2 * precision * recall / (precision + recall)
+
+
+def test_cell_metrics_see_a_gap_in_a_membrane_as_a_merge_and_an_extra_membrane_as_a_split() -> None:
+    from scipy import ndimage
+
+    from monai_attn.evaluation.metrics import cell_metrics
+
+    ref = _cells_grid()
+    assert cell_metrics(ref, ref, boundary=1) == pytest.approx((0.0, 0.0, 0.0), abs=1e-9)
+    gap = ref.copy()
+    gap[19:21, 5:10] = 0  # the two left cells join through a hole in the membrane
+    error, split, merge = cell_metrics(gap, ref, boundary=1)
+    assert merge > 0.1 and split == pytest.approx(0.0, abs=1e-9)
+    gap_cells = ndimage.label(gap == 0)[0]
+    nearest = ndimage.distance_transform_edt(gap_cells == 0, return_distances=False, return_indices=True)
+    expected = _adapted_rand_error(ndimage.label(ref == 0)[0], gap_cells[tuple(nearest)])
+    assert error == pytest.approx(expected, abs=1e-9) and error > 0.05
+    extra = ref.copy()
+    extra[5, :19] = 1  # a membrane drawn across one cell
+    error, split, merge = cell_metrics(extra, ref, boundary=1)
+    assert split > 0.05 and merge < split and error > 0
+    assert all(math.isnan(v) for v in cell_metrics(ref, np.ones_like(ref), boundary=1))  # no reference cell

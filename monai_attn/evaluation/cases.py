@@ -13,6 +13,7 @@ predictions may also be DICOM SEG files (``.dcm``), placed onto the reference's 
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import time
@@ -29,13 +30,17 @@ from monai.data.utils import to_affine_nd
 from monai_attn.transforms import RemapLabels
 from monai_attn.errors import InputError
 from monai_attn.evaluation.labels import NsdTolerances, check_label_values
-from monai_attn.evaluation.metrics import CaseResult, class_metrics, evaluate_label_maps, pixel_error
+from monai_attn.evaluation.metrics import CaseResult, cell_metrics, class_metrics, evaluate_label_maps, pixel_error
 from monai_attn.geometry import voxel_spacing
 from monai_attn.io.names import case_id as file_case_id
 from monai_attn.io.names import image_suffix
 from monai_attn.io.output_paths import is_side_file
 
 logger = logging.getLogger(__name__)
+
+#: Name of the boundary class whose cells :func:`~monai_attn.evaluation.metrics.cell_metrics`
+#: scores (the EM bundle's label 1): 2-D maps with a class of this name get Rand and VI.
+MEMBRANE = "membrane"
 
 #: File name endings read as label maps (a subset of :data:`monai_attn.io.names.IMAGE_SUFFIXES`):
 #: volumes, DICOM SEG predictions, and lossless 2-D pictures (label PNGs and TIFFs of EM and
@@ -265,6 +270,9 @@ def evaluate_case_files(
     metrics = evaluate_label_maps(
         pred.array, ref.array, ref.spacing_mm, labels, tolerances.for_labels(labels)
     )
+    membrane = next((value for value, name in (label_names or {}).items() if name == MEMBRANE), None)
+    cells = (cell_metrics(pred.array, ref.array, membrane) if membrane is not None and ref.array.ndim == 2
+             else (math.nan,) * 3)
     return CaseResult(
         case_id=cid,
         metrics=metrics,
@@ -273,6 +281,9 @@ def evaluate_case_files(
         reference_file=str(ref_path),
         seconds=time.perf_counter() - start,
         pixel_error=pixel_error(pred.array, ref.array),
+        rand_error=cells[0],
+        vi_split=cells[1],
+        vi_merge=cells[2],
     )
 
 

@@ -76,6 +76,10 @@ def _sample_std(values: np.ndarray) -> float:
     return float(np.std(values, ddof=1)) if values.size > 1 else math.nan
 
 
+#: Per-case metrics of the whole label map (not of one class): each case's value and their mean and SD.
+CASE_FIELDS = ("pixel_error", "rand_error", "vi_split", "vi_merge")
+
+
 def _stat(values: Iterable[float], fn: Any) -> float:
     finite = _finite(values)
     return float(fn(finite)) if finite.size else math.nan
@@ -130,14 +134,12 @@ def summarize(
                 "case_id": r.case_id,
                 "spacing_mm": list(r.spacing_mm),
                 "seconds": r.seconds,
-                "pixel_error": r.pixel_error,
+                **{name: getattr(r, name) for name in CASE_FIELDS},
             }
             for r in results
         ],
-        "pixel_error": {
-            "mean": _stat((r.pixel_error for r in results), np.mean),
-            "std": _stat((r.pixel_error for r in results), _sample_std),
-        },
+        **{name: {"mean": _stat((getattr(r, name) for r in results), np.mean),
+                  "std": _stat((getattr(r, name) for r in results), _sample_std)} for name in CASE_FIELDS},
         "mean": per_class["mean"],
         "foreground_mean": {
             f: _stat((per_class["mean"][str(label)][f] for label in labels), np.mean) for f in SUMMARY_FIELDS
@@ -237,6 +239,12 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     if math.isfinite(error.get("mean", math.nan)):
         lines += ["", "Pixel error (fraction of pixels whose label differs from the reference; for two classes "
                   f"the ISBI 2012 pixel error): {_mean_sd(error['mean'], error['std'], 4)}"]
+    rand, split, merge = (summary.get(name, {}) for name in ("rand_error", "vi_split", "vi_merge"))
+    if math.isfinite(rand.get("mean", math.nan)):
+        lines += ["", "Cells between membranes (4-connected, as the ISBI 2012 challenge ranked them; lower is "
+                  f"better): adapted Rand error {_mean_sd(rand['mean'], rand['std'], 4)}, variation of information "
+                  f"split {_mean_sd(split['mean'], split['std'], 3)} and merge "
+                  f"{_mean_sd(merge['mean'], merge['std'], 3)} nats"]
     lines += ["", f"Empty classes: {summary['empty_class_policy']}", ""]
     if summary["failures"]:
         lines += [f"## Failed cases ({len(summary['failures'])})", ""]
