@@ -21,7 +21,7 @@ from monai_attn.quiet import quiet_library_debug_logs
 from monai_attn.io.limits import set_memory_budget
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("demo", "synth", "segment", "evaluate", "publish")
+COMMANDS: tuple[str, ...] = ("demo", "synth", "prepare", "segment", "evaluate", "publish")
 
 
 def build_parser() -> argparse.ArgumentParser:
