@@ -20,6 +20,7 @@ from monai_attn.inference.postprocess import OrganRule, postprocess_labels
 from monai_attn.inference.segmenter import SegmentationResult, Segmenter, segment
 from monai_attn.inference.stages import (
     CleanLabelsd,
+    FundusQCd,
     LogitsToLabelsd,
     OrganQCd,
     ResampleToInputd,
@@ -30,6 +31,7 @@ from monai_attn.inference.stages import (
 __all__ = [
     "CleanLabelsd",
     "DiscCropInferer",
+    "FundusQCd",
     "LogitsToLabelsd",
     "OrganQCd",
     "OrganRule",

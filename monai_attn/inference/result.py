@@ -9,7 +9,7 @@ from monai.data import MetaTensor
 
 from monai_attn.fundus import fundus_statistics
 from monai_attn.io.statistics import organ_statistics
-from monai_attn.qc import CaseQC
+from monai_attn.qc import CaseQC, FundusQC
 
 #: What a bundle's ``task`` setting may be: how its inputs are read and which outputs make sense.
 TASKS = ("ct", "fundus", "em")
@@ -26,7 +26,7 @@ class SegmentationResult:
         probabilities: (*S, classes) float16 softmax probabilities, or None.
         attention_maps: one (*S) float32 map of alpha in [0, 1] per attention gate (finest
             gated level first), or None.
-        qc: per-organ quality control and the input checks (CT), or None.
+        qc: per-organ quality control and the input checks (CT), the disc checks (fundus), or None.
         windows_run, windows_skipped: sliding windows run through the network / skipped as empty.
         voxels_computed, voxels_needed: voxels of all windows run / of the network's image; their
             ratio is how often each voxel was computed on average (overlap and padding).
@@ -44,7 +44,7 @@ class SegmentationResult:
     label_names: dict[int, str]
     probabilities: np.ndarray | None = None
     attention_maps: list[np.ndarray] | None = None
-    qc: CaseQC | None = None
+    qc: CaseQC | FundusQC | None = None
     windows_run: int = 0
     windows_skipped: int = 0
     voxels_computed: int = 0
