@@ -71,8 +71,11 @@ def largest_disc_mask(labels: np.ndarray, disc_labels: Sequence[int] = DISC_LABE
 def largest_disc(labels: np.ndarray, disc_labels: Sequence[int] = DISC_LABELS) -> Disc | None:
     """Centre and extent of the largest connected optic disc component (:func:`largest_disc_mask`)."""
     mask = largest_disc_mask(labels, disc_labels)
-    if mask is None:
-        return None
+    return None if mask is None else disc_of(mask)
+
+
+def disc_of(mask: np.ndarray) -> Disc:
+    """Centre and extent of the bounding box of a non-empty boolean (X, Y) disc mask."""
     lo_hi = [np.flatnonzero(mask.any(axis=1 - axis))[[0, -1]] for axis in (0, 1)]
     return Disc(centre=tuple(float(lo + hi) / 2 for lo, hi in lo_hi), extent=tuple(int(hi - lo + 1) for lo, hi in lo_hi))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monai_attn.qc import fundus_qc
+from monai_attn.fundus_qc import fundus_qc
 from monai_attn.synthetic.retina import generate_retina_case
 
 
@@ -65,3 +65,16 @@ def test_a_disc_centred_crop_is_judged_against_the_picture(phantom) -> None:
     qc = fundus_qc(labels[crop], image[(slice(None), *crop)])
     assert qc.measures["field_diameter_px"] == 2 * half and qc.status == "ok", qc.verdict()
     assert qc.measures["vessel_ratio"] is None  # the disc's surroundings are most of the crop: not compared
+
+
+def test_the_locating_step_takes_the_disc_the_vessels_converge_on_not_the_largest(phantom) -> None:
+    from monai_attn.fundus_qc import disc_where_vessels_converge
+
+    labels, image = phantom
+    diameter = fundus_qc(labels, image).measures["disc_diameter_px"]
+    glare = disc_at(labels.shape, (0.1 * labels.shape[0], labels.shape[1] / 2), 1.4 * diameter)  # larger than the disc
+    both = np.maximum(labels, glare)
+    chosen = disc_where_vessels_converge(both, image)
+    np.testing.assert_array_equal(chosen, labels > 0)
+    assert disc_where_vessels_converge(glare, image).sum() == (glare > 0).sum()  # one candidate: that one
+    assert disc_where_vessels_converge(np.zeros_like(labels), image) is None

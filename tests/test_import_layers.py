@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     {"errors", "quiet", "lazy_exports", "wording", "label_names"},
     {"geometry", "networks", "losses", "io"},
     {"bundle", "datasets", "dataset_preparation", "synthetic", "qc"},
-    {"transforms", "fundus"},
+    {"transforms", "fundus", "fundus_qc"},
     {"presets", "evaluation"},
     {"inference"},
     {"training"},

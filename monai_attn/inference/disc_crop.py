@@ -5,8 +5,10 @@ resized to 256 x 256 leaves the disc about 25 pixels across, and the cup boundar
 from a handful of them). :class:`DiscCropInferer` runs the network twice per image:
 
 1. **locate**: the whole image resized to ``locator_size`` goes through the wrapped
-   sliding-window inferer; the largest connected disc component (labels {1, 2}) of its
-   argmax gives the disc's centre and diameter on the full-resolution grid;
+   sliding-window inferer; of the connected disc components (labels {1, 2}) of its argmax,
+   the one the large vessels converge on
+   (:func:`~monai_attn.fundus_qc.disc_where_vessels_converge`; the largest when there
+   is one, or on crops) gives the disc's centre and diameter on the full-resolution grid;
 2. **segment**: a square of ``crop_scale`` disc diameters around that centre, cut from the
    full-resolution image (shifted inside the picture at its edge, never larger than it),
    resized to ``crop_size``, goes through the same inferer; its logits are resized back to
@@ -37,7 +39,8 @@ from monai.transforms import Resize
 from monai.utils import convert_to_dst_type
 
 from monai_attn.errors import InputError
-from monai_attn.fundus import DISC_LABELS, largest_disc, square_crop_box
+from monai_attn.fundus import DISC_LABELS, disc_of, square_crop_box
+from monai_attn.fundus_qc import disc_where_vessels_converge
 from monai_attn.inference.inferer import EMPTY_LOGIT, WindowCounts
 
 
@@ -132,7 +135,9 @@ class DiscCropInferer(Inferer):
         if not self.refine:
             self.crops.append(None)
             return tuple(_resize(o, shape) for o in located)
-        disc = largest_disc(torch.argmax(located[0], dim=0).cpu().numpy(), self.disc_labels)
+        small = _resize(image, self.locator_size).float().cpu().numpy()
+        mask = disc_where_vessels_converge(torch.argmax(located[0], dim=0).cpu().numpy(), small, self.disc_labels)
+        disc = None if mask is None else disc_of(mask)
         if disc is None:
             self.crops.append(None)
             return tuple(_resize(o, shape) for o in located)

@@ -9,7 +9,8 @@ from monai.data import MetaTensor
 
 from monai_attn.fundus import fundus_statistics
 from monai_attn.io.statistics import organ_statistics
-from monai_attn.qc import CaseQC, FundusQC
+from monai_attn.fundus_qc import FundusQC
+from monai_attn.qc import CaseQC
 
 #: What a bundle's ``task`` setting may be: how its inputs are read and which outputs make sense.
 TASKS = ("ct", "fundus", "em")

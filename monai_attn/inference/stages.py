@@ -16,7 +16,7 @@ Keys of the data dictionary:
 - ``entropy``: label -> mean normalised entropy of the softmax over that label's voxels;
 - ``probabilities`` / ``attention_maps``: extra outputs, made only when ``requested`` (a
   collection of these names) asks for them;
-- ``qc``: the case's :class:`~monai_attn.qc.CaseQC` (CT) or :class:`~monai_attn.qc.FundusQC`.
+- ``qc``: the case's :class:`~monai_attn.qc.CaseQC` (CT) or :class:`~monai_attn.fundus_qc.FundusQC`.
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ class OrganQCd(Transform):
 
 
 class FundusQCd(Transform):
-    """Quality control of a disc/cup label map on its photograph (:func:`monai_attn.qc.fundus_qc`)
+    """Quality control of a disc/cup label map on its photograph (:func:`monai_attn.fundus_qc.fundus_qc`)
     -> ``data["qc"]``: is the drawn disc the optic disc (one disc, a plausible size for the field
     of view, the cup inside it, where the large vessels converge)?"""
 
@@ -243,7 +243,7 @@ class FundusQCd(Transform):
         self.label_key, self.image_key = label_key, image_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        from monai_attn.qc import fundus_qc
+        from monai_attn.fundus_qc import fundus_qc
 
         d = dict(data)
         d["qc"] = fundus_qc(np.asarray(d[self.label_key])[0], np.asarray(d[self.image_key]))

@@ -27,7 +27,9 @@ worst of them, one verdict per image as for CT:
   crops of many data sets) shows too little beyond the disc to be judged this way.
 
 Every measurement is kept in :attr:`FundusQC.measures` (``case_qc.json`` with ``segment
---statistics``).
+--statistics``). The same vessel measure chooses the disc before it is segmented up close
+(:func:`disc_where_vessels_converge`, used by the two-stage inferer's locating step): of
+several disc candidates, the one the vessels converge on, not the largest.
 """
 
 from __future__ import annotations
@@ -164,3 +166,30 @@ def vessel_ratio(picture: np.ndarray, field: np.ndarray, disc: np.ndarray, diame
     near = np.hypot(*(grid - centre[:, None, None])) <= 0.75 * diameter_px * scale
     near &= inside
     return float(vesselness[near].mean()) / mean if near.any() else None
+
+
+def disc_where_vessels_converge(labels: np.ndarray, picture: np.ndarray,
+                                disc_labels: Sequence[int] = DISC_LABELS) -> np.ndarray | None:
+    """The disc component to trust, a boolean (X, Y) mask (None without a disc).
+
+    Of the disc components at least a tenth the size of the largest, the one with the highest
+    :func:`vessel_ratio` on the photograph ``picture`` (C, X, Y) of the same grid: a glare
+    crescent larger than the true disc loses to it. The largest component when there is only
+    one, when the field fills the picture (a crop) or when no vessels are found.
+    """
+    components, count = ndimage.label(np.isin(np.asarray(labels), disc_labels))
+    if count == 0:
+        return None
+    sizes = np.bincount(components.ravel())[1:]
+    candidates = [k + 1 for k in np.argsort(sizes)[::-1] if sizes[k] >= 0.1 * sizes.max()]
+    picture = np.asarray(picture, dtype=np.float32)
+    field = field_mask(picture)
+    if len(candidates) == 1 or fills_picture(field):
+        return components == candidates[0]
+    scores = []
+    for k in candidates:
+        mask = components == k
+        extents = [np.ptp(np.flatnonzero(mask.any(axis=1 - axis))) + 1 for axis in (0, 1)]
+        ratio = vessel_ratio(picture, field, mask, float(np.mean(extents)))
+        scores.append(-1.0 if ratio is None else ratio)
+    return components == candidates[int(np.argmax(scores))]
