@@ -22,14 +22,14 @@ LPS-oriented like a converted DICOM series), are segmented with the same weights
 - ``fp32``, ``no-skip``, ``overlap-0.5``, ``no-fit-roi`` (c): ``segment`` with one speed-up turned
   off (config overrides ``precision``, ``skip_empty_windows``, ``overlap``, ``fit_roi_to_scan``);
 - ``no-postprocess`` (d): ``segment --no-postprocess``, the raw argmax like (b);
-- ``openvino``, ``openvino-fp32`` (e): ``segment --backend openvino`` (config override
-  ``backend``), in the default precision and in fp32 (what CPUs without native bf16 run): the
-  network run by OpenVINO on the CPU; ``auto``, ``auto-fp32`` (e): ``segment --backend auto``,
-  the back end that one timed window says is faster here. Their converted networks (and the
-  ``auto`` choice) are kept in ``WORK_DIR/cache`` (``MONAI_ATTN_CACHE_DIR``) and made before
-  the timed runs for the ``roi_size`` window, as a user's first run makes them once, so the
-  timed runs load them (a thinner case's fitted window is converted within its run); skipped
-  with a message when the ``openvino`` extra is not installed.
+- ``openvino``, ``openvino-fp32``, ``torch``, ``torch-fp32`` (e): ``segment --backend`` each
+  back end (config override ``backend``), in the default precision and in fp32 (what CPUs
+  without native bf16 run); (a) and ``fp32`` run the bundle's ``backend: auto``, the back end
+  one timed window says is faster here (torch where OpenVINO is not installed). Converted
+  networks and the ``auto`` choice are kept in ``WORK_DIR/cache`` (``MONAI_ATTN_CACHE_DIR``)
+  and made before the timed runs for the ``roi_size`` window, as a user's first run makes
+  them once, so the timed runs load them; the ``openvino`` variants are skipped with a
+  message when the ``openvino`` extra is not installed.
 
 All runs form one interleaved sequence (every variant of a case, then the next case; with
 ``--repeats`` 2 the second pass runs backwards), each in a fresh Python process with the
@@ -134,12 +134,13 @@ VARIANTS = {
     "openvino": Variant("openvino", "(e) segment --backend openvino", "segment", {"backend": "openvino"}),
     "openvino-fp32": Variant("openvino-fp32", "(e) --backend openvino --precision fp32", "segment",
                              {"backend": "openvino", "precision": "fp32"}),
-    "auto": Variant("auto", "(e) segment --backend auto", "segment", {"backend": "auto"}),
-    "auto-fp32": Variant("auto-fp32", "(e) --backend auto --precision fp32", "segment",
-                         {"backend": "auto", "precision": "fp32"}),
+    "torch": Variant("torch", "(e) segment --backend torch", "segment", {"backend": "torch"}),
+    "torch-fp32": Variant("torch-fp32", "(e) --backend torch --precision fp32", "segment",
+                          {"backend": "torch", "precision": "fp32"}),
 }
-#: Variants that run OpenVINO (or may: ``auto``); their converted networks are kept in WORK_DIR/cache.
-OPENVINO_VARIANTS = ("openvino", "openvino-fp32", "auto", "auto-fp32")
+#: Variants that must run OpenVINO: skipped where it is not installed (the others may run it
+#: through the bundle's ``backend: auto`` where it is).
+OPENVINO_VARIANTS = ("openvino", "openvino-fp32")
 #: The comparison run by default: the two ways of running ``segment`` and the two baselines.
 DEFAULT_VARIANTS = ("segment", "adaptive", "monai", "nnunet")
 #: Variants that the baselines' speed ratios are computed against.
@@ -708,7 +709,9 @@ def main(argv: list[str] | None = None) -> None:
                  for name in VARIANTS}
     inputs = {case: phantom_paths(CASES[case], work_dir) for case in cases}
     os.environ[CACHE_ENV] = str(work_dir / "cache")  # the benchmark's own cache; the children inherit it
-    for name in [v for v in variants if v in OPENVINO_VARIANTS]:
+    openvino = not missing and args.device == "cpu"
+    for name in [v for v in variants if openvino and VARIANTS[v].engine == "segment"
+                 and VARIANTS[v].overrides.get("backend") != "torch"]:
         made = run_child(__file__, {"name": f"cache/{name}", "prime": True, "device": args.device,
                                     "threads": args.threads, "model": asdict(model), "overrides": VARIANTS[name].overrides})
         print(f"{VARIANTS[name].title}: converted network and choice in {os.environ[CACHE_ENV]} "

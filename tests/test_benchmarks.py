@@ -64,8 +64,9 @@ def test_inference_quick(tmp_path: Path) -> None:
         "(c) segment --overlap 0.5",
         "(c) segment --no-fit-roi",
         "(d) segment --no-postprocess",
-        *(["(e) segment --backend openvino", "(e) --backend openvino --precision fp32", "(e) segment --backend auto",
-           "(e) --backend auto --precision fp32"] if has_openvino else []),
+        *(["(e) segment --backend openvino", "(e) --backend openvino --precision fp32"] if has_openvino else []),
+        "(e) segment --backend torch",
+        "(e) --backend torch --precision fp32",
     ]
     assert [row[1] for row in rows] == titles
     if not has_nnunet:
@@ -89,13 +90,13 @@ def test_inference_quick(tmp_path: Path) -> None:
     assert {r["variant"] for r in report["runs"]} == {
         "segment", "adaptive", "monai", *(["nnunet"] if has_nnunet else []),
         "fp32", "no-skip", "overlap-0.5", "no-fit-roi", "no-postprocess",
-        *(["openvino", "openvino-fp32", "auto", "auto-fp32"] if has_openvino else []),
+        *(["openvino", "openvino-fp32"] if has_openvino else []), "torch", "torch-fp32",
     }
     if has_openvino:  # converted before the timed runs, into the run's own cache
-        assert "(e) segment --backend auto: converted network and choice in " + str(tmp_path / "cache") in output
+        assert "(a) monai-attn segment: converted network and choice in " + str(tmp_path / "cache") in output
         assert list((tmp_path / "cache" / "openvino").glob("*/choice.json"))
     else:
-        assert "skipping (e) segment --backend auto: openvino is not installed" in output
+        assert "skipping (e) segment --backend openvino: openvino is not installed" in output
     # every variant wrote labels on the phantom's grid (evaluate_case_files checks the grid)
     assert all(set(r["dice"]) == {"spleen", "kidney", "pancreas"} for r in report["runs"])
     assert "random weights" in output

@@ -82,7 +82,7 @@ ALLOWED_TARGETS: tuple[str, ...] = (
     "monai_attn.networks.GridAttentionUNet", "monai_attn.networks.GridAttentionGate",
     "monai_attn.evaluation.MultiOrganMetric", "monai_attn.evaluation.ReportWriter",
     "monai_attn.evaluation.VerticalCupDiscRatioError", "monai_attn.fundus.CleanDiscCupd",
-    "monai_attn.inference.CleanLabelsd", "monai_attn.inference.DiscCropInferer",
+    "monai_attn.inference.CleanLabelsd", "monai_attn.inference.DiscCropInferer", "monai_attn.inference.FundusQCd",
     "monai_attn.inference.LogitsToLabelsd", "monai_attn.inference.OrganQCd", "monai_attn.inference.ResampleToInputd",
     "monai_attn.inference.SaveSegmentationd", "monai_attn.inference.SegmentationInferer",
     "monai_attn.losses.segmentation_loss",
