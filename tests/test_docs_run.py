@@ -160,6 +160,7 @@ def _fundus(world: Path, target: Path) -> None:
     from PIL import Image
     from skimage import data
 
+    target.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(data.retina()).resize((800, 800)).save(target, quality=90)
 
 
@@ -206,6 +207,7 @@ PROVIDERS: dict[str, Provider] = {
     "scan_or_dicom_folder": lambda world, ws, target: _copy(_ct_case(world), target / _ct_case(world).name),
     "scans": lambda world, ws, target: _copy(world / "ct" / "imagesTr", target),
     "fundus.jpg": lambda world, ws, target: _fundus(world, target),
+    "fundus": lambda world, ws, target: _fundus(world, target / "retina.jpg"),  # a folder of photographs
     "em_sections": lambda world, ws, target: _copy(world / "cells" / "imagesTr", target),
     "maps": lambda world, ws, target: target.symlink_to(SHARED / "real-anatomy" / "totalsegmentator"),
     "phantom": lambda world, ws, target: _copy(world / "ct", target),
