@@ -280,9 +280,11 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         spatial = tuple(int(s) for s in inputs.shape[2:])
         window = self.window_for(spatial, device, precision)
         run_network, autocast = network, autocast_dtype(precision)
-        backend = self.resolved_backend(network, device, precision, int(inputs.shape[1]), num_classes, attention_maps)
         if self.backend == "auto" and tuple(window) != tuple(self.roi_size):
             backend = "torch"  # converting for a window of another shape (a thin scan's) costs more than it saves
+        else:
+            backend = self.resolved_backend(network, device, precision, int(inputs.shape[1]), num_classes,
+                                            attention_maps)
         if backend == "openvino":
             run_network, autocast = self.openvino_network(network, device, precision, attention_maps), None
         predictor = WindowPredictor(
