@@ -40,11 +40,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from monai_attn.fundus import CUP_LABELS, DISC_LABELS, fundus_statistics, largest_disc_mask
+from monai_attn.fundus import CUP_LABELS, DISC_LABELS, disc_of, fundus_statistics, largest_disc_mask
 from monai_attn.qc.organ_checks import SEVERITY
 
 #: Plausible disc diameter over field-of-view diameter: (low, high).
 DISC_FIELD_FRACTION = (1 / 16, 1 / 2)
+#: A disc component at least this fraction of the largest one's pixels counts as a disc candidate.
+CANDIDATE_FRACTION = 0.1
 #: Largest vertical cup-to-disc ratio accepted without a warning.
 VCDR_MAX = 0.9
 #: Smallest vesselness near the disc, as a multiple of the field's mean, accepted without a warning.
@@ -89,8 +91,7 @@ def fundus_qc(labels: np.ndarray, image: np.ndarray, disc_labels: Sequence[int] 
     if disc is None:
         qc.flag("fail", "no optic disc found")
         return qc
-    sizes = np.bincount(ndimage.label(np.isin(labels, disc_labels))[0].ravel())[1:]
-    candidates = int((sizes >= 0.1 * sizes.max()).sum())
+    candidates = len(disc_candidates(labels, disc_labels)[1])
     qc.measures["disc_components"] = candidates
     if candidates > 1:
         qc.flag("warn", f"{candidates} disc candidates")
@@ -168,6 +169,16 @@ def vessel_ratio(picture: np.ndarray, field: np.ndarray, disc: np.ndarray, diame
     return float(vesselness[near].mean()) / mean if near.any() else None
 
 
+def disc_candidates(labels: np.ndarray, disc_labels: Sequence[int] = DISC_LABELS) -> tuple[np.ndarray, list[int]]:
+    """The connected disc components of ``labels`` (X, Y) and the ids of those at least
+    :data:`CANDIDATE_FRACTION` of the largest, largest first (none without a disc)."""
+    components, count = ndimage.label(np.isin(np.asarray(labels), disc_labels))
+    if count == 0:
+        return components, []
+    sizes = np.bincount(components.ravel())[1:]
+    return components, [int(k) + 1 for k in np.argsort(sizes)[::-1] if sizes[k] >= CANDIDATE_FRACTION * sizes.max()]
+
+
 def disc_where_vessels_converge(labels: np.ndarray, picture: np.ndarray,
                                 disc_labels: Sequence[int] = DISC_LABELS) -> np.ndarray | None:
     """The disc component to trust, a boolean (X, Y) mask (None without a disc).
@@ -177,11 +188,9 @@ def disc_where_vessels_converge(labels: np.ndarray, picture: np.ndarray,
     crescent larger than the true disc loses to it. The largest component when there is only
     one, when the field fills the picture (a crop) or when no vessels are found.
     """
-    components, count = ndimage.label(np.isin(np.asarray(labels), disc_labels))
-    if count == 0:
+    components, candidates = disc_candidates(labels, disc_labels)
+    if not candidates:
         return None
-    sizes = np.bincount(components.ravel())[1:]
-    candidates = [k + 1 for k in np.argsort(sizes)[::-1] if sizes[k] >= 0.1 * sizes.max()]
     picture = np.asarray(picture, dtype=np.float32)
     field = field_mask(picture)
     if len(candidates) == 1 or fills_picture(field):
@@ -189,7 +198,6 @@ def disc_where_vessels_converge(labels: np.ndarray, picture: np.ndarray,
     scores = []
     for k in candidates:
         mask = components == k
-        extents = [np.ptp(np.flatnonzero(mask.any(axis=1 - axis))) + 1 for axis in (0, 1)]
-        ratio = vessel_ratio(picture, field, mask, float(np.mean(extents)))
+        ratio = vessel_ratio(picture, field, mask, float(np.mean(disc_of(mask).extent)))
         scores.append(-1.0 if ratio is None else ratio)
     return components == candidates[int(np.argmax(scores))]

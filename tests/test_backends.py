@@ -173,10 +173,11 @@ def test_auto_backend_is_torch_where_openvino_cannot_run(monkeypatch) -> None:
                                                                       skip_below=0.0)(image, net))
     assert inferer.counts.backend == "torch"
     cpu = torch.device("cpu")
-    assert inferer.resolved_backend(net, cpu, "fp32", 1, 4, attention_maps=False) == "torch"
+    assert inferer.resolved_backend(net, cpu, "fp32", 1, 4, attention_maps=False, window=(16, 16, 16)) == "torch"
     monkeypatch.delitem(sys.modules, "openvino")
-    assert inferer.resolved_backend(net, torch.device("meta"), "fp32", 1, 4, attention_maps=False) == "torch"
-    assert inferer.resolved_backend(net, cpu, "fp32", 1, 4, attention_maps=True) == "torch"
+    meta = torch.device("meta")
+    assert inferer.resolved_backend(net, meta, "fp32", 1, 4, attention_maps=False, window=(16, 16, 16)) == "torch"
+    assert inferer.resolved_backend(net, cpu, "fp32", 1, 4, attention_maps=True, window=(16, 16, 16)) == "torch"
 
 
 def test_auto_backend_measures_once_per_cpu_and_keeps_the_figures(tmp_path, monkeypatch) -> None:

@@ -280,11 +280,8 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         spatial = tuple(int(s) for s in inputs.shape[2:])
         window = self.window_for(spatial, device, precision)
         run_network, autocast = network, autocast_dtype(precision)
-        if self.backend == "auto" and tuple(window) != tuple(self.roi_size):
-            backend = "torch"  # converting for a window of another shape (a thin scan's) costs more than it saves
-        else:
-            backend = self.resolved_backend(network, device, precision, int(inputs.shape[1]), num_classes,
-                                            attention_maps)
+        backend = self.resolved_backend(network, device, precision, int(inputs.shape[1]), num_classes,
+                                        attention_maps, window)
         if backend == "openvino":
             run_network, autocast = self.openvino_network(network, device, precision, attention_maps), None
         predictor = WindowPredictor(
@@ -318,25 +315,24 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         """``network`` converted to OpenVINO at ``precision``: the one from the last call while the
         network and its weights and buffers (their in-place version counters) are the same."""
         check_openvino_run(network, device, attention_maps)
-        tensors = itertools.chain(network.parameters(), network.buffers())  # buffers: batch-norm statistics
-        key = (id(network), precision, tuple(t._version for t in tensors))
+        key = _state_key(network, precision)
         if self._converted is None or self._converted[0] != key:
             self._converted = (key, OpenVINONetwork(network, precision))
         return self._converted[1]
 
     def resolved_backend(self, network: Any, device: torch.device, precision: str, channels: int, num_classes: int,
-                         attention_maps: bool) -> str:
+                         attention_maps: bool, window: Sequence[int]) -> str:
         """``backend``, with ``"auto"`` resolved: torch where OpenVINO cannot run ``network`` here,
         else the faster of the two on a ``roi_size`` window (:func:`fastest_backend`, measured
         once per CPU, weights and precision, then read from the cache; once per network here).
-        A call whose window differs from ``roi_size`` (a scan thinner than it) runs ``auto`` in
+        A call whose ``window`` differs from ``roi_size`` (a scan thinner than it) runs ``auto`` in
         torch: a conversion for that one shape (about 5 s) costs more than its few windows save."""
         if self.backend != "auto":
             return self.backend
-        if device.type != "cpu" or attention_maps or not openvino_installed(network):
+        if tuple(window) != tuple(self.roi_size) or device.type != "cpu" or attention_maps \
+                or not openvino_installed(network):
             return "torch"
-        tensors = itertools.chain(network.parameters(), network.buffers())
-        key = (id(network), precision, channels, tuple(t._version for t in tensors))
+        key = _state_key(network, precision, channels)
         if self._chosen is None or self._chosen[0] != key:
             shape = (1, channels, *self.roi_size)
 
@@ -385,6 +381,14 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         import psutil
 
         return min(psutil.virtual_memory().available / 4, 2 * 2**30)
+
+
+def _state_key(network: Any, *parts: Any) -> tuple[Any, ...]:
+    """Identifies ``network`` with its current weights and buffers (batch-norm statistics: their
+    in-place version counters) and ``parts``: a conversion or a measurement made for one key
+    holds while the key is the same."""
+    tensors = itertools.chain(network.parameters(), network.buffers())
+    return (id(network), *parts, tuple(t._version for t in tensors))
 
 
 def cheapest_window(spatial: Sequence[int], roi_size: Sequence[int], divisor: int, overlap: float,
