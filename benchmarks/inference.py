@@ -29,7 +29,11 @@ LPS-oriented like a converted DICOM series), are segmented with the same weights
   networks and the ``auto`` choice are kept in ``WORK_DIR/cache`` (``MONAI_ATTN_CACHE_DIR``)
   and made before the timed runs for the ``roi_size`` window, as a user's first run makes
   them once, so the timed runs load them; the ``openvino`` variants are skipped with a
-  message when the ``openvino`` extra is not installed.
+  message when the ``openvino`` extra is not installed;
+- ``int8``, ``int8-no-bf16`` (e): ``segment --precision int8`` (the network quantised by NNCF in
+  OpenVINO; quantised before the timed runs like the conversions above), the operations that
+  stay in floating point in bf16 where the CPU has it, and in fp32 as on a CPU without native
+  bf16 (``int8-no-bf16``: the child process is told the CPU has none).
 
 All runs form one interleaved sequence (every variant of a case, then the next case; with
 ``--repeats`` 2 the second pass runs backwards), each in a fresh Python process with the
@@ -119,6 +123,7 @@ class Variant:
     title: str
     engine: str  # "segment": the Segmenter; "nnunet": the Segmenter with nnU-Net's inferer; "monai": the stock recipe
     overrides: dict[str, Any]  # bundle config ids, as ``segment``'s options set them
+    native_bf16: bool = True  # False: run as on a CPU without native bf16 (int8's floating-point parts in fp32)
 
 
 VARIANTS = {
@@ -137,10 +142,13 @@ VARIANTS = {
     "torch": Variant("torch", "(e) segment --backend torch", "segment", {"backend": "torch"}),
     "torch-fp32": Variant("torch-fp32", "(e) --backend torch --precision fp32", "segment",
                           {"backend": "torch", "precision": "fp32"}),
+    "int8": Variant("int8", "(e) segment --precision int8", "segment", {"precision": "int8"}),
+    "int8-no-bf16": Variant("int8-no-bf16", "(e) --precision int8, CPU without bf16", "segment",
+                            {"precision": "int8"}, native_bf16=False),
 }
 #: Variants that must run OpenVINO: skipped where it is not installed (the others may run it
 #: through the bundle's ``backend: auto`` where it is).
-OPENVINO_VARIANTS = ("openvino", "openvino-fp32")
+OPENVINO_VARIANTS = ("openvino", "openvino-fp32", "int8", "int8-no-bf16")
 #: The comparison run by default: the two ways of running ``segment`` and the two baselines.
 DEFAULT_VARIANTS = ("segment", "adaptive", "monai", "nnunet")
 #: Variants that the baselines' speed ratios are computed against.
@@ -339,12 +347,23 @@ def prime_cache(payload: dict[str, Any]) -> dict[str, Any]:
     choice) into the cache, as a user's first run does; seconds taken and the back end chosen."""
     import torch
 
+    emulate_cpu(payload)
     start = time.perf_counter()
     segmenter = build_segmenter(payload["model"], {**payload["overrides"], "device": payload["device"]})
     inferer = segmenter.inferer
     channels = int(getattr(segmenter.network, "in_channels", 1))
     inferer(torch.full((1, channels, *inferer.roi_size), 0.5), segmenter.network)
     return {"seconds": time.perf_counter() - start, "backend": inferer.counts.backend}
+
+
+def emulate_cpu(payload: dict[str, Any]) -> None:
+    """Child process: for a variant with ``native_bf16`` False, the package sees a CPU without native bf16."""
+    if payload.get("native_bf16", True):
+        return
+    import monai_attn.inference.backends as backends
+    import monai_attn.inference.devices as devices
+
+    devices.cpu_has_native_bf16 = backends.cpu_has_native_bf16 = lambda: False
 
 
 def run_variant(payload: dict[str, Any]) -> dict[str, Any]:
@@ -357,6 +376,7 @@ def run_variant(payload: dict[str, Any]) -> dict[str, Any]:
 
     if payload.get("threads"):
         torch.set_num_threads(payload["threads"])
+    emulate_cpu(payload)
     model = payload["model"]
     rss_before = rss_bytes()
     device = payload["device"]
@@ -688,9 +708,12 @@ def main(argv: list[str] | None = None) -> None:
             skipped.append(f"{VARIANTS['nnunet'].title}: skipped on every case: {missing}")
             print(f"skipping {VARIANTS['nnunet'].title}: {missing}", flush=True)
     missing = next((p for p in ("openvino", "onnxscript") if importlib.util.find_spec(p) is None), None)
-    for name in [v for v in variants if v in OPENVINO_VARIANTS and (missing or args.device != "cpu")]:
+    for name in [v for v in variants if v in OPENVINO_VARIANTS]:
+        lacking = missing or ("nncf" if name.startswith("int8") and importlib.util.find_spec("nncf") is None else None)
+        if not lacking and args.device == "cpu":
+            continue
         variants.remove(name)
-        reason = f"{missing} is not installed (pip install \"monai-attn[openvino]\")" if missing else "CPU only"
+        reason = f"{lacking} is not installed (pip install \"monai-attn[openvino]\")" if lacking else "CPU only"
         skipped.append(f"{VARIANTS[name].title}: skipped on every case: {reason}")
         print(f"skipping {VARIANTS[name].title}: {reason}", flush=True)
     import torch
@@ -713,7 +736,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in [v for v in variants if openvino and VARIANTS[v].engine == "segment"
                  and VARIANTS[v].overrides.get("backend") != "torch"]:
         made = run_child(__file__, {"name": f"cache/{name}", "prime": True, "device": args.device,
-                                    "threads": args.threads, "model": asdict(model), "overrides": VARIANTS[name].overrides})
+                                    "threads": args.threads, "model": asdict(model), "overrides": VARIANTS[name].overrides,
+                                    "native_bf16": VARIANTS[name].native_bf16})
         print(f"{VARIANTS[name].title}: converted network and choice in {os.environ[CACHE_ENV]} "
               f"({made['seconds']:.1f} s; {made['backend']} runs)", flush=True)
 
@@ -733,7 +757,7 @@ def main(argv: list[str] | None = None) -> None:
         payload = {
             "name": f"{case}/{variant}", "image": str(image), "output": str(output), "device": args.device,
             "threads": args.threads, "model": asdict(model), "engine": VARIANTS[variant].engine,
-            "overrides": VARIANTS[variant].overrides,
+            "overrides": VARIANTS[variant].overrides, "native_bf16": VARIANTS[variant].native_bf16,
         }
         load = load_average()[0]
         result = run_child(__file__, payload)

@@ -86,9 +86,9 @@ def check_device(device: str) -> str:
     return device
 
 
-#: ``segment --precision`` values: autocast precision of the network (``auto``: bf16 where the
-#: CPU or GPU runs it natively, else fp32).
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+#: ``segment --precision`` values: precision of the network (``auto``: bf16 where the CPU or
+#: GPU runs it natively, else fp32; ``int8``: quantised, on the CPU in OpenVINO).
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class Setting:
 #: network by :meth:`monai_attn.bundle.spec.BundleSpec.check_overrides`.
 SETTINGS: dict[str, Setting] = {s.id: s for s in (
     Setting("device", "--device", "where the network runs: auto, cpu, cuda, cuda:N, mps", str, check_device),
-    Setting("precision", "--precision", "autocast precision: " + ", ".join(PRECISIONS), str),
+    Setting("precision", "--precision", "network precision: " + ", ".join(PRECISIONS), str),
     Setting("backend", "--backend", "network back end: " + ", ".join(BACKENDS), str, check_backend),
     Setting("overlap", "--overlap", "sliding-window overlap fraction in [0, 1)", float, check_overlap),
     Setting("roi_size", "--roi-size", "sliding-window size in voxels, one number per spatial dimension", tuple),

@@ -10,6 +10,7 @@
 - :mod:`~monai_attn.inference.stages`: the pre/post-processing stages as MONAI transforms.
 - :mod:`~monai_attn.inference.postprocess`: largest components (kidneys: one per side) and hole filling per organ.
 - :mod:`~monai_attn.inference.outputs`: writing labels, probabilities, previews, statistics.
+- :class:`PhantomCalibration`: calibration windows for int8 networks (:mod:`~monai_attn.inference.quantize`).
 """
 
 from monai_attn.geometry import resample_to_grid
@@ -17,6 +18,7 @@ from monai_attn.inference.devices import resolve_device
 from monai_attn.inference.disc_crop import DiscCropInferer
 from monai_attn.inference.inferer import SegmentationInferer
 from monai_attn.inference.postprocess import OrganRule, postprocess_labels
+from monai_attn.inference.quantize import PhantomCalibration
 from monai_attn.inference.segmenter import SegmentationResult, Segmenter, segment
 from monai_attn.inference.stages import (
     CleanLabelsd,
@@ -35,6 +37,7 @@ __all__ = [
     "LogitsToLabelsd",
     "OrganQCd",
     "OrganRule",
+    "PhantomCalibration",
     "ResampleToInputd",
     "SaveSegmentationd",
     "SegmentationInferer",

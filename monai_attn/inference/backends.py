@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -49,7 +50,7 @@ import numpy as np
 import torch
 
 from monai_attn.errors import InputError
-from monai_attn.inference.devices import cpu_model
+from monai_attn.inference.devices import cpu_has_native_bf16, cpu_model
 from monai_attn.io.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -57,19 +58,19 @@ logger = logging.getLogger(__name__)
 #: Environment variable naming the folder for converted networks (default: the user's cache).
 CACHE_ENV = "MONAI_ATTN_CACHE_DIR"
 
-#: OpenVINO's ``INFERENCE_PRECISION_HINT`` for each resolved precision.
+#: OpenVINO's ``INFERENCE_PRECISION_HINT`` for each resolved precision (int8: :func:`_float_hint`).
 _OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 
-#: Loggers of the ONNX exporter and its optimiser: progress lines ("Removed 260 unused nodes")
-#: and notices (torchvision ops skipped) that say nothing to a user of ``segment``.
-_EXPORT_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
+#: Loggers of the ONNX exporter, its optimiser and NNCF: progress lines ("Removed 260 unused
+#: nodes", "Statistics collection") and notices that say nothing to a user of ``segment``.
+_CONVERSION_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir", "nncf")
 
 
 @contextlib.contextmanager
-def _quiet_export() -> Iterator[None]:
-    """Hide the exporter's prints, warnings and log lines below ERROR while it runs."""
-    loggers = [logging.getLogger(name) for name in _EXPORT_LOGGERS]
+def _quiet_conversion() -> Iterator[None]:
+    """Hide the converters' prints, progress bars, warnings and log lines below ERROR while they run."""
+    loggers = [logging.getLogger(name) for name in _CONVERSION_LOGGERS]
     levels = [logger.level for logger in loggers]
     try:
         for logger in loggers:
@@ -88,9 +89,9 @@ def export_onnx(network: torch.nn.Module, example: torch.Tensor, path: str | Pat
 
     ``torch.onnx.export`` (needs the ``onnx`` and ``onnxscript`` packages); input ``image``
     (B, C, *S) float32, output ``logits`` (B, classes, *S). Its progress lines, warnings and
-    log notices are not shown (:func:`_quiet_export`); errors still raise.
+    log notices are not shown (:func:`_quiet_conversion`); errors still raise.
     """
-    with _quiet_export(), torch.no_grad():
+    with _quiet_conversion(), torch.no_grad():
         torch.onnx.export(
             network, (example,), str(path), opset_version=18, input_names=["image"], output_names=["logits"]
         )
@@ -109,16 +110,23 @@ class OpenVINONetwork:
     Args:
         network: the torch network in eval mode (logits from ``forward``).
         precision: resolved precision, ``"fp32"``, ``"bf16"`` or ``"fp16"``, passed to OpenVINO
-            as its ``INFERENCE_PRECISION_HINT``.
+            as its ``INFERENCE_PRECISION_HINT``, or ``"int8"``: convolutions quantised with
+            ``calibration``'s windows (:mod:`monai_attn.inference.quantize`), the rest in bf16
+            where the CPU has native bf16, fp32 otherwise.
+        calibration: for int8, an object with ``name`` (str) and ``windows(shape)`` (inputs of
+            ``shape`` (1, C, *S)), e.g. :class:`~monai_attn.inference.quantize.PhantomCalibration`.
 
     Raises:
-        InputError: see :func:`check_openvino`.
+        InputError: see :func:`check_openvino`; int8 without ``calibration``.
     """
 
-    def __init__(self, network: torch.nn.Module, precision: str) -> None:
+    def __init__(self, network: torch.nn.Module, precision: str, calibration: Any = None) -> None:
+        if precision == "int8" and calibration is None:
+            raise InputError("precision int8 needs calibration windows: this bundle's inferer has no int8_calibration")
         self._openvino = check_openvino(network)
         self.network = network
         self.precision = precision
+        self.calibration = calibration if precision == "int8" else None
         self._compiled: dict[tuple[int, ...], Any] = {}
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -130,18 +138,18 @@ class OpenVINONetwork:
         return torch.cat([torch.from_numpy(np.asarray(compiled(w[None].numpy())[0])) for w in windows])
 
     def _compile(self, example: torch.Tensor) -> Any:
-        config = {"INFERENCE_PRECISION_HINT": _OPENVINO_PRECISION[self.precision]}
+        config = {"INFERENCE_PRECISION_HINT": _float_hint(self.precision)}
         core = self._openvino.Core()
+        variant = self.precision if self.calibration is None else f"{self.precision} ({self.calibration.name})"
         folder = writable_folder(openvino_cache_dir() / network_digest(
-            self.network, tuple(example.shape), self.precision, self._openvino.__version__))
+            self.network, tuple(example.shape), variant, self._openvino.__version__))
         if folder is None:
             with tempfile.TemporaryDirectory() as scratch:
-                return core.compile_model(str(export_onnx(self.network, example, Path(scratch) / "network.onnx")),
-                                          "CPU", config)
+                return core.compile_model(self._convert(core, example, Path(scratch)), "CPU", config)
         model = folder / "network.xml"
         if not model.is_file():
             with tempfile.TemporaryDirectory(dir=folder) as scratch:
-                converted = core.read_model(str(export_onnx(self.network, example, Path(scratch) / "network.onnx")))
+                converted = self._convert(core, example, Path(scratch))
                 self._openvino.save_model(converted, str(Path(scratch) / model.name), compress_to_fp16=False)
                 os.replace(Path(scratch) / "network.bin", folder / "network.bin")
                 os.replace(Path(scratch) / model.name, model)  # last: the .xml marks a complete pair
@@ -149,6 +157,29 @@ class OpenVINONetwork:
                         folder)
         config["CACHE_DIR"] = str(folder / "compiled")
         return core.compile_model(str(model), "CPU", config)
+
+    def _convert(self, core: Any, example: torch.Tensor, scratch: Path) -> Any:
+        """The OpenVINO model of the network for ``example``'s shape, quantised for int8."""
+        model = core.read_model(str(export_onnx(self.network, example, scratch / "network.onnx")))
+        if self.calibration is None:
+            return model
+        from monai_attn.inference.quantize import quantized
+
+        tick = time.perf_counter()
+        windows = self.calibration.windows(tuple(example.shape))
+        with _quiet_conversion():
+            model = quantized(model, windows)
+        logger.info("OpenVINO: quantised the network to int8 with %d windows of %s (%.0f s)", len(windows),
+                    self.calibration.name, time.perf_counter() - tick)
+        return model
+
+
+def _float_hint(precision: str) -> str:
+    """OpenVINO's ``INFERENCE_PRECISION_HINT`` for ``precision``: for int8, the precision of what
+    stays in floating point (bf16 on CPUs with native bf16, where it is faster, else f32)."""
+    if precision == "int8":
+        return "bf16" if cpu_has_native_bf16() else "f32"
+    return _OPENVINO_PRECISION[precision]
 
 
 def openvino_cache_dir() -> Path:

@@ -8,6 +8,9 @@ fastest precision that keeps the labels (see docs/segment.md for the measured ag
 - CPU: bf16 when the CPU has native bf16 instructions (``avx512_bf16`` or ``amx_bf16``),
   where oneDNN runs bf16 convolutions about twice as fast as fp32; fp32 otherwise (emulated
   bf16 is slower than fp32).
+
+``precision="int8"`` is never chosen by ``auto``: it is a quantised network that runs on the CPU
+in OpenVINO (:mod:`monai_attn.inference.quantize`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import platform
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from monai_attn.bundle.settings import PRECISIONS
+from monai_attn.errors import InputError
+
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -38,9 +43,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``"auto"`` -> ``"bf16"``, ``"fp16"`` or ``"fp32"`` for ``device``; others are checked."""
+    """``"auto"`` -> ``"bf16"``, ``"fp16"`` or ``"fp32"`` for ``device``; others are checked
+    (``"int8"`` on the CPU only)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "int8" and device.type != "cpu":
+        raise InputError(f"precision int8 runs on the CPU (in OpenVINO), not on {device}; use --device cpu or "
+                         "another precision")
     if precision != "auto":
         return precision
     if device.type == "cuda":
@@ -51,7 +60,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:
-    """The autocast dtype of a resolved precision (None for fp32)."""
+    """The autocast dtype of a resolved precision (None for fp32); int8 has none (OpenVINO only)."""
+    if precision not in _DTYPES:
+        raise InputError(f"precision {precision} runs in OpenVINO: use --backend openvino or auto")
     return _DTYPES[precision]
 
 

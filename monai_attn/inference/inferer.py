@@ -194,6 +194,9 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         overlap: fraction of overlap between neighbouring windows, in [0, 1).
         precision: ``"auto"`` (bf16 on CPUs with native bf16 and on CUDA, fp32 elsewhere),
             ``"fp32"``, ``"bf16"`` or ``"fp16"``; resolved for the input's device per call.
+            ``"int8"``: the network quantised with ``int8_calibration`` and run in OpenVINO on
+            the CPU (backend ``openvino`` or ``auto``), quantised once per window shape (a thin
+            scan's fitted window too) and kept on disk.
         skip_below: windows whose inputs are all <= this value are not run (0.0 for CT
             scaled to [0, 1] from its HU window); None runs every window.
         tta: average the logits over the mirror images along every spatial axis (2**dims
@@ -216,6 +219,8 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         backend: ``"torch"`` (default), ``"openvino"`` (CPU only, logits only: no attention
             maps; needs the ``openvino`` extra) or ``"auto"`` (the faster of the two on this
             CPU, measured once on a ``roi_size`` window), see :mod:`monai_attn.inference.backends`.
+        int8_calibration: where precision ``int8`` takes its calibration windows, e.g.
+            :class:`~monai_attn.inference.quantize.PhantomCalibration`; None refuses int8.
 
     After each call, :attr:`counts` holds the windows run and skipped, the voxels computed
     and needed, and the window size used.
@@ -240,6 +245,7 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         sw_device: torch.device | str | None = None,
         device: torch.device | str | None = None,
         backend: str = "torch",
+        int8_calibration: Any = None,
     ) -> None:
         roi = check_roi_size(roi_size, divisor)  # the same checks and messages as the command line
         if memory_budget_mb is not None and memory_budget_mb <= 0:
@@ -264,6 +270,7 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         self.bytes_per_voxel = float(bytes_per_voxel)
         self.divisor = int(divisor)
         self.backend = check_backend(backend)
+        self.int8_calibration = int8_calibration
         self._converted: tuple[tuple[Any, ...], OpenVINONetwork] | None = None
         self._chosen: tuple[tuple[Any, ...], str] | None = None
         self.counts = WindowCounts()
@@ -279,11 +286,12 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
             raise ValueError("num_classes is needed for a network without an out_channels attribute")
         spatial = tuple(int(s) for s in inputs.shape[2:])
         window = self.window_for(spatial, device, precision)
-        run_network, autocast = network, autocast_dtype(precision)
         backend = self.resolved_backend(network, device, precision, int(inputs.shape[1]), num_classes,
                                         attention_maps, window)
         if backend == "openvino":
             run_network, autocast = self.openvino_network(network, device, precision, attention_maps), None
+        else:
+            run_network, autocast = network, autocast_dtype(precision)
         predictor = WindowPredictor(
             run_network,
             num_classes=num_classes,
@@ -317,7 +325,7 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         check_openvino_run(network, device, attention_maps)
         key = _state_key(network, precision)
         if self._converted is None or self._converted[0] != key:
-            self._converted = (key, OpenVINONetwork(network, precision))
+            self._converted = (key, OpenVINONetwork(network, precision, self.int8_calibration))
         return self._converted[1]
 
     def resolved_backend(self, network: Any, device: torch.device, precision: str, channels: int, num_classes: int,
@@ -326,7 +334,12 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         else the faster of the two on a ``roi_size`` window (:func:`fastest_backend`, measured
         once per CPU, weights and precision, then read from the cache; once per network here).
         A call whose ``window`` differs from ``roi_size`` (a scan thinner than it) runs ``auto`` in
-        torch: a conversion for that one shape (about 5 s) costs more than its few windows save."""
+        torch: a conversion for that one shape (about 5 s) costs more than its few windows save.
+        Precision int8 runs in OpenVINO only."""
+        if precision == "int8":
+            if self.backend == "torch":
+                raise InputError("precision int8 runs in OpenVINO: use --backend openvino or auto")
+            return "openvino"
         if self.backend != "auto":
             return self.backend
         if tuple(window) != tuple(self.roi_size) or device.type != "cpu" or attention_maps \
