@@ -1,7 +1,8 @@
 """``monai-attn synth <task> -o DIR``: write a phantom data set in the MSD layout.
 
 Tasks: ``abdomen-ct`` (NIfTI CT in HU with spleen/kidney/pancreas labels, optionally DICOM
-series), ``retina`` (RGB fundus PNGs with disc/cup labels and vessel masks) and ``cells``
+series), ``retina`` (RGB fundus PNGs with disc/cup labels and vessel masks; ``--variety`` varies
+cameras, framing, crops, cups, artefacts and colour per case) and ``cells``
 (EM PNGs with membrane labels). Training case ``i`` depends only on ``--seed`` and ``i``;
 test cases (``--test-cases``) come from a held-out seed that no training set uses
 (:func:`monai_attn.synthetic.rng.case_key`), so evaluating on them never scores training data.
@@ -16,6 +17,7 @@ is refused.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import shutil
@@ -94,6 +96,11 @@ def add_parser(subparsers) -> None:
         task.add_argument("--size", type=int, default=None,
                           help="image width and height in pixels (default: the generator's DEFAULT_SIZE, the size "
                                "the bundle trains on: 768 retina, 512 cells)")
+        if name == "retina":
+            task.add_argument("--variety", action="store_true",
+                              help="vary the acquisition per case: 30/45/50 degree cameras, disc- or macula-centred "
+                                   "framing and disc crops, cup/disc ratio up to 0.9, glare, dust, eyelash shadows, "
+                                   "uneven focus, JPEG, camera colour profiles (recorded in dataset.json)")
         task.set_defaults(func=run)
 
 
@@ -188,7 +195,7 @@ def _run_abdomen_ct_anatomy(args: argparse.Namespace) -> int:
 def _run_retina(args: argparse.Namespace) -> int:
     from monai_attn.synthetic.retina import write_retina_dataset
 
-    return _run_2d(args, write_retina_dataset)
+    return _run_2d(args, functools.partial(write_retina_dataset, variety=args.variety))
 
 
 def _run_cells(args: argparse.Namespace) -> int:
