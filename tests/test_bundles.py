@@ -302,10 +302,10 @@ def test_train_resumes_from_the_last_checkpoint(datasets, tmp_path):
     assert last_checkpoint(tmp_path / "models").endswith("checkpoint_epoch=2.pt")
 
 
-def test_ct_training_starts_from_initial_weights_unless_resuming(datasets, trained, tmp_path):
-    """Fine-tuning: ``--initial_weights model.pt`` loads the network only; a run folder's own
-    epoch checkpoint takes precedence when resuming."""
-    name = "abdomen_ct_attention_unet"
+@pytest.mark.parametrize("name", ["abdomen_ct_attention_unet", "retina_attention_unet", "cells_attention_unet"])
+def test_training_starts_from_initial_weights_unless_resuming(name, datasets, trained, tmp_path):
+    """Fine-tuning (every bundle; the fine-tuning recipes pass it): ``--initial_weights model.pt``
+    loads the network only; a run folder's own epoch checkpoint takes precedence when resuming."""
     weights = trained[name] / "models" / "model.pt"
     start = torch.load(weights, map_location="cpu", weights_only=True)
     flow = workflow(name, ("train.json",), tmp_path, datasets[name], initial_weights=str(weights))
