@@ -26,6 +26,10 @@ attention maps or a TorchScript network, without a writable cache, or for a scan
 is not ``roi_size`` (thinner than it: a conversion for its few windows costs more than they
 take), ``auto`` is torch.
 
+``precision="int8"`` runs the OpenVINO network with int8 convolutions, quantised once per window
+shape with calibration windows the bundle names (:mod:`monai_attn.inference.quantize`) and kept
+in the same cache.
+
 The OpenVINO network computes logits only: attention maps (``forward_with_attention``) need
 the torch back end. It is converted from the network module (a bundle's ``network_def`` with
 its state dict); a TorchScript file does not export to ONNX and needs the torch back end.
