@@ -132,20 +132,27 @@ def test_a_later_process_loads_the_converted_network_instead_of_converting(tmp_p
     network on disk, the second gives the same logits without exporting again."""
     pytest.importorskip("openvino")
     pytest.importorskip("onnxscript")
+    outputs = first_and_second_process("test_backends", "convert_or_load", tmp_path)
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    (folder,) = (tmp_path / "cache" / "openvino").iterdir()
+    assert {p.name for p in folder.iterdir()} == {"network.xml", "network.bin", "compiled"}
+
+
+def first_and_second_process(module: str, function: str, tmp_path: Path) -> list[np.ndarray]:
+    """Run ``module.function(first, out)`` in two fresh interpreters sharing one cache folder,
+    ``first`` True then False; the arrays each saved to ``out``."""
     tests = str(Path(__file__).parent)
     env = {**os.environ, "MONAI_ATTN_CACHE_DIR": str(tmp_path / "cache"),
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), tests, os.environ.get("PYTHONPATH", "")])}
     outputs = []
-    for must_convert in (True, False):
-        out = tmp_path / f"logits_{must_convert}.npy"
-        code = f"import test_backends; test_backends.convert_or_load({must_convert}, {str(out)!r})"
+    for first in (True, False):
+        out = tmp_path / f"logits_{first}.npy"
+        code = f"import {module}; {module}.{function}({first}, {str(out)!r})"
         result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True,
                                 timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
         outputs.append(np.load(out))
-    np.testing.assert_array_equal(outputs[0], outputs[1])
-    (folder,) = (tmp_path / "cache" / "openvino").iterdir()
-    assert {p.name for p in folder.iterdir()} == {"network.xml", "network.bin", "compiled"}
+    return outputs
 
 
 def convert_or_load(must_convert: bool, out: str) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +14,7 @@ from monai_attn.inference.backends import OpenVINONetwork
 from monai_attn.inference.devices import resolve_precision
 from monai_attn.inference.quantize import quantized, tiles
 from monai_attn.presets import ct_inference_transforms
+from test_backends import first_and_second_process
 from test_inference import tiny_unet
 
 
@@ -74,17 +72,7 @@ def test_int8_network_agrees_with_fp32_and_a_later_process_loads_it(tmp_path) ->
     """Fresh interpreters, as for the other OpenVINO conversions (tests/test_backends.py)."""
     for module in ("openvino", "onnxscript", "nncf"):
         pytest.importorskip(module)
-    tests = str(Path(__file__).parent)
-    env = {**os.environ, "MONAI_ATTN_CACHE_DIR": str(tmp_path / "cache"),
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), tests, os.environ.get("PYTHONPATH", "")])}
-    outputs = []
-    for must_quantise in (True, False):
-        out = tmp_path / f"logits_{must_quantise}.npy"
-        code = f"import test_quantize; test_quantize.quantise_or_load({must_quantise}, {str(out)!r})"
-        result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True,
-                                text=True, timeout=300)
-        assert result.returncode == 0, result.stderr[-2000:]
-        outputs.append(np.load(out))
+    outputs = first_and_second_process("test_quantize", "quantise_or_load", tmp_path)
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
