@@ -59,7 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run = parser.add_argument_group("inference")
     run.add_argument("--device", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     run.add_argument("--precision", choices=PRECISIONS,
-                     help="autocast precision (default from the bundle: auto, i.e. bf16 where the CPU or GPU has it natively)")
+                     help="network precision (default from the bundle: auto, i.e. bf16 where the CPU or GPU has it "
+                     "natively); int8: the network quantised, on the CPU in OpenVINO (CT bundle)")
     run.add_argument("--backend", choices=BACKENDS,
                      help="where the network runs (default from the bundle): auto (the faster of torch and openvino on "
                      "this CPU, timed once and remembered; torch where openvino cannot run), torch, or openvino (CPU; "
