@@ -53,6 +53,7 @@ def test_inference_quick(tmp_path: Path) -> None:
     output = run_script("inference.py", "--work-dir", str(tmp_path), "--plot", str(tmp_path / "scaling.png"))
     has_nnunet = importlib.util.find_spec("nnunetv2") is not None
     has_openvino = all(importlib.util.find_spec(p) is not None for p in ("openvino", "onnxscript"))
+    has_int8 = has_openvino and importlib.util.find_spec("nncf") is not None
     rows = table_rows(output, "| case | variant | precision |")
     titles = [
         "(a) monai-attn segment",
@@ -67,6 +68,7 @@ def test_inference_quick(tmp_path: Path) -> None:
         *(["(e) segment --backend openvino", "(e) --backend openvino --precision fp32"] if has_openvino else []),
         "(e) segment --backend torch",
         "(e) --backend torch --precision fp32",
+        *(["(e) segment --precision int8", "(e) --precision int8, CPU without bf16"] if has_int8 else []),
     ]
     assert [row[1] for row in rows] == titles
     if not has_nnunet:
@@ -91,9 +93,11 @@ def test_inference_quick(tmp_path: Path) -> None:
         "segment", "adaptive", "monai", *(["nnunet"] if has_nnunet else []),
         "fp32", "no-skip", "overlap-0.5", "no-fit-roi", "no-postprocess",
         *(["openvino", "openvino-fp32"] if has_openvino else []), "torch", "torch-fp32",
+        *(["int8", "int8-no-bf16"] if has_int8 else []),
     }
     if has_openvino:  # converted before the timed runs, into the run's own cache
-        assert "(a) monai-attn segment: converted network and choice in " + str(tmp_path / "cache") in output
+        assert ("(a) monai-attn segment: networks converted for every case's windows, and the choice, in "
+                + str(tmp_path / "cache")) in output
         assert list((tmp_path / "cache" / "openvino").glob("*/choice.json"))
     else:
         assert "skipping (e) segment --backend openvino: openvino is not installed" in output
