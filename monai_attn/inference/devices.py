@@ -24,6 +24,8 @@ from monai_attn.bundle.settings import PRECISIONS
 from monai_attn.errors import InputError
 
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: The refusal of int8 where the network would run in PyTorch.
+INT8_NEEDS_OPENVINO = "precision int8 runs in OpenVINO: use --backend openvino or auto"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -62,7 +64,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def autocast_dtype(precision: str) -> torch.dtype | None:
     """The autocast dtype of a resolved precision (None for fp32); int8 has none (OpenVINO only)."""
     if precision not in _DTYPES:
-        raise InputError(f"precision {precision} runs in OpenVINO: use --backend openvino or auto")
+        raise InputError(INT8_NEEDS_OPENVINO)
     return _DTYPES[precision]
 
 

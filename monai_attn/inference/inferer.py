@@ -55,7 +55,7 @@ from monai.inferers import SlidingWindowInfererAdapt
 
 from monai_attn.errors import InputError
 from monai_attn.inference.backends import OpenVINONetwork, check_openvino_run, fastest_backend, openvino_installed
-from monai_attn.inference.devices import autocast_dtype, resolve_precision
+from monai_attn.inference.devices import INT8_NEEDS_OPENVINO, autocast_dtype, resolve_precision
 from monai_attn.bundle.settings import check_backend, check_overlap, check_roi_size, check_sw_batch_size
 
 #: Logit given to background (and minus it to every organ) in windows that are not run.
@@ -338,7 +338,7 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         Precision int8 runs in OpenVINO only."""
         if precision == "int8":
             if self.backend == "torch":
-                raise InputError("precision int8 runs in OpenVINO: use --backend openvino or auto")
+                raise InputError(INT8_NEEDS_OPENVINO)
             return "openvino"
         if self.backend != "auto":
             return self.backend
