@@ -18,6 +18,7 @@ Needs ``nncf`` (in the ``openvino`` extra).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -56,15 +57,23 @@ class PhantomCalibration:
         """What the windows are, for logs and the converted network's cache key."""
         return f"{self.cases} CT phantoms of seed {CALIBRATION_SEED}"
 
-    def windows(self, shape: tuple[int, ...]) -> list[np.ndarray]:
-        """Network inputs of ``shape`` (1, C, *S) float32, tiled over each preprocessed phantom."""
+    @functools.cached_property
+    def volumes(self) -> list[np.ndarray]:
+        """The phantoms as network inputs (C, *S) float32: generated and preprocessed once per
+        object, whatever the number of window shapes quantised with them."""
         from monai_attn.synthetic.abdomen_ct import generate_abdomen_ct_case
 
         out = []
         for index in range(self.cases):
             image, _, affine = generate_abdomen_ct_case(CALIBRATION_SEED, index)
             scan = MetaTensor(torch.as_tensor(image[None], dtype=torch.float32), affine=torch.as_tensor(affine))
-            volume = np.asarray(self.preprocessing({"image": scan})["image"], dtype=np.float32)
+            out.append(np.asarray(self.preprocessing({"image": scan})["image"], dtype=np.float32))
+        return out
+
+    def windows(self, shape: tuple[int, ...]) -> list[np.ndarray]:
+        """Network inputs of ``shape`` (1, C, *S) float32, tiled over each preprocessed phantom."""
+        out = []
+        for volume in self.volumes:
             for window in tiles(volume, shape[2:]):
                 if self.skip_below is None or window.max() > self.skip_below:
                     out.append(window[None])

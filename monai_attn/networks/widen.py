@@ -27,9 +27,6 @@ from torch import nn
 
 from monai_attn.networks.gates import SelfAttention
 
-#: Modules whose parameters and buffers :func:`widen_state_dict` knows how to copy.
-_CHANNELWISE_NORMS = (nn.modules.batchnorm._NormBase,)
-
 
 def widen_state_dict(
     narrow: Mapping[str, torch.Tensor], wide: nn.Module, generator: torch.Generator | None = None
@@ -58,10 +55,10 @@ def widen_state_dict(
             if isinstance(module, nn.modules.conv._ConvNd) and name == "weight":
                 if module.transposed or module.groups != 1:
                     raise ValueError(f"{key}: transposed or grouped convolutions cannot be widened")
-                weight = _copies(source, target.shape[0], 0, key)
+                weight = _copies(source, target.shape[0], key)
                 out[key] = _split_inputs(weight, target.shape[1], key, generator)
-            elif isinstance(module, (nn.modules.conv._ConvNd, *_CHANNELWISE_NORMS)) and source.dim() == 1:
-                out[key] = _copies(source, target.shape[0], 0, key)
+            elif isinstance(module, (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase)) and source.dim() == 1:
+                out[key] = _copies(source, target.shape[0], key)
             else:
                 raise ValueError(f"{key}: a {type(module).__name__} cannot be widened exactly")
     return out
@@ -73,9 +70,9 @@ def _factor(narrow: int, wide: int, key: str) -> int:
     return wide // narrow
 
 
-def _copies(tensor: torch.Tensor, size: int, dim: int, key: str) -> torch.Tensor:
-    """``tensor`` with each entry along ``dim`` repeated so that the dimension has ``size`` entries."""
-    return tensor.repeat_interleave(_factor(tensor.shape[dim], size, key), dim=dim)
+def _copies(tensor: torch.Tensor, size: int, key: str) -> torch.Tensor:
+    """``tensor`` with each entry along its first (output-channel) dimension repeated so that it has ``size``."""
+    return tensor.repeat_interleave(_factor(tensor.shape[0], size, key), dim=0)
 
 
 def _split_inputs(weight: torch.Tensor, size: int, key: str, generator: torch.Generator | None) -> torch.Tensor:
