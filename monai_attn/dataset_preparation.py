@@ -4,6 +4,7 @@
 - :func:`disc_cup_label`: expert disc and cup masks (Drishti-GS) into the retina label scheme.
 - :func:`grey_disc_cup_label`: the one-image masks of REFUGE and the DoFE/BEAL disc crops
   (255 background, 128 disc rim, 0 cup) into the same scheme.
+- :func:`contour_mask`: an expert's outline (PAPILA's contour text files) into a mask.
 - :func:`prepare_disc_cup`: a downloaded fundus data set (:data:`DISC_CUP_LAYOUTS`) into
   ``images/`` and ``labels/`` folders that training, ``segment`` and ``evaluate`` read
   (``monai-attn prepare``).
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageSequence
+from PIL import Image, ImageDraw, ImageSequence
 
 from monai_attn.errors import InputError
 from monai_attn.io.atomic import atomic_path
@@ -77,6 +79,28 @@ def grey_disc_cup_label(mask: np.ndarray) -> np.ndarray:
     label[grey < 192] = 1
     label[grey < 64] = 2
     return label
+
+
+def contour_mask(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
+    """Fill one expert outline into a (rows, columns) uint8 mask of 0 / 255.
+
+    Args:
+        path: a text file with one outline point per line, ``x y`` in pixels of the photograph
+            (x along its columns, y along its rows; PAPILA's ``ExpertsSegmentations/Contours``).
+        size: the photograph's (width, height), px.
+
+    The polygon through the points is filled with its outline included.
+    """
+    try:
+        points = np.loadtxt(path, ndmin=2)
+    except ValueError as err:
+        raise InputError(f"not an outline of x y points per line ({err})", path=path) from err
+    if points.shape[0] < 3 or points.shape[1] != 2:
+        raise InputError(f"an outline needs at least 3 points of 2 coordinates, found {points.shape[0]} x "
+                         f"{points.shape[1]}", path=path)
+    canvas = Image.new("L", size, 0)
+    ImageDraw.Draw(canvas).polygon([(float(x), float(y)) for x, y in points], fill=255, outline=255)
+    return np.asarray(canvas)
 
 
 @dataclass(frozen=True)
@@ -146,6 +170,64 @@ def drishti_cases(root: Path, agreement: float = 0.5) -> list[DiscCupCase]:
     return _unique(cases, root)
 
 
+def papila_cases(root: Path, agreement: float = 0.5) -> list[DiscCupCase]:
+    """PAPILA (2022): ``FundusImages/<name>.jpg`` with the experts' outlines
+    ``ExpertsSegmentations/Contours/<name>_disc_exp<k>.txt`` and ``<name>_cup_exp<k>.txt``
+    (:func:`contour_mask`); a pixel is disc or cup when at least ``agreement`` of the experts
+    who outlined both structures include it (PAPILA has two: at the default half, either one)."""
+    cases = []
+    for image in sorted(p for p in root.rglob("*") if p.parent.name == "FundusImages"
+                        and p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+        contours = image.parent.parent / "ExpertsSegmentations" / "Contours"
+        experts = sorted(d.name[len(f"{image.stem}_disc_"):-len(".txt")]
+                         for d in contours.glob(f"{image.stem}_disc_exp*.txt")
+                         if (contours / d.name.replace("_disc_", "_cup_")).is_file())
+        if not experts:
+            continue
+
+        def label(photo: Path = image, folder: Path = contours, names: tuple[str, ...] = tuple(experts)) -> np.ndarray:
+            with Image.open(photo) as picture:
+                size = picture.size
+            disc = np.mean([contour_mask(folder / f"{photo.stem}_disc_{e}.txt", size) for e in names], axis=0)
+            cup = np.mean([contour_mask(folder / f"{photo.stem}_cup_{e}.txt", size) for e in names], axis=0)
+            return disc_cup_label(disc, cup, agreement)
+
+        cases.append(DiscCupCase(image.stem, image, label,
+                                 f"{contours / image.stem}_{{disc,cup}}_{{{','.join(experts)}}}.txt"))
+    return _unique(cases, root)
+
+
+#: RIM-ONE DL reference names: ``<case>-<expert>-Disc-T.png`` / ``-Cup-T.png``.
+_RIM_ONE_REFERENCE = re.compile(r"^(?P<case>.+)-(?P<expert>\d+)-(?P<structure>Disc|Cup)-T$")
+
+
+def rim_one_dl_cases(root: Path) -> list[DiscCupCase]:
+    """RIM-ONE DL (2020): photographs ``RIM-ONE_DL_images/partitioned_by_hospital/<split>/<class>/<case>.png``
+    (the same photographs again under ``partitioned_randomly``: each case is read once), binary
+    references ``RIM-ONE_DL_reference_segmentations/<class>/<case>-1-Disc-T.png`` and
+    ``-1-Cup-T.png`` (the lowest expert number where there are several)."""
+    references: dict[str, dict[str, tuple[int, Path]]] = {}
+    photos: dict[str, Path] = {}
+    for path in sorted(root.rglob("*.png")):
+        match = _RIM_ONE_REFERENCE.match(path.stem)
+        if match:
+            found = references.setdefault(match["case"], {})
+            expert = int(match["expert"])
+            if match["structure"] not in found or expert < found[match["structure"]][0]:
+                found[match["structure"]] = (expert, path)
+        elif path.stem not in photos or ("partitioned_by_hospital" in path.parts
+                                         and "partitioned_by_hospital" not in photos[path.stem].parts):
+            photos[path.stem] = path
+    cases = []
+    for case, image in photos.items():
+        found = references.get(case, {})
+        if "Disc" in found and "Cup" in found:
+            disc, cup = found["Disc"][1], found["Cup"][1]
+            cases.append(DiscCupCase(case, image, lambda d=disc, c=cup: disc_cup_label(_grey(d), _grey(c)),
+                                     f"{disc} + {cup.name}"))
+    return _unique(cases, root)
+
+
 #: ``monai-attn prepare`` layouts: name -> (finder, what it reads).
 DISC_CUP_LAYOUTS: dict[str, tuple[Callable[[Path], list[DiscCupCase]], str]] = {
     "refuge": (refuge_cases, "REFUGE 2018: *.jpg photographs, Disc_Cup_Masks/*.bmp (255 background, 128 disc, 0 cup)"),
@@ -153,6 +235,10 @@ DISC_CUP_LAYOUTS: dict[str, tuple[Callable[[Path], list[DiscCupCase]], str]] = {
                                     "(255 / 128 / 0)"),
     "drishti": (drishti_cases, "Drishti-GS1: <split>/Images/*.png and GT/<name>/SoftMap/*_ODsegSoftmap.png, "
                                "*_cupsegSoftmap.png (majority of experts)"),
+    "papila": (papila_cases, "PAPILA: FundusImages/*.jpg and ExpertsSegmentations/Contours/*_disc_exp<k>.txt, "
+                             "*_cup_exp<k>.txt (x y outline points; at least half of the experts)"),
+    "rim-one-dl": (rim_one_dl_cases, "RIM-ONE DL: RIM-ONE_DL_images/**/<case>.png and "
+                                     "RIM-ONE_DL_reference_segmentations/<class>/<case>-1-Disc-T.png, -1-Cup-T.png"),
 }
 
 

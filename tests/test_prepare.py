@@ -97,3 +97,56 @@ def test_a_bad_reference_is_reported_and_the_others_are_written(tmp_path, caplog
     (tmp_path / "empty").mkdir()
     assert main(["prepare", "disc-crops", str(tmp_path / "empty"), "-o", str(tmp_path / "o3")]) != 0
     assert "no photograph with its reference found in the disc-crops layout" in capsys.readouterr().err
+
+
+def write_outline(path, x0: float, y0: float, x1: float, y1: float) -> None:
+    """A rectangle outline in PAPILA's contour format: one ``x y`` point per line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{x:.6e} {y:.6e}\n" for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))))
+
+
+def test_papila_outlines_need_half_of_the_experts(tmp_path) -> None:
+    src = tmp_path / "PapilaDB-PAPILA"
+    photo(src / "FundusImages" / "RET002OD.jpg")
+    photo(src / "FundusImages" / "RET003OS.jpg")  # no outlines: not listed
+    contours = src / "ExpertsSegmentations" / "Contours"
+    write_outline(contours / "RET002OD_disc_exp1.txt", 10, 5, 30, 20)
+    write_outline(contours / "RET002OD_disc_exp2.txt", 12, 5, 30, 22)
+    write_outline(contours / "RET002OD_cup_exp1.txt", 16, 9, 24, 15)
+    write_outline(contours / "RET002OD_cup_exp2.txt", 16, 9, 24, 15)
+    assert main(["prepare", "papila", str(src), "-o", str(tmp_path / "out")]) == 0
+    label = np.asarray(Image.open(tmp_path / "out" / "labels" / "RET002OD.png"))
+    expected = np.zeros((H, W), np.uint8)
+    expected[5:21, 10:31] = 1  # rows y, columns x; the outline's own pixels included
+    expected[5:23, 12:31] = 1  # the second expert's disc: either of two is half of them
+    expected[9:16, 16:25] = 2
+    np.testing.assert_array_equal(label, expected)
+    assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == ["RET002OD.jpg"]
+
+
+def test_papila_outline_that_is_not_points_is_reported(tmp_path, caplog) -> None:
+    src = tmp_path / "PAPILA"
+    photo(src / "FundusImages" / "RET002OD.jpg")
+    contours = src / "ExpertsSegmentations" / "Contours"
+    write_outline(contours / "RET002OD_disc_exp1.txt", 10, 5, 30, 20)
+    (contours / "RET002OD_cup_exp1.txt").write_text("1 2\n3 4\n")  # two points: no polygon
+    assert main(["prepare", "papila", str(src), "-o", str(tmp_path / "out")]) != 0
+    assert "an outline needs at least 3 points of 2 coordinates, found 2 x 2" in caplog.text
+    assert str(contours / "RET002OD_cup_exp1.txt") in caplog.text
+
+
+def test_rim_one_dl_reads_each_photograph_once(tmp_path) -> None:
+    src = tmp_path / "RIM-ONE_DL"
+    images = src / "RIM-ONE_DL_images"
+    for partition, split in (("partitioned_by_hospital", "training_set"), ("partitioned_randomly", "test_set")):
+        photo(images / partition / split / "glaucoma" / "r1_Im069.png")
+    photo(images / "partitioned_by_hospital" / "test_set" / "normal" / "r3_G_12.png")
+    references = src / "RIM-ONE_DL_reference_segmentations"
+    mask = grey_mask()
+    for folder, case in (("glaucoma", "r1_Im069"), ("normal", "r3_G_12")):
+        (references / folder).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.where(mask < 192, 255, 0).astype(np.uint8)).save(references / folder / f"{case}-1-Disc-T.png")
+        Image.fromarray(np.where(mask < 64, 255, 0).astype(np.uint8)).save(references / folder / f"{case}-1-Cup-T.png")
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(references / "glaucoma" / "r1_Im069-2-Cup-T.png")  # expert 1 wins
+    assert main(["prepare", "rim-one-dl", str(src), "-o", str(tmp_path / "out")]) == 0
+    check_prepared(tmp_path / "out", ["r1_Im069", "r3_G_12"], ".png")

@@ -2,7 +2,7 @@
 
 Fundus photographs with optic disc and cup references, in the layout each public data set ships
 (:data:`monai_attn.dataset_preparation.DISC_CUP_LAYOUTS`: REFUGE, the DoFE/BEAL disc crops,
-Drishti-GS1), become ``DIR/images/<case>`` (the photographs, copied unchanged) and
+Drishti-GS1, PAPILA, RIM-ONE DL), become ``DIR/images/<case>`` (the photographs, copied unchanged) and
 ``DIR/labels/<case>.png`` (0 background, 1 disc rim, 2 cup: the retina bundle's scheme), which
 the retina bundle trains on (``--dataset_dir DIR``) and ``segment`` / ``evaluate`` read. A case
 whose reference cannot be read is reported at the end and the others are still written.
@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "prepare",
-        help="turn a downloaded fundus data set (REFUGE, disc crops, Drishti-GS) into images/ and labels/",
+        help="turn a downloaded fundus data set (REFUGE, disc crops, Drishti-GS, PAPILA, RIM-ONE DL) into images/ and labels/",
         description=__doc__.split("\n\n", 1)[1].replace("``", "").replace(":data:`", "").replace("`", ""),
     )
     parser.add_argument("layout", choices=list(DISC_CUP_LAYOUTS),
