@@ -31,7 +31,6 @@ from monai.transforms import (
     RandFlipd,
     RandRotate90d,
     ScaleIntensityRanged,
-    Spacingd,
 )
 from monai.transforms.transform import Transform
 
@@ -45,6 +44,7 @@ from monai_attn.presets.common import (
     split_keys,
 )
 from monai_attn.transforms import (
+    AxisAlignedSpacingd,
     CheckCTInputd,
     CropToBodyd,
     LoadScand,
@@ -70,7 +70,8 @@ def _ct_preprocess(
     ]
     if spacing_mm is not None:  # None keeps the scan's own voxel size
         # float32 resampling: MONAI defaults to float64, doubling the peak memory on large scans.
-        steps.append(Spacingd(keys, pixdim=tuple(spacing_mm), mode=interpolation_modes(label_key, "bilinear"), dtype=torch.float32))
+        steps.append(AxisAlignedSpacingd(keys, pixdim=tuple(spacing_mm), mode=interpolation_modes(label_key, "bilinear"),
+                                         dtype=torch.float32))
     steps.append(
         ScaleIntensityRanged(image_key, a_min=hu_window[0], a_max=hu_window[1], b_min=0.0, b_max=1.0, clip=True)
     )

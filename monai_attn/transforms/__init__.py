@@ -4,7 +4,8 @@
   and keep it as ``input``), :class:`MatchPictured` (a 2-D picture as the network takes it).
 - :mod:`~monai_attn.transforms.checks`: :class:`CheckCTInputd` (refuse what is not CT in HU).
 - :mod:`~monai_attn.transforms.spatial`: :class:`CropToBodyd` (crop to the body on the scan's own
-  grid), :class:`RandTruncatedFieldOfViewd` (a field of view that ends inside an organ).
+  grid), :class:`AxisAlignedSpacingd` (MONAI's ``Spacingd``, separable where the grids are
+  parallel), :class:`RandTruncatedFieldOfViewd` (a field of view that ends inside an organ).
 - :mod:`~monai_attn.transforms.intensity`: domain randomisation of CT and EM intensities
   (:class:`RandLabelIntensityShiftd`, :func:`ct_intensity_randomisation`,
   :func:`em_intensity_randomisation`).
@@ -20,6 +21,7 @@ from monai_attn.lazy_exports import lazy_exports
 
 #: Public name -> the module defining it.
 _EXPORTS = {
+    "AxisAlignedSpacingd": "monai_attn.transforms.spatial",
     "CheckCTInputd": "monai_attn.transforms.checks",
     "CropToBodyd": "monai_attn.transforms.spatial",
     "LoadScand": "monai_attn.transforms.io",
