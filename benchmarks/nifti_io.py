@@ -8,8 +8,10 @@ library can be swapped in under them:
 - ``zlib``: nibabel as installed without extras (Python's ``gzip`` module, zlib);
 - ``indexed_gzip``: nibabel reads with ``indexed_gzip.IndexedGzipFile`` when that package is
   installed (nibabel's own support; writing stays zlib);
-- ``isal``: python-isal's ``isal.igzip`` (Intel ISA-L) in place of ``gzip`` for reading and
-  writing, at level 1 like nibabel's default.
+- ``isal``: what the project does: :class:`monai_attn.io.MedicalImageReader` hands nibabel a
+  python-isal (Intel ISA-L) ``igzip`` stream for the voxels, and writing goes through
+  ``isal.igzip`` at level 1 like nibabel's default. The other two rows turn the reader's isal
+  stream off.
 
 For the phantom CT scans of ``inference.py`` (512x512x200 and 512x512x600 at 0.8x0.8x2.5 mm,
 int16, generated into the same cache), each backend reads the image and writes the phantom's
@@ -69,9 +71,13 @@ def gzip_backend(name: str) -> Iterator[None]:
     import nibabel._compression as compression
     from nibabel.openers import Opener
 
+    from monai_attn.io import readers
+
     saved_map, saved_flag = dict(Opener.compress_ext_map), compression.HAVE_INDEXED_GZIP
-    saved_class = compression.IndexedGzipFile
+    saved_class, saved_stream = compression.IndexedGzipFile, readers._isal_stream
     try:
+        if name != "isal":
+            readers._isal_stream = lambda path: None
         compression.HAVE_INDEXED_GZIP = name == "indexed_gzip"
         if name == "indexed_gzip":
             from indexed_gzip import IndexedGzipFile
@@ -84,6 +90,7 @@ def gzip_backend(name: str) -> Iterator[None]:
         Opener.compress_ext_map.clear()
         Opener.compress_ext_map.update(saved_map)
         compression.HAVE_INDEXED_GZIP, compression.IndexedGzipFile = saved_flag, saved_class
+        readers._isal_stream = saved_stream
 
 
 def read_and_write(image_path: Path, labels: Any, output: Path) -> dict[str, Any]:

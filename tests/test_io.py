@@ -461,3 +461,34 @@ def test_nifti_volume_reads_as_nibabel_reads_it(tmp_path):
     image = load_image(path, expect="ct")
     assert image.shape == (1, 20, 16, 40) and image.dtype == torch.float32 and image.is_contiguous()
     np.testing.assert_array_equal(image[0].numpy(), np.asarray(nib.load(str(path)).dataobj).astype(np.float32))
+
+
+@pytest.mark.parametrize("stream", ["isal", "nibabel"])
+def test_gzip_nifti_read_through_isal_and_nibabel_alike(tmp_path, monkeypatch, stream):
+    """The voxels (int16 HU, scaled floats), geometry and a corrupt stream's message do not
+    depend on who decompresses; the file is closed after reading."""
+    from monai_attn.io import readers
+
+    pytest.importorskip("isal")
+    if stream == "nibabel":
+        monkeypatch.setattr(readers, "_isal_stream", lambda path: None)
+    opened = []
+    if stream == "isal":
+        real = readers._isal_stream
+        monkeypatch.setattr(readers, "_isal_stream", lambda path: opened.append(real(path)) or opened[-1])
+    hu = np.random.default_rng(1).integers(-1024, 2000, (30, 20, 12)).astype(np.int16)
+    affine = np.diag([-0.8, -0.8, 2.5, 1.0])
+    nib.save(nib.Nifti1Image(hu, affine), tmp_path / "ct.nii.gz")
+    image = load_image(tmp_path / "ct.nii.gz", expect="ct")
+    assert image.dtype == torch.float32 and image.shape == (1, 30, 20, 12) and image.is_contiguous()
+    np.testing.assert_array_equal(image[0].numpy(), hu.astype(np.float32))
+    np.testing.assert_allclose(image.meta["original_affine"], affine)
+    assert all(f.closed for f in opened) and len(opened) == (stream == "isal")
+    scaled = nib.Nifti1Image(hu, affine)
+    scaled.header.set_slope_inter(0.5, -10.0)
+    nib.save(scaled, tmp_path / "scaled.nii.gz")
+    np.testing.assert_allclose(load_image(tmp_path / "scaled.nii.gz")[0].numpy(), hu * 0.5 - 10.0)
+    data = (tmp_path / "ct.nii.gz").read_bytes()
+    (tmp_path / "bad.nii.gz").write_bytes(data[:-300] + data[-8:])  # deflate data cut short, trailer kept
+    with pytest.raises(InputError, match=r"bad.nii.gz: file is truncated or corrupt \("):
+        load_image(tmp_path / "bad.nii.gz", expect="ct")

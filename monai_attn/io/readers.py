@@ -10,11 +10,14 @@ Two MONAI :class:`~monai.data.ImageReader` subclasses and one function:
   :class:`SimpleITKReader`) and turns bad input (empty or truncated files, files that are
   not images, 4-D images, NaNs) into one-line :class:`~monai_attn.errors.InputError` messages.
   Use it as ``LoadImaged(keys, reader=MedicalImageReader(expect="ct"))`` or, in a bundle
-  config, ``"reader": "monai_attn.io.readers.MedicalImageReader"``.
+  config, ``"reader": "monai_attn.io.readers.MedicalImageReader"``. Gzip NIfTI is decompressed
+  by python-isal (Intel ISA-L) where it is installed (0.30 s instead of nibabel's 0.51 s for a
+  512x512x200 int16 CT, identical voxels).
 - :func:`load_image` reads one image as a channel-first ``MetaTensor``.
 
 Conventions are MONAI's (as ``NibabelReader``/``ITKReader``): the array keeps the file's voxel
-order, index ``(i, j, k)``; ``meta["affine"]`` and ``meta["original_affine"]`` map voxel
+order, index ``(i, j, k)``, as float32 (``LoadImage``'s default; label maps keep the file's
+dtype); ``meta["affine"]`` and ``meta["original_affine"]`` map voxel
 indices to RAS world coordinates in mm; ``meta["spatial_shape"]`` is the file's grid;
 ``meta["spacing"]`` the voxel size in mm at read time (``MetaTensor.pixdim`` follows later
 resampling); ``meta["filename_or_obj"]`` the path. DICOM series add ``dicom_series_uid``,
@@ -32,14 +35,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 import SimpleITK as sitk
 from monai.data import ImageReader, MetaTensor, NibabelReader, PILReader
-from monai.data.utils import affine_to_spacing, orientation_ras_lps
+from monai.data.utils import affine_to_spacing, correct_nifti_header_if_necessary, orientation_ras_lps
 from monai.transforms import LoadImage
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
+from nibabel.fileholders import FileHolder
+from numpy.typing import DTypeLike
 from PIL import Image, ImageOps
 
 from monai_attn.errors import InputError, brief_reason
@@ -262,12 +267,14 @@ def _planar_label_converter(image: Image.Image) -> Image.Image:
 @dataclass
 class _Source:
     """One path read by a backend, before its pixel data is fetched (``exif_orientation``: the
-    EXIF tag of a picture, 1 when upright or absent)."""
+    EXIF tag of a picture, 1 when upright or absent; ``stream``: an open file the pixel data
+    will be read from, closed once it is)."""
 
     path: Path
     backend: ImageReader
     obj: Any
     exif_orientation: int = 1
+    stream: IO[bytes] | None = None  # an open file the pixel data is read from, closed after
 
 
 class MedicalImageReader(ImageReader):
@@ -323,6 +330,7 @@ class MedicalImageReader(ImageReader):
             raise InputError("file is empty (0 bytes)", path=path)
         suffix = _suffix(path)
         orientation = 1  # EXIF, pictures only
+        stream = None
         if suffix in NIFTI_SUFFIXES:
             backend: ImageReader = NibabelReader(squeeze_non_spatial_dims=True)
             try:
@@ -336,6 +344,9 @@ class MedicalImageReader(ImageReader):
             _check_nifti_header(path, obj)
             if self.expect == "ct":
                 check_spacing(path, np.linalg.norm(np.asarray(obj.affine)[:3, :3], axis=0))
+            if path.name.lower().endswith(".gz") and (stream := _isal_stream(path)) is not None:
+                holder = FileHolder(filename=str(path), fileobj=stream)  # the same image, its voxels through isal
+                obj = correct_nifti_header_if_necessary(type(obj).from_file_map({"header": holder, "image": holder}))
         elif suffix in PLANAR_SUFFIXES:
             backend = PILReader(converter=_planar_label_converter if self.label_map else _planar_converter)
             try:
@@ -359,7 +370,7 @@ class MedicalImageReader(ImageReader):
             raise InputError(
                 f"not an image: unsupported file type '{suffix or path.name}' (expected {SUPPORTED})", path=path
             )
-        return _Source(path=path, backend=backend, obj=obj, exif_orientation=orientation)
+        return _Source(path=path, backend=backend, obj=obj, exif_orientation=orientation, stream=stream)
 
     def _check_dims(self, path: Path, shape: Sequence[int], channels: int) -> None:
         """Raise InputError unless the grid (and channel count) is what ``expect`` asks for."""
@@ -390,8 +401,13 @@ class MedicalImageReader(ImageReader):
                 raise
             except Exception as err:  # truncated gzip (EOFError), zlib.error, short reads (ValueError/OSError)
                 raise InputError(f"file is truncated or corrupt ({brief_reason(err)})", path=source.path) from err
-            array = c_order(np.asarray(array))
-            if np.issubdtype(array.dtype, np.floating):
+            finally:
+                if source.stream is not None:
+                    source.stream.close()
+            array = np.asarray(array)
+            floating = np.issubdtype(array.dtype, np.floating)
+            array = c_order(array, None if self.label_map else np.float32)
+            if floating:
                 bad = int(array.size - np.count_nonzero(np.isfinite(array)))
                 if bad:
                     raise InputError(f"image contains {bad} NaN or infinite voxels", path=source.path)
@@ -426,23 +442,31 @@ class MedicalImageReader(ImageReader):
         return np.concatenate(channel_first, axis=0), meta
 
 
-def c_order(array: np.ndarray, slab: int = 16) -> np.ndarray:
-    """``array`` in C order with its own dtype (no copy when it already is).
+def c_order(array: np.ndarray, dtype: DTypeLike = None, slab: int = 16) -> np.ndarray:
+    """``array`` in C order as ``dtype`` (its own when None), in one pass (no copy when it already is).
 
-    NIfTI stores x fastest (Fortran order); MONAI makes every array C-contiguous while converting
-    it to float32, one strided pass that took 1.2 s of a 512x512x200 scan's 1.7 s read. Copying
-    ``slab`` slices of the last axis at a time keeps the reads and writes in cache (0.1-0.2 s
-    for that scan instead of 0.8-1.0 s for one ``np.ascontiguousarray``) and leaves MONAI a
-    contiguous conversion.
+    NIfTI stores x fastest (Fortran order); MONAI makes every array C-contiguous float32, one
+    strided pass that took 1.2 s of a 512x512x200 scan's 1.7 s read. Copying ``slab`` slices of
+    the last axis at a time keeps the reads and writes in cache, and converting in the same copy
+    spares a second pass and an intermediate array (0.16-0.19 s and 200 MB for that int16 scan,
+    against 0.14-0.50 s and 300 MB for reordering, then converting).
     """
-    if array.flags.c_contiguous or array.ndim < 3:
-        return array
-    if not array.flags.f_contiguous:
-        return np.ascontiguousarray(array)
-    ordered = np.empty(array.shape, dtype=array.dtype)
+    dtype = array.dtype if dtype is None else np.dtype(dtype)
+    if array.ndim < 3 or not array.flags.f_contiguous or array.flags.c_contiguous:
+        return np.ascontiguousarray(array, dtype=dtype)
+    ordered = np.empty(array.shape, dtype=dtype)
     for start in range(0, array.shape[-1], slab):
         ordered[..., start:start + slab] = array[..., start:start + slab]
     return ordered
+
+
+def _isal_stream(path: Path) -> IO[bytes] | None:
+    """``path`` opened for reading through python-isal's gzip, or None where it is not installed."""
+    try:
+        from isal import igzip
+    except ImportError:
+        return None
+    return igzip.open(path, "rb")
 
 
 def load_image(path: str | os.PathLike, series_uid: str | None = None, expect: Expect = None) -> MetaTensor:
