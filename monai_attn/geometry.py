@@ -59,7 +59,7 @@ def resample_to_grid(
     dst_affine: np.ndarray | torch.Tensor,
     dst_shape: Sequence[int],
     mode: str = "nearest",
-    fill: float = 0,
+    fill: float | None = 0,
 ) -> np.ndarray:
     """Resample ``array`` (spatial dims only, shape ``src_shape``) onto another grid.
 
@@ -69,7 +69,8 @@ def resample_to_grid(
         dst_affine: (d+1, d+1) voxel-to-world matrix of the destination grid (mm).
         dst_shape: spatial shape of the destination grid.
         mode: ``"nearest"`` (labels; keeps the dtype) or ``"linear"`` (returns float32).
-        fill: value for destination voxels that fall outside the source grid.
+        fill: value for destination voxels that fall outside the source grid; None holds the
+            source's edge values there (MONAI's ``padding_mode="border"``; separable maps only).
 
     Returns:
         array of shape ``dst_shape``.
@@ -85,38 +86,52 @@ def resample_to_grid(
     dst_affine = _as_matrix(dst_affine)
     # destination voxel index -> source voxel index
     dst_to_src = np.linalg.solve(src_affine, dst_affine)
-    axis_of = _separable_axes(dst_to_src[:dims, :dims])
+    axis_of = separable_axes(dst_to_src[:dims, :dims])
     if axis_of is None:
+        if fill is None:
+            raise ValueError("fill=None (edge values held) needs a separable map between the grids")
         return _resample_dense(src, src_affine, dst_affine, dst_shape, mode, fill)
 
     out_dtype = src.dtype if mode == "nearest" else np.float32
     work = src if mode == "nearest" else src.astype(np.float32, copy=False)
-    # Along each source axis k, gather the positions that destination axis axis_of[k] needs.
+    work = torch.from_numpy(work.copy() if any(stride < 0 for stride in work.strides) else work)
+    # Along each source axis k, gather the positions that destination axis axis_of[k] needs;
+    # the axes that shrink most first, so the later passes run over fewer voxels.
     valid = [np.ones(n, dtype=bool) for n in dst_shape]
-    for k in range(dims):
+    for k in sorted(range(dims), key=lambda k: dst_shape[axis_of[k]] / src.shape[k]):
         j = axis_of[k]
         pos = dst_to_src[k, j] * np.arange(dst_shape[j]) + dst_to_src[k, dims]
         n = src.shape[k]
         if mode == "nearest":
             idx = np.floor(pos + 0.5).astype(np.int64)
             valid[j] &= (idx >= 0) & (idx < n)
-            work = np.take(work, np.clip(idx, 0, n - 1), axis=k)
+            work = work.index_select(k, torch.from_numpy(np.clip(idx, 0, n - 1)))
         else:
             valid[j] &= (pos >= -0.5) & (pos <= n - 0.5)
-            pos = np.clip(pos, 0, n - 1)
-            lo = np.floor(pos).astype(np.int64)
-            hi = np.minimum(lo + 1, n - 1)
-            w = (pos - lo).astype(np.float32)
-            shape = [1] * dims
-            shape[k] = -1
-            w = w.reshape(shape)
-            work = np.take(work, lo, axis=k) * (1 - w) + np.take(work, hi, axis=k) * w
+            work = linear_along(work, k, pos)
     # work is indexed by source axes; reorder to destination axes
-    work = np.transpose(work, np.argsort(axis_of))
+    work = work.permute(*np.argsort(axis_of).tolist()).numpy()
+    if fill is None:
+        return np.ascontiguousarray(work, dtype=out_dtype)
     out = np.full(dst_shape, fill, dtype=out_dtype)
     box = tuple(_true_span(v) for v in valid)
     out[box] = work[box]
     return out
+
+
+def linear_along(values: torch.Tensor, axis: int, positions: np.ndarray) -> torch.Tensor:
+    """1-D linear interpolation of ``values`` along ``axis`` at fractional voxel ``positions``.
+
+    Positions outside [0, n - 1] take the edge voxel's value. Returns a new tensor whose
+    ``axis`` has ``len(positions)`` entries (the dtype of ``values``, a float type).
+    """
+    count = values.shape[axis]
+    position = torch.from_numpy(np.clip(np.asarray(positions, dtype=np.float64), 0, count - 1))
+    below = position.floor().long()
+    above = (below + 1).clamp_(max=count - 1)
+    weight = (position - below).to(values.dtype).view([-1 if a == axis else 1 for a in range(values.ndim)])
+    low = values.index_select(axis, below)
+    return low.add_(values.index_select(axis, above).sub_(low).mul_(weight))
 
 
 def _as_matrix(affine: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -125,8 +140,11 @@ def _as_matrix(affine: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.asarray(affine, dtype=np.float64)
 
 
-def _separable_axes(matrix: np.ndarray) -> list[int] | None:
-    """For each source axis, the one destination axis it depends on; None if not separable."""
+def separable_axes(matrix: np.ndarray) -> list[int] | None:
+    """For each source axis, the one destination axis it depends on; None if not separable.
+
+    ``matrix``: the (d, d) linear part of a destination-voxel to source-voxel map.
+    """
     nonzero = np.abs(matrix) > _AXIS_TOL * np.abs(matrix).max()
     if not (nonzero.sum(axis=0) == 1).all() or not (nonzero.sum(axis=1) == 1).all():
         return None
