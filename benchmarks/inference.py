@@ -43,6 +43,8 @@ size (RSS) is its own. The wall time counts from loading the model to the writte
 (not the interpreter's start-up and imports), split into the stages of
 :class:`monai_attn.inference.SegmentationResult.timings`; the stock recipe is timed at the
 same stage boundaries. Dice against the phantom's labels is computed from the written files.
+``--scan PATH`` adds scans of one's own (a real CT), timed the same way; their labels, if
+any, are not read (score real scans with ``monai-attn evaluate``), so their Dice is "–".
 A variant whose time, extrapolated linearly in voxels from a smaller case of the same run,
 would pass ``--max-seconds`` (default 300) is skipped on that case, and the output says so.
 
@@ -54,6 +56,7 @@ Usage::
 
     python benchmarks/inference.py --plot docs/inference_scaling.png   # four sizes, (a), (a) adaptive, (b)
     python benchmarks/inference.py --cases clinical --variants all --repeats 2
+    python benchmarks/inference.py --cases slab --scan /data/ct/case_001.nii.gz --variants segment fp32 monai
     python benchmarks/inference.py --quick                  # tiny phantom and network: smoke test
     python benchmarks/inference.py --device cuda
 
@@ -99,11 +102,13 @@ WEIGHT_SEED = 0
 
 @dataclass(frozen=True)
 class Case:
-    """A phantom scan: matrix size (voxels) and voxel size (mm)."""
+    """A scan: matrix size (voxels) and voxel size (mm); ``path`` for a scan of the user's own
+    (``--scan``: timed, no reference labels), None for a generated phantom."""
 
     name: str
     shape: tuple[int, int, int]
     spacing_mm: tuple[float, float, float]
+    path: str | None = None
 
 
 CASES = {
@@ -186,6 +191,16 @@ def phantom_paths(case: Case, work_dir: Path) -> tuple[Path, Path]:
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
             print(pool.submit(write_phantom, case, image_path, label_path).result(), flush=True)
     return image_path, label_path
+
+
+def scan_case(path: str, taken: Sequence[str]) -> Case:
+    """A ``--scan`` (any file or DICOM folder ``segment`` reads) as a case named after its file."""
+    from monai_attn.io import load_image
+
+    image = load_image(path, expect="ct")
+    stem = Path(path).name.split(".")[0] or "scan"
+    name = next(n for n in (stem, *(f"{stem}-{i}" for i in range(2, 1000))) if n not in taken)
+    return Case(name, tuple(int(n) for n in image.shape[1:]), tuple(float(v) for v in image.pixdim), str(path))
 
 
 def write_phantom(case: Case, image_path: Path, label_path: Path) -> str:
@@ -515,7 +530,8 @@ def _ratio(x: float) -> str:
 
 
 def _shape(case: str) -> str:
-    return "x".join(map(str, CASES[case].shape))
+    shape = "x".join(map(str, CASES[case].shape))
+    return f"{case} {shape}" if CASES[case].path else shape
 
 
 def summarize(runs: list[Run]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -675,6 +691,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", nargs="+", choices=[c for c in CASES if c != "tiny"],
                         default=["short", "clinical", "long", "large"],
                         help="phantom sizes, 512x512 by 100 (short), 200 (clinical), 400 (long), 600 (large) slices")
+    parser.add_argument("--scan", nargs="+", default=[], metavar="PATH",
+                        help="also time scans of your own (NIfTI, NRRD, DICOM folder...): no Dice, no labels read")
     parser.add_argument("--variants", nargs="+", choices=[*VARIANTS, "all"], default=list(DEFAULT_VARIANTS),
                         help=f"default: {' '.join(DEFAULT_VARIANTS)}")
     parser.add_argument("--repeats", type=int, default=1, help="runs per variant; the order alternates")
@@ -702,7 +720,12 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     work_dir = args.work_dir.resolve()
-    cases = ["tiny"] if args.quick else sorted(dict.fromkeys(args.cases), key=lambda c: math.prod(CASES[c].shape))
+    for path in args.scan:
+        case = scan_case(path, list(CASES))
+        CASES[case.name] = case
+    phantoms = ["tiny"] if args.quick else list(dict.fromkeys(args.cases))
+    cases = sorted(phantoms + [name for name, case in CASES.items() if case.path],
+                   key=lambda c: math.prod(CASES[c].shape))
     variants = list(VARIANTS) if args.quick or "all" in args.variants else list(dict.fromkeys(args.variants))
     skipped: list[str] = []
     if "nnunet" in variants:
@@ -736,7 +759,8 @@ def main(argv: list[str] | None = None) -> None:
     auto = resolve_precision("auto", torch.device(args.device))
     precision = {name: VARIANTS[name].overrides.get("precision", "fp32" if name in ("monai", "nnunet") else auto)
                  for name in VARIANTS}
-    inputs = {case: phantom_paths(CASES[case], work_dir) for case in cases}
+    inputs = {case: (Path(CASES[case].path), None) if CASES[case].path else phantom_paths(CASES[case], work_dir)
+              for case in cases}
     os.environ[CACHE_ENV] = str(work_dir / "cache")  # the benchmark's own cache; the children inherit it
     openvino = not missing and args.device == "cpu"
     for name in [v for v in variants if openvino and VARIANTS[v].engine == "segment"
@@ -769,7 +793,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         load = load_average()[0]
         result = run_child(__file__, payload)
-        dice = dice_per_organ(output, label)
+        dice = dice_per_organ(output, label) if label else {name: math.nan for name in LABEL_NAMES.values()}
         run = Run(case, variant, repeat, result["seconds"], result["peak_rss_bytes"], result["rss_after_imports_bytes"],
                   result["windows_run"], result["compute_ratio"], result["roi_size"], result["stages"], dice,
                   str(output), result["threads"], result.get("peak_gpu_bytes"))

@@ -50,11 +50,19 @@ def test_network_quick() -> None:
 
 @pytest.mark.slow
 def test_inference_quick(tmp_path: Path) -> None:
-    output = run_script("inference.py", "--work-dir", str(tmp_path), "--plot", str(tmp_path / "scaling.png"))
+    from monai_attn.io.writers import write_nifti
+    from monai_attn.synthetic import generate_abdomen_ct_case
+
+    scan = tmp_path / "own_scan.nii.gz"  # a scan of one's own: timed, no labels read, named after its file
+    write_nifti(scan, *generate_abdomen_ct_case(5, 0, (48, 40, 16), (8.0, 8.0, 20.0))[::2])
+    output = run_script("inference.py", "--work-dir", str(tmp_path), "--plot", str(tmp_path / "scaling.png"),
+                        "--scan", str(scan))
     has_nnunet = importlib.util.find_spec("nnunetv2") is not None
     has_openvino = all(importlib.util.find_spec(p) is not None for p in ("openvino", "onnxscript"))
     has_int8 = has_openvino and importlib.util.find_spec("nncf") is not None
-    rows = table_rows(output, "| case | variant | precision |")
+    all_rows = table_rows(output, "| case | variant | precision |")
+    rows = [row for row in all_rows if not row[0].startswith("own_scan ")]
+    scanned = [row for row in all_rows if row[0] == "own_scan 48x40x16"]
     titles = [
         "(a) monai-attn segment",
         "(a) segment adaptive_roi=true",
@@ -70,7 +78,8 @@ def test_inference_quick(tmp_path: Path) -> None:
         "(e) --backend torch --precision fp32",
         *(["(e) segment --precision int8", "(e) --precision int8, CPU without bf16"] if has_int8 else []),
     ]
-    assert [row[1] for row in rows] == titles
+    assert [row[1] for row in rows] == titles and [row[1] for row in scanned] == titles
+    assert all(row[7:10] == ["–", "–", "–"] and int(row[3]) > 0 for row in scanned)  # timed; no reference, no Dice
     if not has_nnunet:
         assert "skipping (b) nnU-Net v2 engine: nnunetv2 is not installed" in output
     by_title = {row[1]: row for row in rows}
@@ -83,11 +92,11 @@ def test_inference_quick(tmp_path: Path) -> None:
     assert float(segment[4]) > float(adaptive[4]) >= 1.0 and int(adaptive[3]) == 1
     assert stock[4] == "–"  # the stock recipe has no voxel counts
     stages = table_rows(output, "| case | variant | load model |")
-    assert len(stages) == len(titles)
+    assert len(stages) == 2 * len(titles)
     # the stages never add up to more than the wall time they are part of
     assert all(float(row[-2]) >= -0.5 for row in stages)
     scaling = table_rows(output, "| case | voxels (M) |")
-    assert len(scaling) == 1 and len(scaling[0]) == 2 + len(titles)
+    assert len(scaling) == 2 and len(scaling[0]) == 2 + len(titles)
     report = json.loads((tmp_path / "inference_quick.json").read_text())
     assert {r["variant"] for r in report["runs"]} == {
         "segment", "adaptive", "monai", *(["nnunet"] if has_nnunet else []),
