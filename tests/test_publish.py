@@ -246,3 +246,30 @@ def test_publish_refuses_tensors_of_the_right_shape_that_cannot_be_copied(bundle
     assert err.startswith(f"error: {tmp_path / 'model.pt'}: does not load into the bundle's network_def (")
     assert first in err
     assert _unchanged(bundle)
+
+
+def test_publish_compares_a_wider_candidate_with_the_shipped_weights_widened(bundle, tmp_path, capsys):
+    """A candidate at twice the width: the gate scores the shipped weights widened (the same
+    outputs), so the shipped weights as the wider candidate pass it and are published."""
+    from monai_attn.bundle.standalone import write_standalone
+    from monai_attn.networks.widen import widen_state_dict
+
+    narrow = torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True)
+    common = bundle / "configs" / "common.json"
+    config = json.loads(common.read_text())
+    config["network_def"]["channels"] = [2 * c for c in config["network_def"]["channels"]]
+    common.write_text(json.dumps(config, indent=4))
+    write_standalone(bundle)
+    wide = widen_state_dict(narrow, _network(bundle), torch.Generator().manual_seed(3))
+    torch.save(wide, tmp_path / "wide.pt")
+    code, _, err = _publish(capsys, bundle, tmp_path / "wide.pt", "0.4.0", "the same network, twice as wide")
+    assert code == 1 and "pass --trust-config if you trust it" in err  # an edited bundle's configs may run code
+    code, _, err = _publish(capsys, bundle, tmp_path / "wide.pt", "0.4.0", "the same network, twice as wide",
+                            "--trust-config")
+    assert (code, err) == (0, "")
+    shipped = torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert all(torch.equal(shipped[k], wide[k]) for k in wide)
+    assert (bundle / "models" / "history" / "model_0.3.0.pt").is_file()
+    torch.save(_trained_state(bundle), tmp_path / "worse.pt")  # a wide candidate that is worse is still refused
+    code, _, err = _publish(capsys, bundle, tmp_path / "worse.pt", "0.5.0", "worse", "--trust-config")
+    assert code == 1 and "the candidate is worse than the shipped weights" in err

@@ -35,6 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="datasets/ descriptor of the reference's label ids, e.g. totalsegmentator")
     parser.add_argument("--heldout-data", type=Path, metavar="DIR",
                         help="keep the generated held-out phantoms here and reuse them (default: a temporary folder)")
+    parser.add_argument("--trust-config", action="store_true",
+                        help="let the bundle's configs run code although they are not the shipped ones "
+                        "(a bundle you edited, e.g. to a wider network_def)")
     parser.set_defaults(func=run)
 
 
@@ -43,6 +46,6 @@ def run(args: argparse.Namespace) -> int:
 
     weights = publish_checkpoint(args.bundle, args.checkpoint, args.version, args.notes, force=args.force,
                                  heldout_data=args.heldout_data, real_case=args.real_case,
-                                 real_mapping=args.real_mapping)
+                                 real_mapping=args.real_mapping, trust=args.trust_config)
     print(f"{weights}: published as version {args.version}")
     return 0

@@ -35,8 +35,10 @@ from monai_attn.bundle.lookup import resolve_bundle
 from monai_attn.bundle.spec import BundleSpec
 from monai_attn.errors import InputError
 from monai_attn.inference.models import is_torchscript
+from monai_attn.networks.widen import widen_state_dict
 from monai_attn.training.release_gate import (
     HeldoutScores,
+    bundle_config_parser,
     dice_metrics,
     heldout_settings,
     score_heldout,
@@ -54,7 +56,7 @@ _NETWORK_KEYS = ("network", "model")
 def publish_checkpoint(
     bundle: str | os.PathLike, checkpoint: str | os.PathLike, version: str, notes: str, *, force: bool = False,
     heldout_data: str | os.PathLike | None = None, real_case: tuple[str | os.PathLike, str | os.PathLike] | None = None,
-    real_mapping: str | None = None,
+    real_mapping: str | None = None, trust: bool = False,
 ) -> Path:
     """Make ``checkpoint`` the weights of ``bundle`` at ``version``; returns the new ``models/model.pt``.
 
@@ -70,6 +72,8 @@ def publish_checkpoint(
         real_case: (image, reference label map) of a real case to score the candidate on once:
             the figures are logged and written as ``real_<task>_metrics``; ``real_mapping``
             names the ``datasets/`` descriptor of the reference's label ids.
+        trust: let the bundle's configs run code although they differ from the shipped ones
+            (``--trust-config``: a bundle one has edited, e.g. to a wider ``network_def``).
 
     Raises:
         InputError: bad version or notes, a checkpoint that does not load into ``network_def``,
@@ -90,7 +94,7 @@ def publish_checkpoint(
         raise InputError("--notes is empty: say what changed and what the new weights reach")
 
     state = read_state_dict(checkpoint)
-    network = _network_def(folder)
+    network = _network_def(folder, trust)
     check_fits(network, state, checkpoint)
     try:
         network.load_state_dict(state)  # strict: what check_fits does not see (dtypes a copy cannot cast)
@@ -100,11 +104,11 @@ def publish_checkpoint(
 
     text = metadata_path.read_text(encoding="utf-8")
     text = prepend_item(set_top_level(text, "version", version), "changelog", version, notes.strip())
-    scores = _score(folder, state, metadata, force, heldout_data)
+    scores = _score(folder, state, metadata, force, heldout_data, trust)
     if scores is not None:
         text = set_top_level(text, "eval_metrics", scores.metrics("candidate"))
     if real_case is not None:
-        real = score_real_case(folder, state, real_case[0], real_case[1], real_mapping)
+        real = score_real_case(folder, state, real_case[0], real_case[1], real_mapping, trust=trust)
         logger.info("real case %s: %s", Path(real_case[0]).name, ", ".join(f"{k} {v:.3f}" for k, v in real.items()))
         text = set_top_level(text, f"real_{BundleSpec.read(folder).task}_metrics", dice_metrics(real))
     weights_path = folder / "models" / "model.pt"
@@ -127,7 +131,7 @@ def publish_checkpoint(
 
 
 def _score(folder: Path, state: Mapping[str, torch.Tensor], metadata: Mapping, force: bool,
-           heldout_data: str | os.PathLike | None) -> HeldoutScores | None:
+           heldout_data: str | os.PathLike | None, trust: bool) -> HeldoutScores | None:
     """The candidate (and the shipped weights, when there are some) on the held-out phantoms;
     refuses a worse candidate unless ``force``; None when there is nothing to score on and ``force``."""
     try:
@@ -140,8 +144,8 @@ def _score(folder: Path, state: Mapping[str, torch.Tensor], metadata: Mapping, f
     models = {"candidate": state}
     shipped = folder / "models" / "model.pt"
     if shipped.is_file():
-        models["shipped"] = read_state_dict(shipped)
-    scores = score_heldout(folder, models, metadata, heldout_data)
+        models["shipped"] = _as_network_def(_network_def(folder, trust), read_state_dict(shipped), shipped)
+    scores = score_heldout(folder, models, metadata, heldout_data, trust=trust)
     worse = scores.worse("candidate", "shipped") if "shipped" in models else {}
     if worse:
         lost = ", ".join(f"{name} {new:.3f} < {old:.3f}" for name, (new, old) in worse.items())
@@ -150,6 +154,25 @@ def _score(folder: Path, state: Mapping[str, torch.Tensor], metadata: Mapping, f
                              f"(seed {scores.seed}): {lost}; nothing changed (--force publishes it anyway)")
         logger.warning("publishing a candidate worse than the shipped weights (--force): %s", lost)
     return scores
+
+
+def _as_network_def(network: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """The shipped weights as the bundle's ``network`` holds them: as they are, or widened
+    (:func:`~monai_attn.networks.widen.widen_state_dict`: the same outputs) when the candidate
+    brings a wider network, so that the gate compares what each computes."""
+    try:
+        check_fits(network, state, path)
+        return state
+    except InputError:
+        pass
+    try:
+        widened = widen_state_dict(state, network, torch.Generator().manual_seed(0))
+    except ValueError as err:
+        raise InputError(f"the shipped weights neither load into the bundle's network_def nor widen to it ({err}); "
+                         "the gate cannot compare them", path=path) from err
+    logger.info("%s: the shipped weights widened to the bundle's network_def for the comparison (the same outputs)",
+                path)
+    return widened
 
 
 def read_state_dict(checkpoint: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -226,16 +249,13 @@ def _as_numbers(version: str) -> tuple[int, ...]:
     return tuple(numbers)
 
 
-def _network_def(folder: Path) -> torch.nn.Module:
-    """``network_def`` of the bundle's inference config (:func:`monai_attn.bundle.configs.bundle_parser`).
+def _network_def(folder: Path, trust: bool) -> torch.nn.Module:
+    """``network_def`` of the bundle's inference config (:func:`~monai_attn.training.release_gate.bundle_config_parser`).
 
     Only ``network_def`` is evaluated, and it does not read the metadata, which publish itself
-    rewrites: a copy of a shipped bundle whose inference configs are the shipped ones byte for
-    byte is trusted whatever its metadata says; any other bundle is checked.
+    rewrites.
     """
-    from monai_attn.bundle.configs import bundle_parser, has_shipped_inference_configs
-
-    parser = bundle_parser(folder, trust=has_shipped_inference_configs(folder) or None)
+    parser = bundle_config_parser(folder, trust)
     if "network_def" not in parser.config:
         raise InputError("has no 'network_def'", path=folder / "configs" / "common.json")
     return parser.get_parsed_content("network_def")

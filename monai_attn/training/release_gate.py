@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from monai.bundle import ConfigParser
 
 from monai_attn.bundle.spec import BundleSpec
 from monai_attn.errors import InputError
@@ -90,11 +91,11 @@ def write_heldout(task: str, out_dir: Path, seed: int, cases: int, size: int | N
 
 
 def score_heldout(folder: Path, models: Mapping[str, Mapping[str, torch.Tensor]], metadata: Mapping[str, Any],
-                  data_dir: str | os.PathLike | None = None) -> HeldoutScores:
+                  data_dir: str | os.PathLike | None = None, *, trust: bool = False) -> HeldoutScores:
     """Mean Dice per label of each state dict in ``models`` on the bundle's held-out phantoms.
 
     ``data_dir`` keeps the generated phantoms (and reuses them when they are there); by default
-    they live in a temporary folder for the call.
+    they live in a temporary folder for the call. ``trust``: as :func:`bundle_config_parser`.
     """
     seed, cases, size = heldout_settings(metadata, folder)
     spec = BundleSpec.read(folder)
@@ -106,14 +107,15 @@ def score_heldout(folder: Path, models: Mapping[str, Mapping[str, torch.Tensor]]
         phantoms = sorted(p for p in images.iterdir() if not p.name.startswith("."))
         dice = {}
         for name, state in models.items():
-            dice[name] = mean_dice(folder, spec, state, phantoms, labels, Path(scratch) / f"pred_{name}")
+            dice[name] = mean_dice(folder, spec, state, phantoms, labels, Path(scratch) / f"pred_{name}", trust=trust)
             logger.info("held-out phantoms (seed %d, %s), %s: %s", seed, plural(len(phantoms), "case"), name,
                         ", ".join(f"{k} {v:.3f}" for k, v in dice[name].items()))
     return HeldoutScores(cases=len(phantoms), seed=seed, dice=dice)
 
 
 def score_real_case(folder: Path, state: Mapping[str, torch.Tensor], image: str | os.PathLike,
-                    reference: str | os.PathLike, gt_mapping: str | None = None) -> dict[str, float]:
+                    reference: str | os.PathLike, gt_mapping: str | None = None, *, trust: bool = False
+                    ) -> dict[str, float]:
     """Dice per label of ``state`` on one real image and its reference label map (``gt_mapping``:
     a ``datasets/`` descriptor that brings the reference's label ids into the bundle's scheme)."""
     image, reference = Path(image), Path(reference)
@@ -122,19 +124,29 @@ def score_real_case(folder: Path, state: Mapping[str, torch.Tensor], image: str 
         references.mkdir()
         shutil.copy(reference, references / f"{case_id_of(image)}{image_suffix(reference)}")
         return mean_dice(folder, BundleSpec.read(folder), state, [image], references, Path(scratch) / "pred",
-                         gt_mapping)
+                         gt_mapping, trust=trust)
+
+
+def bundle_config_parser(folder: Path, trust: bool = False) -> ConfigParser:
+    """The bundle's inference configs, parsed. A copy of a shipped bundle whose inference configs
+    are the shipped ones byte for byte is trusted whatever its metadata says (publish rewrites
+    the metadata); any other is checked unless ``trust`` (``--trust-config``: a bundle one has
+    edited, e.g. to a wider ``network_def``)."""
+    from monai_attn.bundle.configs import bundle_parser, has_shipped_inference_configs
+
+    return bundle_parser(folder, trust=trust or has_shipped_inference_configs(folder) or None)
 
 
 def mean_dice(folder: Path, spec: BundleSpec, state: Mapping[str, torch.Tensor], images: list[Path],
-              references: Path, predictions: Path, gt_mapping: str | None = None) -> dict[str, float]:
+              references: Path, predictions: Path, gt_mapping: str | None = None, *, trust: bool = False
+              ) -> dict[str, float]:
     """Mean Dice per label name of the bundle's inference with weights ``state`` on ``images``,
     against the label maps of the same case ids in ``references`` (as ``segment`` then ``evaluate``);
     ``spec`` is the bundle's (its output types name the prediction files)."""
-    from monai_attn.bundle.configs import bundle_parser, has_shipped_inference_configs
     from monai_attn.evaluation import evaluate_folders, summarize
     from monai_attn.inference import Segmenter
 
-    parser = bundle_parser(folder, trust=has_shipped_inference_configs(folder) or None)
+    parser = bundle_config_parser(folder, trust)
     network = parser.get_parsed_content("network_def")
     network.load_state_dict(state)
     segmenter = Segmenter.from_parser(parser, network)
