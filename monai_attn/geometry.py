@@ -94,7 +94,9 @@ def resample_to_grid(
 
     out_dtype = src.dtype if mode == "nearest" else np.float32
     work = src if mode == "nearest" else src.astype(np.float32, copy=False)
-    work = torch.from_numpy(work.copy() if any(stride < 0 for stride in work.strides) else work)
+    if not work.dtype.isnative or any(stride < 0 for stride in work.strides):  # what torch cannot wrap
+        work = np.ascontiguousarray(work, dtype=work.dtype.newbyteorder("="))
+    work = torch.from_numpy(work)
     # Along each source axis k, gather the positions that destination axis axis_of[k] needs;
     # the axes that shrink most first, so the later passes run over fewer voxels.
     valid = [np.ones(n, dtype=bool) for n in dst_shape]
