@@ -64,3 +64,11 @@ def test_labels_are_resampled_by_monai() -> None:
         {"image": image, "label": label})["label"]
     monai = Spacingd("label", pixdim=PIXDIM, mode="nearest", dtype=torch.float32)({"label": label})["label"]
     assert ours.sum() > 0 and torch.equal(ours.as_tensor(), monai.as_tensor())
+
+
+def test_other_dtypes_are_resampled_by_monai() -> None:
+    """The separable path computes float32; a float64 request gets MONAI's float64 values."""
+    image = scan(lps())
+    ours = AxisAlignedSpacingd("image", pixdim=PIXDIM, dtype=torch.float64)({"image": image})["image"]
+    monai = Spacingd("image", pixdim=PIXDIM, mode="bilinear", dtype=torch.float64)({"image": image})["image"]
+    assert torch.equal(ours.as_tensor(), monai.as_tensor())

@@ -104,7 +104,7 @@ def publish_checkpoint(
 
     text = metadata_path.read_text(encoding="utf-8")
     text = prepend_item(set_top_level(text, "version", version), "changelog", version, notes.strip())
-    scores = _score(folder, state, metadata, force, heldout_data, trust)
+    scores = _score(folder, network, state, metadata, force, heldout_data, trust)
     if scores is not None:
         text = set_top_level(text, "eval_metrics", scores.metrics("candidate"))
     if real_case is not None:
@@ -130,7 +130,7 @@ def publish_checkpoint(
     return weights_path
 
 
-def _score(folder: Path, state: Mapping[str, torch.Tensor], metadata: Mapping, force: bool,
+def _score(folder: Path, network: torch.nn.Module, state: Mapping[str, torch.Tensor], metadata: Mapping, force: bool,
            heldout_data: str | os.PathLike | None, trust: bool) -> HeldoutScores | None:
     """The candidate (and the shipped weights, when there are some) on the held-out phantoms;
     refuses a worse candidate unless ``force``; None when there is nothing to score on and ``force``."""
@@ -144,7 +144,7 @@ def _score(folder: Path, state: Mapping[str, torch.Tensor], metadata: Mapping, f
     models = {"candidate": state}
     shipped = folder / "models" / "model.pt"
     if shipped.is_file():
-        models["shipped"] = _as_network_def(_network_def(folder, trust), read_state_dict(shipped), shipped)
+        models["shipped"] = _as_network_def(network, read_state_dict(shipped), shipped)
     scores = score_heldout(folder, models, metadata, heldout_data, trust=trust)
     worse = scores.worse("candidate", "shipped") if "shipped" in models else {}
     if worse:
@@ -162,17 +162,16 @@ def _as_network_def(network: torch.nn.Module, state: dict[str, torch.Tensor], pa
     brings a wider network, so that the gate compares what each computes."""
     try:
         check_fits(network, state, path)
-        return state
     except InputError:
-        pass
-    try:
-        widened = widen_state_dict(state, network, torch.Generator().manual_seed(0))
-    except ValueError as err:
-        raise InputError(f"the shipped weights neither load into the bundle's network_def nor widen to it ({err}); "
-                         "the gate cannot compare them", path=path) from err
-    logger.info("%s: the shipped weights widened to the bundle's network_def for the comparison (the same outputs)",
-                path)
-    return widened
+        try:
+            widened = widen_state_dict(state, network, torch.Generator().manual_seed(0))
+        except ValueError as err:
+            raise InputError(f"the shipped weights neither load into the bundle's network_def nor widen to it "
+                             f"({err}); the gate cannot compare them", path=path) from err
+        logger.info("%s: the shipped weights widened to the bundle's network_def for the comparison (the same "
+                    "outputs)", path)
+        return widened
+    return state
 
 
 def read_state_dict(checkpoint: str | os.PathLike) -> dict[str, torch.Tensor]:
