@@ -10,6 +10,7 @@ from monai.transforms import Compose
 
 from monai_attn.transforms import (
     RandLabelIntensityShiftd,
+    RandSizeCropByLabelClassesd,
     RandTruncatedFieldOfViewd,
     ct_intensity_randomisation,
     em_intensity_randomisation,
@@ -101,3 +102,33 @@ def test_truncated_field_of_view_blanks_image_and_label_beyond_one_plane():
     assert torch.equal(untouched["image"].as_tensor(), data["image"].as_tensor())
     with pytest.raises(ValueError, match="cut_fraction"):
         RandTruncatedFieldOfViewd("image", "label", cut_fraction=(0.0, 1.0))
+
+
+def test_random_size_patches_take_every_allowed_shape_from_one_place_in_image_and_label():
+    shape = (40, 36, 30)
+    index = torch.arange(np.prod(shape), dtype=torch.float32).reshape(1, *shape)
+    label = torch.zeros((1, *shape))
+    label[0, 18:22, 16:20, 12:18] = 1  # a small organ: centres fall on it half of the time
+    data = {"image": MetaTensor(index), "label": MetaTensor(label)}
+    crop = RandSizeCropByLabelClassesd(["image", "label"], "label", smallest=(16, 16, 8), largest=(32, 32, 24),
+                                       step=8, ratios=[1, 1], num_classes=2, num_samples=2)
+    crop.set_random_state(0)
+    seen: list[set[int]] = [set(), set(), set()]
+    for _ in range(40):
+        first, second = crop(data)
+        assert first["image"].shape == second["image"].shape  # one size per volume
+        for patch in (first, second):
+            size = patch["image"].shape[1:]
+            for axis, n in enumerate(size):
+                seen[axis].add(n)
+            # the patch is one block of the volume, the same block in image and label
+            start = np.unravel_index(int(patch["image"][0, 0, 0, 0]), shape)
+            block = tuple(slice(s, s + n) for s, n in zip(start, size))
+            assert torch.equal(patch["image"].as_tensor()[0], index[0][block])
+            assert torch.equal(patch["label"].as_tensor()[0], label[0][block])
+    assert seen == [{16, 24, 32}, {16, 24, 32}, {8, 16, 24}]
+    again = crop.set_random_state(0)(data)[0]["image"]
+    crop.set_random_state(0)
+    assert torch.equal(crop(data)[0]["image"].as_tensor(), again.as_tensor())
+    with pytest.raises(ValueError, match="whole steps of 16"):
+        RandSizeCropByLabelClassesd(["image", "label"], "label", smallest=40, largest=96, ratios=[1, 1], num_classes=2)

@@ -22,7 +22,7 @@ from monai.transforms import (
 from monai.transforms.transform import Transform
 
 from monai_attn.io.readers import Expect, MedicalImageReader
-from monai_attn.transforms import LoadScand, MatchPictured, label_transforms
+from monai_attn.transforms import LoadScand, MatchPictured, RandSizeCropByLabelClassesd, label_transforms
 
 LabelMapping = Mapping[int, int] | str | None
 
@@ -86,8 +86,14 @@ def class_balanced_crops(
     num_classes: int,
     num_samples: int,
     image_key: str | None = None,
+    patch_size_min: Sequence[int] | None = None,
+    size_step: int = 16,
 ) -> list[Transform]:
     """Pad to ``patch_size``, then draw ``num_samples`` patches centred on classes in ``ratios``.
+
+    With ``patch_size_min`` every volume's patches take a size drawn per axis between it and
+    ``patch_size`` in steps of ``size_step`` voxels
+    (:class:`~monai_attn.transforms.RandSizeCropByLabelClassesd`; needs batches of one volume).
 
     The voxel indices of each class are computed once, by a deterministic step that a
     ``CacheDataset`` caches, instead of on every draw (about 0.3 s per 3-D CT volume and
@@ -97,20 +103,14 @@ def class_balanced_crops(
     _, label_key = split_keys(keys)
     postfix = "_cls_indices"
     indices_key = f"{label_key}{postfix}"
+    crop = dict(label_key=label_key, ratios=ratios, num_classes=num_classes, num_samples=num_samples,
+                indices_key=indices_key, warn=False)
     return [
         SpatialPadd(keys, spatial_size=patch_size),
         ClassesToIndicesd(
             label_key, indices_postfix=postfix, num_classes=num_classes, image_key=image_key, image_threshold=0.0
         ),
-        RandCropByLabelClassesd(
-            keys,
-            label_key=label_key,
-            spatial_size=patch_size,
-            ratios=ratios,
-            num_classes=num_classes,
-            num_samples=num_samples,
-            indices_key=indices_key,
-            warn=False,
-        ),
+        RandCropByLabelClassesd(keys, spatial_size=patch_size, **crop) if patch_size_min is None
+        else RandSizeCropByLabelClassesd(keys, smallest=patch_size_min, largest=patch_size, step=size_step, **crop),
         DeleteItemsd(indices_key),
     ]

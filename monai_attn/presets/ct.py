@@ -87,6 +87,7 @@ def ct_train_transforms(
     body_margin_mm: float,
     patch_size: Sequence[int],
     num_samples: int = 2,
+    patch_size_min: Sequence[int] | None = None,
     class_ratios: Sequence[float] = CT_CLASS_RATIOS,
     label_mapping: LabelMapping = None,
     flip_prob: float = 0.2,
@@ -104,8 +105,12 @@ def ct_train_transforms(
         keys: (image key, label key).
         spacing_mm: voxel size to resample to (x, y, z in RAS), mm.
         hu_window: HU range clipped and scaled to 0..1.
-        patch_size: training patch size in voxels at ``spacing_mm``.
+        patch_size: training patch size in voxels at ``spacing_mm`` (the largest, with
+            ``patch_size_min``).
         num_samples: patches drawn per volume (the pipeline returns a list of that many dicts).
+        patch_size_min: when given, each volume's patches take a random size per axis from
+            this to ``patch_size`` in steps of 16 voxels (the network's divisor), so the network
+            learns windows of any shape, flat slabs included; needs ``batch_size`` 1.
         class_ratios: relative frequency of patch centres on each label (background, spleen,
             kidney, pancreas by default: :data:`CT_CLASS_RATIOS`); classes absent from a
             volume are skipped.
@@ -138,7 +143,8 @@ def ct_train_transforms(
     return Compose(
         _ct_preprocess(keys, spacing_mm, hu_window, body_threshold_hu, body_margin_mm, label_mapping, load=True)
         + [
-            *class_balanced_crops(keys, patch_size, list(class_ratios), len(class_ratios), num_samples, image_key),
+            *class_balanced_crops(keys, patch_size, list(class_ratios), len(class_ratios), num_samples, image_key,
+                                  patch_size_min),
             RandFlipd(keys, prob=flip_prob, spatial_axis=0),
             RandFlipd(keys, prob=flip_prob, spatial_axis=1),
             RandFlipd(keys, prob=flip_prob, spatial_axis=2),

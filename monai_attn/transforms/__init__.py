@@ -5,7 +5,8 @@
 - :mod:`~monai_attn.transforms.checks`: :class:`CheckCTInputd` (refuse what is not CT in HU).
 - :mod:`~monai_attn.transforms.spatial`: :class:`CropToBodyd` (crop to the body on the scan's own
   grid), :class:`AxisAlignedSpacingd` (MONAI's ``Spacingd``, separable where the grids are
-  parallel), :class:`RandTruncatedFieldOfViewd` (a field of view that ends inside an organ).
+  parallel), :class:`RandSizeCropByLabelClassesd` (class-balanced patches of
+  random shape), :class:`RandTruncatedFieldOfViewd` (a field of view that ends inside an organ).
 - :mod:`~monai_attn.transforms.intensity`: domain randomisation of CT and EM intensities
   (:class:`RandLabelIntensityShiftd`, :func:`ct_intensity_randomisation`,
   :func:`em_intensity_randomisation`).
@@ -29,6 +30,7 @@ _EXPORTS = {
     "MasksToLabelsd": "monai_attn.transforms.label",
     "MatchPictured": "monai_attn.transforms.io",
     "RandLabelIntensityShiftd": "monai_attn.transforms.intensity",
+    "RandSizeCropByLabelClassesd": "monai_attn.transforms.spatial",
     "RandTruncatedFieldOfViewd": "monai_attn.transforms.spatial",
     "RemapLabels": "monai_attn.transforms.label",
     "RemapLabelsd": "monai_attn.transforms.label",

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import InvertibleTransform, MapTransform, RandomizableTransform, Spacing, SpatialCrop
+from monai.transforms import (
+    InvertibleTransform,
+    MapTransform,
+    RandCropByLabelClassesd,
+    RandomizableTransform,
+    Spacing,
+    SpatialCrop,
+)
 from monai.utils import ensure_tuple_rep
 
 from monai_attn.geometry import margin_voxels, resample_to_grid, separable_axes
@@ -191,3 +198,38 @@ class RandTruncatedFieldOfViewd(RandomizableTransform, MapTransform):
             blanked[index] = self.background if key != self.label_key else 0
             d[key] = blanked
         return d
+
+
+class RandSizeCropByLabelClassesd(RandCropByLabelClassesd):
+    """MONAI's ``RandCropByLabelClassesd`` with a patch size drawn anew for every volume.
+
+    Each spatial axis gets its own size, uniform over ``smallest, smallest + step, ...,
+    largest`` (voxels; ``step`` is the network's size divisor), so one training run sees cubes,
+    flat slabs and long bars from the size of a sliding window up to a large part of the
+    body. Inference may then tile a scan with windows of whatever shape covers it with the least
+    overlap (or one window for a thin scan), and a window larger or flatter than the training
+    patches does not change the labels. The ``num_samples`` patches drawn from one volume
+    share a size; patches of different volumes do not, so the data loader needs
+    ``batch_size`` 1. Pad every volume to ``largest`` first (``SpatialPadd``).
+
+    Args:
+        keys, label_key, ratios, num_classes, num_samples, indices_key, image_key,
+        image_threshold: as ``RandCropByLabelClassesd``.
+        smallest: per-axis smallest patch size, voxels (an int for every axis).
+        largest: per-axis largest patch size, voxels.
+        step: sizes are ``smallest + k * step``.
+    """
+
+    def __init__(self, keys: KeysCollection, label_key: str, smallest: Sequence[int] | int,
+                 largest: Sequence[int] | int, step: int = 16, **kwargs) -> None:
+        largest_ = ensure_tuple_rep(largest, 3 if isinstance(largest, int) else len(largest))
+        smallest_ = ensure_tuple_rep(smallest, len(largest_))
+        if step < 1 or any(not 0 < lo <= hi or (hi - lo) % step for lo, hi in zip(smallest_, largest_)):
+            raise ValueError(f"need 0 < smallest <= largest, apart by whole steps of {step}: "
+                             f"got {smallest_} and {largest_}")
+        super().__init__(keys, label_key=label_key, spatial_size=largest_, **kwargs)
+        self.choices = [np.arange(lo, hi + 1, step) for lo, hi in zip(smallest_, largest_)]
+
+    def randomize(self, label: torch.Tensor, indices=None, image: torch.Tensor | None = None) -> None:
+        self.cropper.spatial_size = tuple(int(self.R.choice(sizes)) for sizes in self.choices)
+        super().randomize(label, indices, image)
