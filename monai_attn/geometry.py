@@ -93,7 +93,7 @@ def resample_to_grid(
         return _resample_dense(src, src_affine, dst_affine, dst_shape, mode, fill)
 
     out_dtype = src.dtype if mode == "nearest" else np.float32
-    work = src if mode == "nearest" else src.astype(np.float32, copy=False)
+    work = src if mode == "nearest" or src.dtype.kind in "iu" else src.astype(np.float32, copy=False)
     if not work.dtype.isnative or any(stride < 0 for stride in work.strides):  # what torch cannot wrap
         work = np.ascontiguousarray(work, dtype=work.dtype.newbyteorder("="))
     work = torch.from_numpy(work)
@@ -125,15 +125,17 @@ def linear_along(values: torch.Tensor, axis: int, positions: np.ndarray) -> torc
     """1-D linear interpolation of ``values`` along ``axis`` at fractional voxel ``positions``.
 
     Positions outside [0, n - 1] take the edge voxel's value. Returns a new tensor whose
-    ``axis`` has ``len(positions)`` entries (the dtype of ``values``, a float type).
+    ``axis`` has ``len(positions)`` entries: the dtype of ``values`` when it is a float type;
+    float32 for integers (int16 HU), converting only the gathered voxels, never all of ``values``.
     """
+    dtype = values.dtype if values.is_floating_point() else torch.float32
     count = values.shape[axis]
     position = torch.from_numpy(np.clip(np.asarray(positions, dtype=np.float64), 0, count - 1))
     below = position.floor().long()
     above = (below + 1).clamp_(max=count - 1)
-    weight = (position - below).to(values.dtype).view([-1 if a == axis else 1 for a in range(values.ndim)])
-    low = values.index_select(axis, below)
-    return low.add_(values.index_select(axis, above).sub_(low).mul_(weight))
+    weight = (position - below).to(dtype).view([-1 if a == axis else 1 for a in range(values.ndim)])
+    low = values.index_select(axis, below).to(dtype)
+    return low.add_(values.index_select(axis, above).to(dtype).sub_(low).mul_(weight))
 
 
 def _as_matrix(affine: np.ndarray | torch.Tensor) -> np.ndarray:

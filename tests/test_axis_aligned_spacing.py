@@ -72,3 +72,16 @@ def test_other_dtypes_are_resampled_by_monai() -> None:
     ours = AxisAlignedSpacingd("image", pixdim=PIXDIM, dtype=torch.float64)({"image": image})["image"]
     monai = Spacingd("image", pixdim=PIXDIM, mode="bilinear", dtype=torch.float64)({"image": image})["image"]
     assert torch.equal(ours.as_tensor(), monai.as_tensor())
+
+
+@pytest.mark.parametrize("affine", [lps((0.8, 0.7, 2.5)), lps((2.0, 3.1, 0.6))], ids=["clinical", "up-and-down"])
+def test_int16_scan_gives_the_float32_result(affine) -> None:
+    """An int16 scan as read (integers kept) resamples to what its float32 copy gives, as float32."""
+    hu = scan(affine)
+    integers = MetaTensor(hu.as_tensor().round().to(torch.int16), affine=hu.affine)
+    floats = MetaTensor(integers.as_tensor().float(), affine=hu.affine)
+    transform = AxisAlignedSpacingd("image", pixdim=PIXDIM)
+    from_int = transform({"image": Orientationd("image", axcodes="RAS")({"image": integers})["image"]})["image"]
+    from_float = transform({"image": Orientationd("image", axcodes="RAS")({"image": floats})["image"]})["image"]
+    assert from_int.dtype == torch.float32 and from_int.shape == from_float.shape
+    np.testing.assert_allclose(from_int.numpy(), from_float.numpy(), atol=1e-3)

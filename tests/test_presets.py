@@ -218,3 +218,27 @@ def test_body_crop_box_and_centroid_match_an_independent_computation():
     np.testing.assert_array_equal(out["image"][0].numpy(), hu[tuple(slice(a, b) for a, b in zip(start, end))])
     centre = np.array(ndimage.center_of_mass(body))
     np.testing.assert_allclose(out["body_centre_mm"], affine[:3, :3] @ centre + affine[:3, 3], atol=1e-6)
+
+
+@pytest.mark.parametrize("threshold_hu", [-500.0, -500.5])
+def test_ct_inference_on_int16_as_read_equals_the_float32_path(tmp_path, threshold_hu):
+    """The scan is kept int16 as read (``input``), and the network input is what float32 voxels give,
+    the body threshold included (-500 HU exactly is not body at -500, is at -500.5)."""
+    from monai_attn.io import load_image
+    from monai_attn.presets.ct import ct_inference_transforms
+
+    rng = np.random.default_rng(4)
+    hu = np.full((48, 40, 14), -1000, np.int16)
+    hu[10:38, 8:30, 2:12] = rng.integers(-120, 300, (28, 22, 10))
+    hu[6, 4, 7], hu[44, 36, 7] = -500, -499  # on the threshold, just above it
+    affine = np.diag([-0.8, -0.8, 2.5, 1.0])
+    nib.save(nib.Nifti1Image(hu, affine), tmp_path / "ct.nii.gz")
+    pre = ct_inference_transforms(spacing_mm=(2.0, 2.0, 2.0), hu_window=(-175.0, 250.0),
+                                  body_threshold_hu=threshold_hu, body_margin_mm=2.0, check_input=False)
+    from_file = pre({"image": str(tmp_path / "ct.nii.gz")})
+    from_float = pre({"image": load_image(tmp_path / "ct.nii.gz", expect="ct")})
+    assert from_file["input"].dtype == torch.int16 and from_float["input"].dtype == torch.float32
+    np.testing.assert_array_equal(from_file["input"][0].numpy(), hu)
+    assert from_file["image"].dtype == torch.float32 and from_file["image"].shape == from_float["image"].shape
+    np.testing.assert_allclose(from_file["image"].numpy(), from_float["image"].numpy(), atol=1e-6)
+    np.testing.assert_allclose(from_file["image"].affine.numpy(), from_float["image"].affine.numpy())

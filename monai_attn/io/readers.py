@@ -17,7 +17,8 @@ Two MONAI :class:`~monai.data.ImageReader` subclasses and one function:
 
 Conventions are MONAI's (as ``NibabelReader``/``ITKReader``): the array keeps the file's voxel
 order, index ``(i, j, k)``, as float32 (``LoadImage``'s default; label maps keep the file's
-dtype); ``meta["affine"]`` and ``meta["original_affine"]`` map voxel
+dtype, and so do integer images read with ``keep_integers``: an int16 CT in half the memory,
+converted to float32 later, only where and when a step computes with it); ``meta["affine"]`` and ``meta["original_affine"]`` map voxel
 indices to RAS world coordinates in mm; ``meta["spatial_shape"]`` is the file's grid;
 ``meta["spacing"]`` the voxel size in mm at read time (``MetaTensor.pixdim`` follows later
 resampling); ``meta["filename_or_obj"]`` the path. DICOM series add ``dicom_series_uid``,
@@ -302,13 +303,15 @@ class MedicalImageReader(ImageReader):
         LoadImaged(("image", "label"), reader=MedicalImageReader(expect="ct"), ensure_channel_first=True)
     """
 
-    def __init__(self, expect: Expect = None, series_uid: str | None = None, label_map: bool = False) -> None:
+    def __init__(self, expect: Expect = None, series_uid: str | None = None, label_map: bool = False,
+                 keep_integers: bool = False) -> None:
         super().__init__()
         if expect not in ("ct", "2d", None):
             raise ValueError(f"expect must be 'ct', '2d' or None, got {expect!r}")
         self.expect = expect
         self.series_uid = series_uid
         self.label_map = bool(label_map)
+        self.keep_integers = bool(keep_integers)
 
     def verify_suffix(self, filename: Sequence[os.PathLike | str] | os.PathLike | str) -> bool:
         """True when every path is a supported file type, a DICOM file or a folder."""
@@ -410,7 +413,8 @@ class MedicalImageReader(ImageReader):
                     source.stream.close()
             array = np.asarray(array)
             floating = np.issubdtype(array.dtype, np.floating)
-            array = c_order(array, None if self.label_map else np.float32)
+            keep = self.label_map or (self.keep_integers and array.dtype.kind in "iu")
+            array = c_order(array, None if keep else np.float32)
             if floating:
                 bad = int(array.size - np.count_nonzero(np.isfinite(array)))
                 if bad:
@@ -473,7 +477,8 @@ def _isal_stream(path: Path) -> IO[bytes] | None:
     return igzip.open(path, "rb")
 
 
-def load_image(path: str | os.PathLike, series_uid: str | None = None, expect: Expect = None) -> MetaTensor:
+def load_image(path: str | os.PathLike, series_uid: str | None = None, expect: Expect = None,
+               keep_integers: bool = False) -> MetaTensor:
     """Read one image as a channel-first ``MetaTensor`` (C, *spatial), float32, with its geometry.
 
     Equivalent to ``LoadImage(image_only=True, ensure_channel_first=True)`` with
@@ -484,6 +489,7 @@ def load_image(path: str | os.PathLike, series_uid: str | None = None, expect: E
         path: NIfTI, NRRD, MetaImage, DICOM series folder or file, or a 2-D PNG/JPEG/TIFF.
         series_uid: SeriesInstanceUID when a DICOM folder holds several series.
         expect: ``"ct"`` (3-D, one channel), ``"2d"`` or None (2-D or 3-D), see :class:`MedicalImageReader`.
+        keep_integers: integer voxels (int16 HU) keep their dtype instead of becoming float32.
 
     Returns:
         MetaTensor: a CT volume gives shape (1, i, j, k) in the file's voxel order, values in HU;
@@ -494,10 +500,12 @@ def load_image(path: str | os.PathLike, series_uid: str | None = None, expect: E
         ct = load_image("case_001.nii.gz", expect="ct")
         ct.shape, ct.pixdim  # (1, 512, 512, 90), tensor([0.78, 0.78, 2.5])
     """
-    return _loader()(path, reader=MedicalImageReader(expect=expect, series_uid=series_uid))
+    reader = MedicalImageReader(expect=expect, series_uid=series_uid, keep_integers=keep_integers)
+    return _loader(keep_integers)(path, reader=reader)
 
 
 @cache
-def _loader() -> LoadImage:
-    """One shared MONAI loader; the reader is passed per call, so its registered readers are unused."""
-    return LoadImage(image_only=True, ensure_channel_first=True)
+def _loader(keep_dtype: bool = False) -> LoadImage:
+    """A shared MONAI loader (float32, or the reader's dtype); the reader is passed per call, so
+    its registered readers are unused."""
+    return LoadImage(image_only=True, ensure_channel_first=True, dtype=None if keep_dtype else np.float32)

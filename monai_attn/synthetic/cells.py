@@ -19,8 +19,9 @@ in three layers:
   packed with vesicles, microtubule dots, or longitudinal fibres. Unlabelled distractors that
   look like membrane: mitochondria (dark double rim, dense cristae), endoplasmic-reticulum
   tubules (short thin dark curves), dark post-synaptic densities along boundaries and diffuse
-  dark staining smudges. The section is then blurred, lit unevenly, given a random tone curve
-  and noise.
+  dark staining smudges. Per section, a thickness (0.5-2 times ISBI 2012's 50 nm) widens and
+  pales membranes that run obliquely through it, and a stain strength sets how dark membranes
+  are. The section is then blurred, lit unevenly, given a random tone curve and noise.
 
 Labels: 1 membrane, 0 cell interior.
 """
@@ -198,13 +199,25 @@ def _add_organelles(rng: np.random.Generator, image: np.ndarray, owner: np.ndarr
 
 
 def _add_membrane_lines(rng: np.random.Generator, image: np.ndarray, gap: np.ndarray, size: int) -> None:
-    """Darken a thin line (or a pair with a pale extracellular gap) along every boundary (in place)."""
+    """Darken a thin line (or a pair with a pale extracellular gap) along every boundary (in place).
+
+    How a membrane looks depends on the section and the stain, which vary between sections of
+    one stack as well as between stacks: a membrane cut at right angles is a sharp dark line;
+    one that runs obliquely through a thicker section projects as a wider, paler band (the
+    same stain spread over the projected width); staining sets how dark membranes are against
+    the cytoplasm, from faint to heavy. The section thickness (0.5-2 times the 50 nm of
+    ISBI 2012) and the stain strength are drawn per section, the obliqueness as a smooth field.
+    """
     u = rng.uniform
     width = np.clip(u(0.7, 1.4) + 0.3 * smooth_noise_2d(rng, size, size / 10), 0.5, 2.0)
     offset = np.clip(u(-0.4, 0.9) + 0.6 * smooth_noise_2d(rng, size, size / 12), 0.0, 1.5)
-    darkness = np.clip(u(0.45, 0.7) + 0.15 * smooth_noise_2d(rng, size, size / 8), 0.2, 0.85)
-    line = np.exp(-((gap - offset) / width) ** 2)
-    image *= 1 - darkness * line
+    stain = u(0.3, 0.75)
+    darkness = np.clip(stain + 0.15 * smooth_noise_2d(rng, size, size / 8), 0.15, 0.85)
+    thickness = u(0.5, 2.0)
+    oblique = np.clip(np.abs(smooth_noise_2d(rng, size, size / 10)) - 0.5, 0.0, None)
+    smear = 1.0 + thickness * u(1.0, 3.0) * oblique  # projected width / width
+    line = np.exp(-((gap - offset) / (width * smear)) ** 2)
+    image *= 1 - darkness / np.sqrt(smear) * line
 
 
 def _acquire(rng: np.random.Generator, image: np.ndarray, size: int) -> np.ndarray:

@@ -28,7 +28,9 @@ class LoadScand(Transform):
     """Read ``data[key]`` (a path) as a channel-first MetaTensor; keep a reference as ``input``.
 
     An already-read ``MetaTensor`` passes through, so callers can read DICOM with a chosen
-    ``series_uid`` or hand over arrays. Errors name the file (:class:`InputError`).
+    ``series_uid`` or hand over arrays. Errors name the file (:class:`InputError`). Integer
+    voxels keep their dtype (an int16 CT: half of float32's memory and no full-size conversion);
+    the steps that compute with them convert what they use (resampling: the crop, shrunk).
 
     Args:
         key: the image key.
@@ -45,7 +47,7 @@ class LoadScand(Transform):
         d = dict(data)
         image = d[self.key]
         if not isinstance(image, MetaTensor):
-            image = load_image(image, series_uid=d.get("series_uid"), expect=self.expect)
+            image = load_image(image, series_uid=d.get("series_uid"), expect=self.expect, keep_integers=True)
         if self.expect == "ct" and (image.ndim != 4 or image.shape[0] != 1):
             raise InputError(
                 f"expected one 3-D scan (1, X, Y, Z); got shape {tuple(image.shape)}", path=image_name(image)

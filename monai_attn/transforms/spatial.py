@@ -10,6 +10,7 @@ voxel size, and end a training patch where a scan's field of view might end.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
@@ -63,7 +64,11 @@ class CropToBodyd(MapTransform):
         d = dict(data)
         image = d[self.source_key]
         affine = np.asarray(image.affine, dtype=float)
-        body = (image.as_tensor()[0] > self.threshold_hu).cpu().numpy()
+        voxels = image.as_tensor()[0].cpu().numpy()
+        threshold: float = self.threshold_hu
+        if voxels.dtype.kind == "i" and np.iinfo(voxels.dtype).min <= math.floor(threshold) < np.iinfo(voxels.dtype).max:
+            threshold = voxels.dtype.type(math.floor(threshold))  # int16 HU as read: no conversion to float
+        body = voxels > threshold
         spatial = tuple(body.shape)
         profiles = body_profiles(body)
         if not profiles[0].any():
