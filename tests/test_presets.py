@@ -116,6 +116,20 @@ def test_ct_train_patches_oversample_small_organ(phantom_ct):
     assert all(float(p["label"].max()) <= 3 for p in patches)
 
 
+def test_ct_train_patches_of_random_shape_stay_within_the_asked_sizes(phantom_ct):
+    """With ``patch_size_min`` each volume's patches take a shape between it and ``patch_size``
+    (steps of 16 voxels); the cached class indices still feed the crop."""
+    image_path, label_path, _, _ = phantom_ct
+    set_determinism(seed=0)
+    train = ct_train_transforms(spacing_mm=SPACING, **CT, patch_size=(48, 32, 32), patch_size_min=(16, 16, 16),
+                                num_samples=1, affine_prob=0.0, rotate90_prob=0.0, label_mapping=None)
+    shapes = {tuple(train({"image": str(image_path), "label": str(label_path)})[0]["image"].shape[1:])
+              for _ in range(12)}
+    set_determinism(seed=None)
+    assert len(shapes) > 3
+    assert all(s[0] in (16, 32, 48) and s[1] in (16, 32) and s[2] in (16, 32) for s in shapes), shapes
+
+
 def test_ct_train_class_indices_are_cached_and_dropped_after_the_crop(phantom_ct):
     """The class indices are computed before the first random step, so CacheDataset keeps them."""
     image_path, label_path, _, _ = phantom_ct
