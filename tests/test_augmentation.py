@@ -132,3 +132,20 @@ def test_random_size_patches_take_every_allowed_shape_from_one_place_in_image_an
     assert torch.equal(crop(data)[0]["image"].as_tensor(), again.as_tensor())
     with pytest.raises(ValueError, match="whole steps of 16"):
         RandSizeCropByLabelClassesd(["image", "label"], "label", smallest=40, largest=96, ratios=[1, 1], num_classes=2)
+
+
+def test_random_size_patch_larger_than_its_volume_is_padded_after_the_crop():
+    """Along an axis shorter than the drawn size the patch holds the whole axis, padded with 0
+    to the size (the volume itself is not padded beforehand)."""
+    shape = (20, 12, 6)
+    image = torch.arange(1, 1 + np.prod(shape), dtype=torch.float32).reshape(1, *shape)  # no 0 inside
+    label = torch.ones((1, *shape))
+    crop = RandSizeCropByLabelClassesd(["image", "label"], "label", smallest=(8, 16, 8), largest=(8, 16, 8),
+                                       ratios=[0, 1], num_classes=2, num_samples=1)
+    crop.set_random_state(1)
+    patch = crop({"image": MetaTensor(image), "label": MetaTensor(label)})[0]
+    assert patch["image"].shape == patch["label"].shape == (1, 8, 16, 8)
+    inside = patch["image"][0] > 0
+    assert int(inside.sum()) == 8 * 12 * 6  # all of y (12 of 16) and z (6 of 8), 8 of x
+    assert torch.equal(patch["label"][0] > 0, inside)
+    assert torch.equal(inside.any(dim=(0, 2)), torch.tensor([False, False] + [True] * 12 + [False, False]))

@@ -93,7 +93,8 @@ def class_balanced_crops(
 
     With ``patch_size_min`` every volume's patches take a size drawn per axis between it and
     ``patch_size`` in steps of ``size_step`` voxels
-    (:class:`~monai_attn.transforms.RandSizeCropByLabelClassesd`; needs batches of one volume).
+    (:class:`~monai_attn.transforms.RandSizeCropByLabelClassesd`; needs batches of one volume),
+    and a patch larger than its volume is padded after the crop, not the volume before it.
 
     The voxel indices of each class are computed once, by a deterministic step that a
     ``CacheDataset`` caches, instead of on every draw (about 0.3 s per 3-D CT volume and
@@ -106,7 +107,7 @@ def class_balanced_crops(
     crop = dict(label_key=label_key, ratios=ratios, num_classes=num_classes, num_samples=num_samples,
                 indices_key=indices_key, warn=False)
     return [
-        SpatialPadd(keys, spatial_size=patch_size),
+        *([SpatialPadd(keys, spatial_size=patch_size)] if patch_size_min is None else []),  # the crop pads its own
         ClassesToIndicesd(
             label_key, indices_postfix=postfix, num_classes=num_classes, image_key=image_key, image_threshold=0.0
         ),

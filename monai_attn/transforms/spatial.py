@@ -24,6 +24,7 @@ from monai.transforms import (
     RandomizableTransform,
     Spacing,
     SpatialCrop,
+    SpatialPad,
 )
 from monai.utils import ensure_tuple_rep
 
@@ -215,7 +216,11 @@ class RandSizeCropByLabelClassesd(RandCropByLabelClassesd):
     overlap (or one window for a thin scan), and a window larger or flatter than the training
     patches does not change the labels. The ``num_samples`` patches drawn from one volume
     share a size; patches of different volumes do not, so the data loader needs
-    ``batch_size`` 1. Pad every volume to ``largest`` first (``SpatialPadd``).
+    ``batch_size`` 1. A volume smaller than the drawn size along an axis gives the whole axis,
+    padded to the size with 0 (the bottom of the intensity window) afterwards: padding every
+    volume to ``largest`` beforehand would make a cached training set larger (CT at 2 mm with a
+    largest patch of 192x192x160: 58 instead of 34 MB per volume cached, image, label and class
+    indices; 6.1 instead of 3.6 GB for 105 volumes).
 
     Args:
         keys, label_key, ratios, num_classes, num_samples, indices_key, image_key,
@@ -232,9 +237,17 @@ class RandSizeCropByLabelClassesd(RandCropByLabelClassesd):
         if step < 1 or any(not 0 < lo <= hi or (hi - lo) % step for lo, hi in zip(smallest_, largest_)):
             raise ValueError(f"need 0 < smallest <= largest, apart by whole steps of {step}: "
                              f"got {smallest_} and {largest_}")
-        super().__init__(keys, label_key=label_key, spatial_size=largest_, **kwargs)
+        super().__init__(keys, label_key=label_key, spatial_size=largest_, allow_smaller=True, **kwargs)
         self.choices = [np.arange(lo, hi + 1, step) for lo, hi in zip(smallest_, largest_)]
 
     def randomize(self, label: torch.Tensor, indices=None, image: torch.Tensor | None = None) -> None:
         self.cropper.spatial_size = tuple(int(self.R.choice(sizes)) for sizes in self.choices)
         super().randomize(label, indices, image)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor], lazy: bool | None = None) -> list[dict]:
+        patches = super().__call__(data, lazy)
+        pad = SpatialPad(self.cropper.spatial_size)
+        for patch in patches:
+            for key in self.key_iterator(patch):
+                patch[key] = pad(patch[key])
+        return patches
