@@ -78,13 +78,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--no-fit-roi", action="store_true",
                      help="keep --roi-size windows on scans thinner than them (default: a window is never deeper than "
                      "the scan, and grows in-plane within the same voxels: a thin slab in one flat window)")
-    run.add_argument("--adaptive-roi", action="store_true",
-                     help="the largest window that fits --window-memory, up to the whole cropped scan, instead of "
-                     "overlapping --roi-size windows: each voxel computed about once, faster; labels differ slightly "
-                     "(docs/benchmarks.md)")
+    run.add_argument("--adaptive-roi", action=argparse.BooleanOptionalAction, default=None,
+                     help="windows as large as --window-memory allows (at least --roi-size), shaped to tile the "
+                     "cropped scan with the fewest voxels computed, instead of --roi-size windows (default from the "
+                     "bundle: on for CT, each voxel computed about 1.3 times instead of 2.5; docs/benchmarks.md)")
     run.add_argument("--window-memory", metavar="SIZE",
-                     help="memory for the network's activations with --adaptive-roi, e.g. 4G (default: a quarter of "
-                     "the available memory, at most 2G; on a GPU half its free memory)")
+                     help="memory for the network's activations with --adaptive-roi, e.g. 2G (default from the "
+                     "bundle: CT 520M, about 2 million voxels in bf16; without one, a quarter of the available "
+                     "memory, at most 2G, or half a GPU's free memory)")
     run.add_argument("--max-memory", metavar="SIZE",
                      help="memory budget, e.g. 8G; larger cases are refused (default: the memory available)")
     run.add_argument("--series-uid", help="SeriesInstanceUID to read when a DICOM folder holds several series")
@@ -163,7 +164,9 @@ def _segment_shard(args: argparse.Namespace, shard: Shard, spec: BundleSpec | No
     backend = getattr(inferer, "backend", "torch")
     _check_backend(args, backend, segmenter)
     roi = "x".join(map(str, inferer.roi_size))
-    windows = (f"adaptive windows (at least {roi}, within {args.window_memory or 'the default window memory'})"
+    budget = getattr(inferer, "memory_budget_mb", None)
+    memory = f"{budget:g} MiB" if budget is not None else "the default window memory"
+    windows = (f"adaptive windows (at least {roi}, within {memory}), overlap {inferer.overlap:.3g}"
                if getattr(inferer, "adaptive_roi", False) else f"windows {roi}, overlap {inferer.overlap:.2f}")
     logger.info("segmenting %s with %s %s on %s (%s, %s), %s", plural(len(cases), "case"), segmenter.model_name,
                 segmenter.model_version, segmenter.device, segmenter.precision, backend, windows)
@@ -263,10 +266,11 @@ def _overrides(args: argparse.Namespace) -> dict:
         (args.no_postprocess, "postprocess", False),
         (args.no_skip_air, "skip_empty_windows", False),
         (args.no_fit_roi, "fit_roi_to_scan", False),
-        (args.adaptive_roi, "adaptive_roi", True),
     ):
         if flag:
             overrides[key] = value
+    if args.adaptive_roi is not None:
+        overrides["adaptive_roi"] = args.adaptive_roi
     if args.window_memory is not None:
         overrides["memory_budget_mb"] = parse_memory(args.window_memory, "--window-memory") / 2**20
     return overrides
