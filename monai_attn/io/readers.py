@@ -18,8 +18,9 @@ Two MONAI :class:`~monai.data.ImageReader` subclasses and one function:
 Conventions are MONAI's (as ``NibabelReader``/``ITKReader``): the array keeps the file's voxel
 order, index ``(i, j, k)``, as float32 (``LoadImage``'s default; label maps keep the file's
 dtype, and so do integer images read with ``keep_integers``: an int16 CT in half the memory,
-converted to float32 later, only where and when a step computes with it); ``meta["affine"]`` and ``meta["original_affine"]`` map voxel
-indices to RAS world coordinates in mm; ``meta["spatial_shape"]`` is the file's grid;
+converted to float32 later, only where and when a step computes with it);
+``meta["affine"]`` and ``meta["original_affine"]`` map voxel indices to RAS world coordinates
+in mm; ``meta["spatial_shape"]`` is the file's grid;
 ``meta["spacing"]`` the voxel size in mm at read time (``MetaTensor.pixdim`` follows later
 resampling); ``meta["filename_or_obj"]`` the path. DICOM series add ``dicom_series_uid``,
 ``dicom_modality``, ``dicom_series_description`` and ``dicom_files`` (source files in volume
