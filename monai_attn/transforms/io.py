@@ -28,9 +28,10 @@ class LoadScand(Transform):
     """Read ``data[key]`` (a path) as a channel-first MetaTensor; keep a reference as ``input``.
 
     An already-read ``MetaTensor`` passes through, so callers can read DICOM with a chosen
-    ``series_uid`` or hand over arrays. Errors name the file (:class:`InputError`). Integer
-    voxels keep their dtype (an int16 CT: half of float32's memory and no full-size conversion);
-    the steps that compute with them convert what they use (resampling: the crop, shrunk).
+    ``series_uid`` or hand over arrays. Errors name the file (:class:`InputError`). A CT's
+    integer voxels keep their dtype (int16: half of float32's memory and no full-size
+    conversion); the steps that compute with them convert what they use (resampling: the crop,
+    shrunk). Pictures are read as float32, as the 2-D steps expect.
 
     Args:
         key: the image key.
@@ -47,7 +48,8 @@ class LoadScand(Transform):
         d = dict(data)
         image = d[self.key]
         if not isinstance(image, MetaTensor):
-            image = load_image(image, series_uid=d.get("series_uid"), expect=self.expect, keep_integers=True)
+            image = load_image(image, series_uid=d.get("series_uid"), expect=self.expect,
+                               keep_integers=self.expect == "ct")
         if self.expect == "ct" and (image.ndim != 4 or image.shape[0] != 1):
             raise InputError(
                 f"expected one 3-D scan (1, X, Y, Z); got shape {tuple(image.shape)}", path=image_name(image)
