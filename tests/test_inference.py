@@ -108,11 +108,8 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def ct_segmenter(network: torch.nn.Module, **overrides) -> Segmenter:
-    """The CT bundle's preprocessing, inferer and postprocessing around ``network``; overrides are config ids.
-
-    Fixed windows at overlap 0.25 unless asked otherwise: the tests here are about the sliding
-    window (skipping, fitting, blending); the bundle's adaptive default is tested through ``segment``."""
-    options = {"precision": "fp32", "device": "cpu", "adaptive_roi": False, "overlap": 0.25, **overrides}
+    """The CT bundle's preprocessing, inferer and postprocessing around ``network``; overrides are config ids."""
+    options = {"precision": "fp32", "device": "cpu", **overrides}
     return Segmenter.from_parser(bundle_parser(resolve_bundle("ct"), options), network)
 
 
@@ -500,7 +497,7 @@ def test_from_files_state_dict_torchscript_and_bundle(tmp_path):
     net = tiny_unet(seed=2)
     weights = tmp_path / "model.pt"
     torch.save(net.state_dict(), weights)
-    settings = dict(network_def=NETWORK_DEF, roi_size=[32, 32, 32], overlap=0.5, adaptive_roi=False)
+    settings = dict(network_def=NETWORK_DEF, roi_size=[32, 32, 32], overlap=0.5)
     config = tmp_path / "config.json"
     config.write_text(json.dumps(ct_config(**settings)))
     run = {"device": "cpu", "precision": "fp32"}

@@ -272,8 +272,8 @@ def test_adaptive_roi_runs_one_window(tmp_path, model, capsys, caplog):
     hu = phantom_hu()  # 64x56x24 at 1 mm: several 32^3 windows; one adaptive window of 64x64x32
     case = write_nifti(tmp_path / "case_003.nii.gz", hu, np.eye(4))
     runs = {}
-    for name, extra in (("sliding", ["--no-adaptive-roi"]), ("adaptive", ["--adaptive-roi", "--window-memory", "256M"]),
-                        ("bundle default", ["--window-memory", "256M"])):
+    for name, extra in (("sliding", []), ("adaptive", ["--adaptive-roi", "--window-memory", "256M"]),
+                        ("turned off", ["--no-adaptive-roi"])):
         caplog.clear()
         out = tmp_path / name / "labels.nii.gz"
         with caplog.at_level("INFO", logger="monai_attn"):
@@ -283,14 +283,13 @@ def test_adaptive_roi_runs_one_window(tmp_path, model, capsys, caplog):
         runs[name] = next(m.groups() for r in caplog.records
                           if (m := re.search(r"(\d+) windows? of (\d+x\d+x\d+) run", r.message)))
     assert int(runs["sliding"][0]) > 1 and runs["sliding"][1] == "32x32x32"
-    assert runs["adaptive"] == runs["bundle default"] == ("1", "64x64x32")  # the CT bundle's default
+    assert runs["adaptive"] == ("1", "64x64x32") and runs["turned off"] == runs["sliding"]
 
 
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--no-adaptive-roi", "--window-memory", "1G"],
-         "error: --window-memory sizes adaptive windows, which --no-adaptive-roi turns off"),
+        (["--window-memory", "1G"], "error: --window-memory goes with --adaptive-roi"),
         (["--adaptive-roi", "--window-memory", "lots"], "error: --window-memory 'lots' is not a size; use e.g. 8G"),
     ],
 )

@@ -29,8 +29,8 @@ def check_segment_arguments(args: argparse.Namespace) -> None:
     check_output_types(args.output_type)
     set_memory_budget(None if args.max_memory is None else parse_memory(args.max_memory))
     if args.window_memory is not None:
-        if args.adaptive_roi is False:
-            raise InputError("--window-memory sizes adaptive windows, which --no-adaptive-roi turns off")
+        if not args.adaptive_roi:
+            raise InputError("--window-memory goes with --adaptive-roi")
         parse_memory(args.window_memory, "--window-memory")
     source = Path(args.input)
     if source.is_symlink() and not source.exists():

@@ -81,11 +81,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--adaptive-roi", action=argparse.BooleanOptionalAction, default=None,
                      help="windows as large as --window-memory allows (at least --roi-size), shaped to tile the "
                      "cropped scan with the fewest voxels computed, instead of --roi-size windows (default from the "
-                     "bundle: on for CT, each voxel computed about 1.3 times instead of 2.5; docs/benchmarks.md)")
+                     "bundle: off; faster, but on a 600-slice phantom the CT model lost the spleen with them; "
+                     "docs/benchmarks.md)")
     run.add_argument("--window-memory", metavar="SIZE",
-                     help="memory for the network's activations with --adaptive-roi, e.g. 2G (default from the "
-                     "bundle: CT 520M, about 2 million voxels in bf16; without one, a quarter of the available "
-                     "memory, at most 2G, or half a GPU's free memory)")
+                     help="memory for the network's activations with --adaptive-roi, e.g. 520M (default from the "
+                     "bundle; without one, a quarter of the available memory, at most 2G, or half a GPU's free "
+                     "memory)")
     run.add_argument("--max-memory", metavar="SIZE",
                      help="memory budget, e.g. 8G; larger cases are refused (default: the memory available)")
     run.add_argument("--series-uid", help="SeriesInstanceUID to read when a DICOM folder holds several series")
