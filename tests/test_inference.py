@@ -465,13 +465,17 @@ def test_probabilities_attention_maps_and_statistics(tmp_path):
     assert json.loads((out.parent / "case_statistics.json").read_text())["spleen"]["label"] == 1
 
 
-def test_same_input_gives_identical_output_bytes(tmp_path):
+def test_same_input_gives_identical_output_bytes(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # the record's creation time, fixed
     path = write_nifti(tmp_path / "case.nii.gz", phantom_hu(), oblique_affine())
     segmenter = ct_segmenter(tiny_unet(), roi_size=[32, 32, 32], precision="auto")
     first, second = tmp_path / "a" / "case.nii.gz", tmp_path / "b" / "case.nii.gz"
     segmenter.segment_to_file(path, first)
     segmenter.segment_to_file(path, second)
     assert first.read_bytes() == second.read_bytes()
+    from monai_attn.io.provenance import read_provenance
+
+    assert read_provenance(first)["created"] == "2023-11-14T22:13:20+00:00"
 
 
 # --- building from files and bundles ------------------------------------------------------

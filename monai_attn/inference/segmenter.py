@@ -31,7 +31,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ from monai_attn.inference.devices import resolve_device
 from monai_attn.inference.result import TASKS, SegmentationResult
 from monai_attn.inference.stages import REQUESTED
 from monai_attn.io.output_paths import output_paths
-from monai_attn.io.provenance import input_checksum
+from monai_attn.io.provenance import created_at, input_checksum
 from monai_attn.label_names import foreground_names
 
 logger = logging.getLogger(__name__)
@@ -190,7 +189,7 @@ class Segmenter:
             "software": {"monai-attn": __version__, "monai": monai.__version__, "torch": torch.__version__},
             "input": {"name": Path(input_path).name, "sha256": input_checksum(input_path)},
             "qc": None if result.qc is None else result.qc.status,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": created_at(),
         }
 
     # ------------------------------------------------------------------ inference

@@ -10,7 +10,8 @@ JSON record of how it was made, inside the file itself so that it cannot be sepa
 The record holds the bundle's name and version, every setting used (window size, overlap,
 precision as resolved on the device, back end, test-time augmentation...), the software
 versions, the input's file name and SHA-256 (a DICOM series: of its files in name order) and
-the QC verdict. :func:`read_provenance` reads it back from either kind of file.
+the QC verdict, and when it was made (:func:`created_at`). :func:`read_provenance` reads it
+back from either kind of file.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,15 @@ from typing import Any
 PNG_KEY = "monai-attn provenance"
 #: NIfTI header extension code for the record (6: "comment", free text).
 NIFTI_EXTENSION_CODE = 6
+
+
+def created_at() -> str:
+    """The record's creation time, UTC, ISO 8601 to the second: now, or ``SOURCE_DATE_EPOCH``
+    (seconds since 1970) where it is set, the reproducible-builds convention, so that the same
+    input and settings give byte-identical outputs."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    return moment.isoformat(timespec="seconds")
 
 
 def input_checksum(path: str | os.PathLike) -> str:
