@@ -135,13 +135,14 @@ class Variant:
     native_bf16: bool = True  # False: run as on a CPU without native bf16 (int8's floating-point parts in fp32)
 
 
+#: The ``windows-2m`` variants' overrides: adaptive windows within 520 MiB of activations, overlap 0.125.
+WINDOWS_2M = {"adaptive_roi": True, "memory_budget_mb": 520, "overlap": 0.125}
 VARIANTS = {
     "segment": Variant("segment", "(a) monai-attn segment", "segment", {}),
     "adaptive": Variant("adaptive", "(a) segment adaptive_roi=true", "segment", {"adaptive_roi": True}),
-    "windows-2m": Variant("windows-2m", "(a) segment, windows up to 520 MB, overlap 0.125", "segment",
-                          {"adaptive_roi": True, "memory_budget_mb": 520, "overlap": 0.125}),
+    "windows-2m": Variant("windows-2m", "(a) segment, windows up to 520 MB, overlap 0.125", "segment", WINDOWS_2M),
     "windows-2m-fp32": Variant("windows-2m-fp32", "(c) windows up to 520 MB, overlap 0.125, fp32", "segment",
-                               {"adaptive_roi": True, "memory_budget_mb": 520, "overlap": 0.125, "precision": "fp32"}),
+                               {**WINDOWS_2M, "precision": "fp32"}),
     "monai": Variant("monai", "(b) MONAI stock recipe", "monai", {}),
     "nnunet": Variant("nnunet", "(b) nnU-Net v2 engine", "nnunet", {}),
     "fp32": Variant("fp32", "(c) segment --precision fp32", "segment", {"precision": "fp32"}),
