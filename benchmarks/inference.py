@@ -22,8 +22,10 @@ LPS-oriented like a converted DICOM series), are segmented with the same weights
   mirroring, fp32 on the CPU) in place of the Segmenter's inferer, with the Segmenter's own
   preprocessing and post-processing (``nnunet_engine.py``); skipped with a message when
   nnunetv2 is not installed (it is not a dependency of monai-attn);
-- ``fp32``, ``no-skip``, ``overlap-0.5``, ``no-fit-roi`` (c): ``segment`` with one speed-up turned
-  off (config overrides ``precision``, ``skip_empty_windows``, ``overlap``, ``fit_roi_to_scan``);
+- ``fp32``, ``no-skip``, ``overlap-0.5``, ``no-fit-roi``, ``no-look`` (c): ``segment`` with one speed-up
+  turned off (config overrides ``precision``, ``skip_empty_windows``, ``overlap``, ``fit_roi_to_scan``,
+  ``look_first``: the whole body crop at full resolution, without the coarse look first);
+- ``look-first`` (a): ``segment --look-first`` (config override ``look_first``);
 - ``no-postprocess`` (d): ``segment --no-postprocess``, the raw argmax like (b);
 - ``openvino``, ``openvino-fp32``, ``torch``, ``torch-fp32`` (e): ``segment --backend`` each
   back end (config override ``backend``), in the default precision and in fp32 (what CPUs
@@ -149,6 +151,8 @@ VARIANTS = {
     "no-skip": Variant("no-skip", "(c) segment --no-skip-air", "segment", {"skip_empty_windows": False}),
     "overlap-0.5": Variant("overlap-0.5", "(c) segment --overlap 0.5", "segment", {"overlap": 0.5}),
     "no-fit-roi": Variant("no-fit-roi", "(c) segment --no-fit-roi", "segment", {"fit_roi_to_scan": False}),
+    "no-look": Variant("no-look", "(c) segment --no-look-first", "segment", {"look_first": False}),
+    "look-first": Variant("look-first", "(a) segment --look-first", "segment", {"look_first": True}),
     "no-postprocess": Variant("no-postprocess", "(d) segment --no-postprocess", "segment", {"postprocess": False}),
     "openvino": Variant("openvino", "(e) segment --backend openvino", "segment", {"backend": "openvino"}),
     "openvino-fp32": Variant("openvino-fp32", "(e) --backend openvino --precision fp32", "segment",

@@ -33,6 +33,15 @@ def check_overlap(overlap: float) -> float:
     return float(overlap)
 
 
+def check_flag(value: Any, name: str) -> bool:
+    """A boolean setting; the strings "true"/"false" (any case) as a command line gives them."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, (bool, int)) and value in (0, 1):
+        return bool(value)
+    raise InputError(f"{name} must be true or false, got {value!r}")
+
+
 def check_roi_size(roi_size: Sequence[int], divisor: int) -> tuple[int, ...]:
     """Sliding-window size in voxels: positive and divisible by the network's ``divisor``."""
     roi = tuple(int(r) for r in roi_size)
@@ -122,6 +131,7 @@ SETTINGS: dict[str, Setting] = {s.id: s for s in (
     Setting("skip_empty_windows", "--no-skip-air", "skip windows entirely in air", bool),
     Setting("fit_roi_to_scan", "--no-fit-roi", "windows never larger than the scan along any axis", bool),
     Setting("adaptive_roi", "--adaptive-roi", "one large window sized by memory instead of sliding windows", bool),
+    Setting("look_first", "--look-first", "a coarse look first, then full resolution only in the organs' box", bool),
     Setting("memory_budget_mb", "--window-memory", "memory for the network's activations with adaptive_roi (MiB)",
             float),
     Setting("force", "--force", "segment scans that fail the input checks", bool),

@@ -83,6 +83,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      "cropped scan with the fewest voxels computed, instead of --roi-size windows (default from the "
                      "bundle: off; faster, but on a 600-slice phantom the CT model lost the spleen with them; "
                      "docs/benchmarks.md)")
+    run.add_argument("--look-first", action=argparse.BooleanOptionalAction, default=None,
+                     help="look at the scan on a 1.5x coarser grid first, then segment at full resolution only in the "
+                     "box of the organs found, with a margin; the whole scan when the look does not find every organ "
+                     "(default from the bundle; CT only; docs/benchmarks.md)")
     run.add_argument("--window-memory", metavar="SIZE",
                      help="memory for the network's activations with --adaptive-roi, e.g. 520M (default from the "
                      "bundle; without one, a quarter of the available memory, at most 2G, or half a GPU's free "
@@ -188,8 +192,9 @@ def _segment_shard(args: argparse.Namespace, shard: Shard, spec: BundleSpec | No
         )
         stages = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items() if k != "total")
         window = f" of {'x'.join(map(str, result.window))}" if result.window else ""
-        logger.info("%s: %.1f s (%s); %s%s run in %s, %d skipped as empty, each %s computed %.1fx -> %s",
-                    case.case_id, result.timings["total"], stages, plural(result.windows_run, "window"), window,
+        look = f"{result.look}; " if result.look else ""
+        logger.info("%s: %.1f s (%s); %s%s%s run in %s, %d skipped as empty, each %s computed %.1fx -> %s",
+                    case.case_id, result.timings["total"], stages, look, plural(result.windows_run, "window"), window,
                     result.backend, result.windows_skipped, element, result.voxels_computed / max(result.voxels_needed, 1),
                     case.output)
         if result.qc is not None:
@@ -272,6 +277,8 @@ def _overrides(args: argparse.Namespace) -> dict:
             overrides[key] = value
     if args.adaptive_roi is not None:
         overrides["adaptive_roi"] = args.adaptive_roi
+    if args.look_first is not None:
+        overrides["look_first"] = args.look_first
     if args.window_memory is not None:
         overrides["memory_budget_mb"] = parse_memory(args.window_memory, "--window-memory") / 2**20
     return overrides

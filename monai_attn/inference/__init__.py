@@ -7,6 +7,8 @@
 - :class:`DiscCropInferer`: two-stage fundus inference, the disc located on the whole
   photograph and segmented on a full-resolution crop, or one stage with ``refine=False``
   (:mod:`~monai_attn.inference.disc_crop`).
+- :class:`LookFirstInferer`: CT looked at on a coarse grid first, then segmented at full
+  resolution only in the organs' box (:mod:`~monai_attn.inference.look_first`).
 - :mod:`~monai_attn.inference.stages`: the pre/post-processing stages as MONAI transforms.
 - :mod:`~monai_attn.inference.postprocess`: largest components (kidneys: one per side) and hole filling per organ.
 - :mod:`~monai_attn.inference.outputs`: writing labels, probabilities, previews, statistics.
@@ -17,6 +19,7 @@ from monai_attn.geometry import resample_to_grid
 from monai_attn.inference.devices import resolve_device
 from monai_attn.inference.disc_crop import DiscCropInferer
 from monai_attn.inference.inferer import SegmentationInferer
+from monai_attn.inference.look_first import LookFirstInferer
 from monai_attn.inference.postprocess import OrganRule, postprocess_labels
 from monai_attn.inference.quantize import PhantomCalibration
 from monai_attn.inference.segmenter import SegmentationResult, Segmenter, segment
@@ -35,6 +38,7 @@ __all__ = [
     "DiscCropInferer",
     "FundusQCd",
     "LogitsToLabelsd",
+    "LookFirstInferer",
     "OrganQCd",
     "OrganRule",
     "PhantomCalibration",

@@ -38,6 +38,7 @@ from monai.inferers import Inferer
 from monai.transforms import Resize
 from monai.utils import convert_to_dst_type
 
+from monai_attn.bundle.settings import check_flag
 from monai_attn.errors import InputError
 from monai_attn.fundus import DISC_LABELS, disc_of, square_crop_box
 from monai_attn.fundus_qc import disc_where_vessels_converge
@@ -87,7 +88,7 @@ class DiscCropInferer(Inferer):
             raise InputError(f"crop_scale must be >= 1 disc diameter, got {crop_scale}")
         self.crop_scale = float(crop_scale)
         self.disc_labels = tuple(int(v) for v in disc_labels)
-        self.refine = _flag(refine, "refine")
+        self.refine = check_flag(refine, "refine")
         self.crops: list[tuple[slice, slice] | None] = []
         self.counts = WindowCounts()
 
@@ -168,20 +169,9 @@ class DiscCropInferer(Inferer):
         outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
         counts = getattr(self.inferer, "counts", None)
         if counts is not None:
-            self.counts.run += counts.run
-            self.counts.skipped += counts.skipped
-            self.counts.voxels_computed += counts.voxels_computed
+            self.counts.add(counts)
             self.counts.voxels_needed += counts.voxels_needed  # the pixels of the views the network saw
         return tuple(o[0].float() for o in outputs)
-
-
-def _flag(value: Any, name: str) -> bool:
-    """A boolean setting; the strings "true"/"false" (any case) as a command line gives them."""
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    if isinstance(value, (bool, int)) and value in (0, 1):
-        return bool(value)
-    raise InputError(f"{name} must be true or false, got {value!r}")
 
 
 def _size(size: Sequence[int], name: str) -> tuple[int, int]:

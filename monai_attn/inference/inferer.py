@@ -68,7 +68,8 @@ class WindowCounts:
 
     ``voxels_computed`` counts every voxel of every window run (overlaps and padding
     included); ``voxels_needed`` is the network image's size, so their ratio says how often
-    each voxel was computed on average.
+    each voxel was computed on average. ``look`` says what a look-first pass decided
+    (:class:`~monai_attn.inference.look_first.LookFirstInferer`), empty without one.
     """
 
     run: int = 0
@@ -77,6 +78,14 @@ class WindowCounts:
     voxels_needed: int = 0
     roi_size: tuple[int, ...] = ()
     backend: str = "torch"
+    look: str = ""
+
+    def add(self, other: WindowCounts) -> None:
+        """Adds the windows and voxels computed of another pass; its window size and back end become these."""
+        self.run += other.run
+        self.skipped += other.skipped
+        self.voxels_computed += other.voxels_computed
+        self.roi_size, self.backend = tuple(other.roi_size), other.backend
 
 
 class WindowPredictor:

@@ -34,6 +34,8 @@ class SegmentationResult:
         window: the sliding window's size (voxels per spatial axis) used for this image; it differs
             from the configured one on images thinner than it and with adaptive windows.
         backend: where the network ran, ``"torch"`` or ``"openvino"`` (``auto`` resolved).
+        look: what a look-first pass decided (``"box 31% of the image"``, or why the whole image
+            went through the full-resolution pass); empty without one.
         timings: seconds per stage (preprocess, network, postprocess, write, total).
         device, precision: where and in which precision the network ran.
         task: the bundle's task (:data:`TASKS`); ``"fundus"`` adds the optic disc's measures
@@ -52,6 +54,7 @@ class SegmentationResult:
     voxels_needed: int = 0
     window: tuple[int, ...] = ()
     backend: str = "torch"
+    look: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     device: str = "cpu"
     precision: str = "fp32"

@@ -270,6 +270,7 @@ class Segmenter:
             voxels_needed=counts.voxels_needed if counts else 0,
             window=tuple(counts.roi_size) if counts and counts.roi_size else (),
             backend=counts.backend if counts else "torch",
+            look=counts.look if counts else "",
             timings=timings,
             device=str(self.device),
             precision=self.precision,
