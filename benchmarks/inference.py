@@ -36,7 +36,7 @@ LPS-oriented like a converted DICOM series), are segmented with the same weights
   window, then one untimed pass over each case for the windows fitted to thin scans), so the
   timed runs load them; the ``openvino`` variants are skipped with a
   message when the ``openvino`` extra is not installed;
-- ``int8``, ``int8-no-bf16`` (e): ``segment --precision int8`` (the network quantised by NNCF in
+- ``int8``, ``int8-look``, ``int8-no-bf16`` (e): ``segment --precision int8`` (the network quantised by NNCF in
   OpenVINO; quantised before the timed runs like the conversions above), the operations that
   stay in floating point in bf16 where the CPU has it, and in fp32 as on a CPU without native
   bf16 (``int8-no-bf16``: the child process is told the CPU has none).
@@ -161,12 +161,14 @@ VARIANTS = {
     "torch-fp32": Variant("torch-fp32", "(e) --backend torch --precision fp32", "segment",
                           {"backend": "torch", "precision": "fp32"}),
     "int8": Variant("int8", "(e) segment --precision int8", "segment", {"precision": "int8"}),
+    "int8-look": Variant("int8-look", "(e) --precision int8 --look-first", "segment",
+                         {"precision": "int8", "look_first": True}),
     "int8-no-bf16": Variant("int8-no-bf16", "(e) --precision int8, CPU without bf16", "segment",
                             {"precision": "int8"}, native_bf16=False),
 }
 #: Variants that must run OpenVINO: skipped where it is not installed (the others may run it
 #: through the bundle's ``backend: auto`` where it is).
-OPENVINO_VARIANTS = ("openvino", "openvino-fp32", "int8", "int8-no-bf16")
+OPENVINO_VARIANTS = ("openvino", "openvino-fp32", "int8", "int8-look", "int8-no-bf16")
 #: The comparison run by default: the two ways of running ``segment`` and the two baselines.
 DEFAULT_VARIANTS = ("segment", "adaptive", "monai", "nnunet")
 #: Variants that the baselines' speed ratios are computed against.
