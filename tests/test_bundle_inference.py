@@ -89,8 +89,8 @@ def test_inference_config_has_every_property_monai_requires(short, tmp_path):
     # the properties resolve to the objects segment uses
     assert len(workflow.parser.get_parsed_content("datalist")) == 1
     inferer = workflow.parser.get_parsed_content("inferer")
-    if short == "retina":  # two stages, both through the sliding-window inferer
-        assert inferer.__class__.__name__ == "DiscCropInferer"
+    if short in ("retina", "ct"):  # two passes, both through the sliding-window inferer
+        assert inferer.__class__.__name__ == {"retina": "DiscCropInferer", "ct": "LookFirstInferer"}[short]
         inferer = inferer.inferer
     assert inferer.__class__.__name__ == "SegmentationInferer"
 

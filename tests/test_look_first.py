@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
@@ -11,70 +10,45 @@ from monai_attn.errors import InputError
 from monai_attn.inference import LookFirstInferer, SegmentationInferer
 from monai_attn.inference.look_first import FULL_PASS_REASONS
 
-#: label 1 where the intensity is in [0.3, 0.6), label 2 from 0.6 (BandNet).
-BANDS = (0.3, 0.6)
+from test_inference import ThresholdNet, one_thread  # noqa: F401
+
 SHAPE = (64, 64, 64)
 ROI = (16, 16, 16)
+#: ThresholdNet's label of each organ's intensity, and where each organ starts along x (8^3 cubes at y, z 20-27).
+ORGAN_VALUE = {1: 0.6, 2: 0.8, 3: 1.0}
+ORGAN_X = {1: 20, 2: 30, 3: 40}
 
 
-class BandNet(torch.nn.Module):
-    """A 1x1x1 convolution whose argmax is the intensity band: the same logits whatever the windows."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.out_channels = 3
-        self.conv = torch.nn.Conv3d(1, 3, kernel_size=1)
-        biases = torch.zeros(3)
-        for k, threshold in enumerate(BANDS, start=1):
-            biases[k] = biases[k - 1] - 10.0 * threshold
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.tensor([0.0, 10.0, 20.0]).view(3, 1, 1, 1, 1))
-            self.conv.bias.copy_(biases)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run fastest single-threaded, and the CPU is shared with other tests."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def organs(*, first: bool = True, second: bool = True, tail: bool = False) -> torch.Tensor:
-    """(1, 1, 64, 64, 64): with ``first`` an 8^3 organ of label 2 at x, y, z 20-27 and with ``second`` one
-    of label 1 at x 30-37; ``tail``: a one-voxel line of label 1 from the second organ to x = 62 (too
-    thin for the coarse grid)."""
+def organs(labels=(1, 2, 3), *, tail: bool = False) -> torch.Tensor:
+    """(1, 1, 64, 64, 64): an 8^3 cube per label in ``labels`` (ThresholdNet's intensities); ``tail``: a
+    one-voxel line of label 1 from its cube to x = 1 (too thin for the coarse grid)."""
     image = torch.zeros(1, 1, *SHAPE)
-    if first:
-        image[0, 0, 20:28, 20:28, 20:28] = 1.0
-    if second:
-        image[0, 0, 30:38, 20:28, 20:28] = 0.45
+    for label in labels:
+        x = ORGAN_X[label]
+        image[0, 0, x:x + 8, 20:28, 20:28] = ORGAN_VALUE[label]
     if tail:
-        image[0, 0, 38:63, 24, 24] = 0.45
+        image[0, 0, 1:20, 24, 24] = ORGAN_VALUE[1]
     return image
 
 
 def wrapped() -> SegmentationInferer:
-    return SegmentationInferer(ROI, 1, 0.25, precision="fp32", num_classes=3)
+    return SegmentationInferer(ROI, 1, 0.25, precision="fp32", num_classes=4)
 
 
 def test_the_box_holds_the_organs_and_the_labels_are_the_full_pass():
-    net = BandNet()
+    net = ThresholdNet()
     image = organs()
     look = LookFirstInferer(wrapped(), margin=4)
     full = wrapped()
     logits, reference = look(image, net), full(image, net)
-    assert logits.shape == reference.shape == (1, 3, *SHAPE)
-    assert torch.equal(torch.argmax(logits, 1), torch.argmax(reference, 1))
+    assert logits.shape == reference.shape == (1, 4, *SHAPE)
+    assert torch.equal(torch.argmax(logits, 1), torch.argmax(reference, 1))  # a 1x1x1 network: windows do not matter
     (box,) = look.boxes
-    # the organs (x 20-37, y and z 20-27) as the 43^3 coarse grid sees them (its voxels straddling an
-    # organ's face hold part of it), +- 4 voxels
-    assert [(b.start, b.stop) for b in box] == [(15, 42), (15, 33), (15, 33)]
-    assert look.counts.look == f"box {27 * 18 * 18 / 64 ** 3:.0%} of the image"
+    organs_box = [(20, 48), (20, 28), (20, 28)]
+    for b, (lo, hi) in zip(box, organs_box):
+        assert b.start <= lo - 4 and b.stop >= hi + 4 and b.stop - b.start <= hi - lo + 4 + 4 + 3  # margin, coarse voxels
+    fraction = (box[0].stop - box[0].start) * (box[1].stop - box[1].start) * (box[2].stop - box[2].start) / 64 ** 3
+    assert fraction < 0.2 and look.counts.look == f"box {fraction:.0%} of the image"
     assert look.counts.voxels_needed == full.counts.voxels_needed == 64 ** 3
     assert look.counts.voxels_computed < full.counts.voxels_computed / 1.5  # the look: 43^3 voxels
     assert look.counts.roi_size == ROI and look.counts.run > 0
@@ -84,12 +58,12 @@ def test_the_box_holds_the_organs_and_the_labels_are_the_full_pass():
 
 
 @pytest.mark.parametrize("image, reason", [
-    (organs(first=False), "missing"),             # only one of the two organ classes found
+    (organs((1, 2)), "missing"),                  # two of the three organ classes
     (torch.zeros(1, 1, *SHAPE), "nothing"),
     (organs()[..., :15], "small"),                # thinner than a window
 ])
 def test_the_full_pass_when_the_look_cannot_be_trusted(image, reason):
-    net = BandNet()
+    net = ThresholdNet()
     look = LookFirstInferer(wrapped(), margin=4)
     full = wrapped()
     logits = look(image, net)
@@ -100,16 +74,16 @@ def test_the_full_pass_when_the_look_cannot_be_trusted(image, reason):
 
 def test_an_organ_at_the_box_edge_sends_the_image_to_the_full_pass():
     """The thin tail vanishes on the coarse grid; at full resolution it runs out of the box: full pass."""
-    net = BandNet()
+    net = ThresholdNet()
     image = organs(tail=True)
     look = LookFirstInferer(wrapped(), margin=0)
     logits = look(image, net)
     assert look.counts.look == FULL_PASS_REASONS["edge"] and look.boxes == [None]
-    assert bool((torch.argmax(logits[0], 0)[38:63, 24, 24] == 1).all())  # the whole tail
+    assert bool((torch.argmax(logits[0], 0)[1:20, 24, 24] == 1).all())  # the whole tail
 
 
 def test_a_large_box_is_not_used_and_turned_off_is_the_wrapped_inferer():
-    net = BandNet()
+    net = ThresholdNet()
     image = organs()
     large = LookFirstInferer(wrapped(), margin=30, max_box_fraction=0.5)
     large(image, net)
@@ -120,8 +94,8 @@ def test_a_large_box_is_not_used_and_turned_off_is_the_wrapped_inferer():
     assert off.counts.look == "" and off.counts.voxels_computed == full.counts.voxels_computed
 
 
-class GatedBandNet(BandNet):
-    """BandNet with one "attention gate" whose alpha is 0.5 everywhere (for the attention-map path)."""
+class GatedThresholdNet(ThresholdNet):
+    """ThresholdNet with one "attention gate" whose alpha is 0.5 everywhere (for the attention-map path)."""
 
     size_divisor = 1
 
@@ -133,7 +107,7 @@ def test_metatensor_in_and_out_and_attention_maps_zero_outside_the_box():
     affine = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0], dtype=torch.float64))
     image = MetaTensor(organs(), affine=affine)
     look = LookFirstInferer(wrapped(), margin=4)
-    logits, alpha = look(image, GatedBandNet(), attention_maps=True)
+    logits, alpha = look(image, GatedThresholdNet(), attention_maps=True)
     assert isinstance(logits, MetaTensor) and torch.equal(logits.affine, affine)
     (box,) = look.boxes
     assert box is not None and alpha.shape == (1, 1, *SHAPE)

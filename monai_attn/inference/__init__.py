@@ -8,7 +8,8 @@
   photograph and segmented on a full-resolution crop, or one stage with ``refine=False``
   (:mod:`~monai_attn.inference.disc_crop`).
 - :class:`LookFirstInferer`: CT looked at on a coarse grid first, then segmented at full
-  resolution only in the organs' box (:mod:`~monai_attn.inference.look_first`).
+  resolution only in the organs' box (:mod:`~monai_attn.inference.look_first`); it and
+  :class:`DiscCropInferer` are :class:`~monai_attn.inference.views.ViewInferer` s.
 - :mod:`~monai_attn.inference.stages`: the pre/post-processing stages as MONAI transforms.
 - :mod:`~monai_attn.inference.postprocess`: largest components (kidneys: one per side) and hole filling per organ.
 - :mod:`~monai_attn.inference.outputs`: writing labels, probabilities, previews, statistics.

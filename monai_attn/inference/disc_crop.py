@@ -34,18 +34,16 @@ from typing import Any
 
 import torch
 from monai.data import MetaTensor
-from monai.inferers import Inferer
 from monai.transforms import Resize
-from monai.utils import convert_to_dst_type
 
 from monai_attn.bundle.settings import check_flag
 from monai_attn.errors import InputError
 from monai_attn.fundus import DISC_LABELS, disc_of, square_crop_box
 from monai_attn.fundus_qc import disc_where_vessels_converge
-from monai_attn.inference.inferer import EMPTY_LOGIT, WindowCounts
+from monai_attn.inference.views import ViewInferer
 
 
-class DiscCropInferer(Inferer):
+class DiscCropInferer(ViewInferer):
     """Locate the optic disc on a resized photograph, then segment a disc-centred full-resolution crop.
 
     Args:
@@ -80,8 +78,7 @@ class DiscCropInferer(Inferer):
         disc_labels: Sequence[int] = DISC_LABELS,
         refine: bool = True,
     ) -> None:
-        super().__init__()
-        self.inferer = inferer
+        super().__init__(inferer)
         self.locator_size = _size(locator_size, "locator_size")
         self.crop_size = _size(crop_size, "crop_size")
         if not crop_scale >= 1.0:
@@ -90,49 +87,25 @@ class DiscCropInferer(Inferer):
         self.disc_labels = tuple(int(v) for v in disc_labels)
         self.refine = check_flag(refine, "refine")
         self.crops: list[tuple[slice, slice] | None] = []
-        self.counts = WindowCounts()
-
-    # what the segment command and Segmenter read from an inferer
-    @property
-    def roi_size(self) -> Sequence[int]:
-        """The wrapped inferer's window size."""
-        return self.inferer.roi_size
-
-    @property
-    def overlap(self) -> float:
-        """The wrapped inferer's window overlap."""
-        return self.inferer.overlap
-
-    @property
-    def precision(self) -> str:
-        """The wrapped inferer's precision setting."""
-        return getattr(self.inferer, "precision", "fp32")
 
     def __call__(
         self, inputs: torch.Tensor, network: Any, *args: Any, attention_maps: bool = False, **kwargs: Any
     ) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """Logits (B, K, X, Y) on the input's grid; with ``attention_maps``, (logits, alpha_1, ...).
 
-        A MetaTensor input gives MetaTensor outputs with its meta data (the grid is the same).
-
         Attention maps are stage 2's inside the crop and 0 elsewhere (stage 1's without disc).
         """
         if inputs.ndim != 4:
             raise InputError(f"the disc-crop inferer takes 2-D images (B, C, X, Y), got shape {tuple(inputs.shape)}")
-        images = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
-        self.crops, self.counts = [], WindowCounts(roi_size=tuple(self.roi_size))
-        per_image = [self._infer(images[b], network, attention_maps, *args, **kwargs) for b in range(len(images))]
-        outputs = tuple(torch.stack(parts) for parts in zip(*per_image))
-        if isinstance(inputs, MetaTensor):  # same grid as the input: keep its meta data (affine)
-            outputs = tuple(convert_to_dst_type(o, inputs, dtype=o.dtype)[0] for o in outputs)
-        return outputs if attention_maps else outputs[0]
+        return super().__call__(inputs, network, *args, attention_maps=attention_maps, **kwargs)
 
-    def _infer(
-        self, image: torch.Tensor, network: Any, attention_maps: bool, *args: Any, **kwargs: Any
-    ) -> tuple[torch.Tensor, ...]:
+    def _start(self) -> None:
+        self.crops = []
+
+    def _infer(self, image: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
         """Stage 1 then stage 2 for one image (C, X, Y): (logits (K, X, Y), *alphas (1, X, Y))."""
         shape = tuple(int(s) for s in image.shape[1:])
-        located = self._run(_resize(image, self.locator_size), network, attention_maps, *args, **kwargs)
+        located = self._run(_resize(image, self.locator_size), network, *args, **kwargs)
         if not self.refine:
             self.crops.append(None)
             return tuple(_resize(o, shape) for o in located)
@@ -148,30 +121,15 @@ class DiscCropInferer(Inferer):
         box = square_crop_box(centre, self.crop_scale * diameter, shape)
         self.crops.append(box)
         crop_shape = (box[0].stop - box[0].start, box[1].stop - box[1].start)
-        near = self._run(_resize(image[:, box[0], box[1]], self.crop_size), network, attention_maps, *args, **kwargs)
-        logits = torch.full((near[0].shape[0], *shape), -EMPTY_LOGIT, dtype=near[0].dtype, device=near[0].device)
-        logits[0] = EMPTY_LOGIT
-        logits[:, box[0], box[1]] = _resize(near[0], crop_shape)
-        outputs = [logits]
-        for alpha in near[1:]:
-            full = torch.zeros((alpha.shape[0], *shape), dtype=alpha.dtype, device=alpha.device)
-            full[:, box[0], box[1]] = _resize(alpha, crop_shape)
-            outputs.append(full)
-        return tuple(outputs)
+        near = self._run(_resize(image[:, box[0], box[1]], self.crop_size), network, *args, **kwargs)
+        return self._paste([_resize(o, crop_shape) for o in near], box, shape)
 
-    def _run(
-        self, view: torch.Tensor, network: Any, attention_maps: bool, *args: Any, **kwargs: Any
-    ) -> tuple[torch.Tensor, ...]:
-        """The wrapped inferer on one view (C, *size): (logits (K, *size), *alphas), window counts added up."""
-        if attention_maps:
-            kwargs["attention_maps"] = True
-        outputs = self.inferer(view[None], network, *args, **kwargs)
-        outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+    def _run(self, view: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
+        outputs = super()._run(view, network, *args, **kwargs)
         counts = getattr(self.inferer, "counts", None)
         if counts is not None:
-            self.counts.add(counts)
             self.counts.voxels_needed += counts.voxels_needed  # the pixels of the views the network saw
-        return tuple(o[0].float() for o in outputs)
+        return outputs
 
 
 def _size(size: Sequence[int], name: str) -> tuple[int, int]:

@@ -33,20 +33,16 @@ the box nor count as touching its edge.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.data import MetaTensor
-from monai.inferers import Inferer
-from monai.utils import convert_to_dst_type
 from scipy import ndimage
 
 from monai_attn.bundle.settings import check_flag
 from monai_attn.errors import InputError
-from monai_attn.inference.inferer import EMPTY_LOGIT, WindowCounts
+from monai_attn.inference.views import ViewInferer
 
 #: ``counts.look`` when the look was not run or not used (the whole image went through the full pass).
 FULL_PASS_REASONS = {
@@ -58,7 +54,7 @@ FULL_PASS_REASONS = {
 }
 
 
-class LookFirstInferer(Inferer):
+class LookFirstInferer(ViewInferer):
     """A coarse look over the whole image, then the full-resolution pass in the box of the organs it found.
 
     Args:
@@ -94,14 +90,13 @@ class LookFirstInferer(Inferer):
         max_box_fraction: float = 0.7,
         min_windows: float = 2.0,
     ) -> None:
-        super().__init__()
+        super().__init__(inferer)
         if not coarse_factor > 1.0:
             raise InputError(f"coarse_factor must be > 1 (the look's grid is coarser), got {coarse_factor}")
         if int(margin) < 0 or int(min_component_voxels) < 0:
             raise InputError(f"margin and min_component_voxels must be >= 0, got {margin}, {min_component_voxels}")
         if not 0.0 < float(max_box_fraction) <= 1.0:
             raise InputError(f"max_box_fraction must be in (0, 1], got {max_box_fraction}")
-        self.inferer = inferer
         self.enabled = check_flag(enabled, "look_first")
         self.coarse_factor = float(coarse_factor)
         self.margin = int(margin)
@@ -109,58 +104,9 @@ class LookFirstInferer(Inferer):
         self.max_box_fraction = float(max_box_fraction)
         self.min_windows = float(min_windows)
         self.boxes: list[tuple[slice, ...] | None] = []
-        self.counts = WindowCounts()
 
-    # what the segment command, the Segmenter and the benchmarks read from an inferer
-    @property
-    def roi_size(self) -> Sequence[int]:
-        """The wrapped inferer's window size."""
-        return self.inferer.roi_size
-
-    @property
-    def overlap(self) -> float:
-        """The wrapped inferer's window overlap."""
-        return self.inferer.overlap
-
-    @property
-    def precision(self) -> str:
-        """The wrapped inferer's precision setting."""
-        return getattr(self.inferer, "precision", "fp32")
-
-    @property
-    def backend(self) -> str:
-        """The wrapped inferer's back-end setting."""
-        return getattr(self.inferer, "backend", "torch")
-
-    @property
-    def num_classes(self) -> int | None:
-        """The wrapped inferer's number of output channels (None: the network's)."""
-        return getattr(self.inferer, "num_classes", None)
-
-    @property
-    def adaptive_roi(self) -> bool:
-        """Whether the wrapped inferer sizes its windows by memory."""
-        return bool(getattr(self.inferer, "adaptive_roi", False))
-
-    @property
-    def memory_budget_mb(self) -> float | None:
-        """The wrapped inferer's memory budget for adaptive windows (MiB)."""
-        return getattr(self.inferer, "memory_budget_mb", None)
-
-    def __call__(
-        self, inputs: torch.Tensor, network: Any, *args: Any, attention_maps: bool = False, **kwargs: Any
-    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        """Logits (B, K, *S) on the input's grid; with ``attention_maps``, (logits, alpha_1, ...)
-        (the alphas are 0 outside the box). A MetaTensor input gives MetaTensor outputs."""
-        images = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
-        self.boxes, self.counts = [], WindowCounts(roi_size=tuple(self.roi_size))
-        if attention_maps:
-            kwargs["attention_maps"] = True
-        per_image = [self._infer(images[b], network, *args, **kwargs) for b in range(len(images))]
-        outputs = tuple(torch.stack(parts) for parts in zip(*per_image))
-        if isinstance(inputs, MetaTensor):  # same grid as the input: keep its meta data (affine)
-            outputs = tuple(convert_to_dst_type(o, inputs, dtype=o.dtype)[0] for o in outputs)
-        return outputs if attention_maps else outputs[0]
+    def _start(self) -> None:
+        self.boxes = []
 
     def _infer(self, image: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
         """The look, then the box or the full pass, for one image (C, *S): (logits (K, *S), *alphas)."""
@@ -178,18 +124,10 @@ class LookFirstInferer(Inferer):
         near = self._run(image[(slice(None), *box)], network, *args, **kwargs)
         if self._touches_edge(near[0], box, shape):
             return self._full(image, network, "edge", *args, **kwargs)
-        logits = torch.full((near[0].shape[0], *shape), -EMPTY_LOGIT, dtype=near[0].dtype, device=near[0].device)
-        logits[0] = EMPTY_LOGIT
-        logits[(slice(None), *box)] = near[0]
-        outputs = [logits]
-        for alpha in near[1:]:
-            full = torch.zeros((alpha.shape[0], *shape), dtype=alpha.dtype, device=alpha.device)
-            full[(slice(None), *box)] = alpha
-            outputs.append(full)
         self.boxes.append(box)
         fraction = math.prod(s.stop - s.start for s in box) / math.prod(shape)
         self.counts.look = f"box {fraction:.0%} of the image"
-        return tuple(outputs)
+        return self._paste(near, box, shape)
 
     def _look(
         self, image: torch.Tensor, network: Any, roi: tuple[int, ...], *args: Any, **kwargs: Any
@@ -246,15 +184,6 @@ class LookFirstInferer(Inferer):
         self.boxes.append(None)
         self.counts.look = FULL_PASS_REASONS.get(reason, "")
         return self._run(image, network, *args, **kwargs)
-
-    def _run(self, view: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
-        """The wrapped inferer on one view (C, *S): (logits (K, *S), *alphas), its windows added to :attr:`counts`."""
-        outputs = self.inferer(view[None], network, *args, **kwargs)
-        outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
-        counts = getattr(self.inferer, "counts", None)
-        if counts is not None:
-            self.counts.add(counts)  # window size and back end: the last pass's, the full-resolution one
-        return tuple(o[0] for o in outputs)
 
 
 __all__ = ["FULL_PASS_REASONS", "LookFirstInferer"]
