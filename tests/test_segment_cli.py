@@ -286,6 +286,23 @@ def test_adaptive_roi_runs_one_window(tmp_path, model, capsys, caplog):
     assert runs["adaptive"] == ("1", "64x64x32") and runs["turned off"] == runs["sliding"]
 
 
+def test_look_first_segments_the_organs_box_with_the_labels_of_the_whole_scan(tmp_path, model, capsys, caplog):
+    hu = phantom_hu((128, 112, 48))  # at 1 mm: the organs (and 12 mm around them) are half of the body
+    case = write_nifti(tmp_path / "case_004.nii.gz", hu, np.eye(4))
+    runs = {}
+    for name in ("look-first", "no-look-first"):
+        caplog.clear()
+        out = tmp_path / name / "labels.nii.gz"
+        with caplog.at_level("INFO", logger="monai_attn"):
+            code, err = run(["-i", case, "-o", out, *model, f"--{name}"], capsys)
+        assert code == 0, err
+        np.testing.assert_array_equal(np.asarray(nib.load(str(out)).dataobj), expected_labels(hu))
+        runs[name] = next(r.message for r in caplog.records if "case_004:" in r.message and " run in " in r.message)
+    windows = {name: int(re.search(r"(\d+) windows? of", message).group(1)) for name, message in runs.items()}
+    assert re.search(r"; box \d+% of the image; ", runs["look-first"]) and "box" not in runs["no-look-first"]
+    assert windows["look-first"] < windows["no-look-first"]
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

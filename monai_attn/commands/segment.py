@@ -173,6 +173,8 @@ def _segment_shard(args: argparse.Namespace, shard: Shard, spec: BundleSpec | No
     memory = f"{budget:g} MiB" if budget is not None else "the default window memory"
     windows = (f"adaptive windows (at least {roi}, within {memory}), overlap {inferer.overlap:.3g}"
                if getattr(inferer, "adaptive_roi", False) else f"windows {roi}, overlap {inferer.overlap:.2f}")
+    if getattr(inferer, "coarse_factor", None) and getattr(inferer, "enabled", False):
+        windows += f", a {inferer.coarse_factor:g}x coarser look first"
     logger.info("segmenting %s with %s %s on %s (%s, %s), %s", plural(len(cases), "case"), segmenter.model_name,
                 segmenter.model_version, segmenter.device, segmenter.precision, backend, windows)
     element = "voxel" if len(inferer.roi_size) == 3 else "pixel"
