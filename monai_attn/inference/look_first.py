@@ -1,7 +1,7 @@
 """Look, then segment where the organs are: a coarse pass over the whole scan, a full-resolution pass in the organs' box.
 
-Most of a CT's body crop holds no target organ: on a 512x512x200 abdomen the spleen, kidneys and
-pancreas with a margin fill a third of it, on a 600-slice chest-abdomen-pelvis scan far less.
+Most of a CT's body crop holds no target organ: on the 512x512x200 benchmark phantom the box of
+the spleen, kidneys and pancreas with a 24 mm margin is 15 % of it, on held-out phantoms 17-45 %.
 :class:`LookFirstInferer` wraps the sliding-window inferer and runs the same network twice:
 
 1. **look**: the network image shrunk ``coarse_factor`` times per axis (area averaging; at the
