@@ -590,12 +590,21 @@ def test_labels_from_logits_match_argmax():
         ({"roi_size": [50, 50, 50]}, "--roi-size 50 50 50 is not divisible by 16 (the network's size divisor); try 48 48 48"),
         ({"sw_batch_size": 0}, "--sw-batch-size must be >= 1, got 0"),
         ({"device": "banana"}, "--device 'banana' is not a device"),
+        ({"adaptive_roi": "maybe"}, "adaptive_roi must be true or false, got 'maybe'"),
     ],
 )
 def test_python_api_refuses_bad_settings_with_the_command_line_messages(overrides, message):
     with pytest.raises(InputError) as err:
         Segmenter.from_bundle("ct", overrides)
     assert str(err.value).startswith(message)
+
+
+def test_flags_given_as_command_line_strings_are_read_as_booleans():
+    """``--fit_roi_to_scan false`` on a bundle command line arrives as the string "false"."""
+    off = SegmentationInferer((32, 32, 32), 1, 0.25, divisor=16, tta="false", adaptive_roi="False", fit_roi_to_scan="false")
+    assert (off.tta, off.adaptive_roi, off.fit_roi_to_scan) == (False, False, False)
+    on = SegmentationInferer((32, 32, 32), 1, 0.25, divisor=16, tta="true", adaptive_roi=True, fit_roi_to_scan="TRUE")
+    assert (on.tta, on.adaptive_roi, on.fit_roi_to_scan) == (True, True, True)
 
 
 def test_windows_are_never_deeper_than_the_scan():

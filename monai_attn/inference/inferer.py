@@ -56,7 +56,7 @@ from monai.inferers import SlidingWindowInfererAdapt
 from monai_attn.errors import InputError
 from monai_attn.inference.backends import OpenVINONetwork, check_openvino_run, fastest_backend, openvino_installed
 from monai_attn.inference.devices import INT8_NEEDS_OPENVINO, autocast_dtype, resolve_precision
-from monai_attn.bundle.settings import check_backend, check_overlap, check_roi_size, check_sw_batch_size
+from monai_attn.bundle.settings import check_backend, check_flag, check_overlap, check_roi_size, check_sw_batch_size
 
 #: Logit given to background (and minus it to every organ) in windows that are not run.
 EMPTY_LOGIT = 10.0
@@ -271,10 +271,10 @@ class SegmentationInferer(SlidingWindowInfererAdapt):
         )
         self.precision = precision
         self.skip_below = skip_below
-        self.tta = bool(tta)
+        self.tta = check_flag(tta, "tta")
         self.num_classes = num_classes
-        self.adaptive_roi = bool(adaptive_roi)
-        self.fit_roi_to_scan = bool(fit_roi_to_scan)
+        self.adaptive_roi = check_flag(adaptive_roi, "adaptive_roi")
+        self.fit_roi_to_scan = check_flag(fit_roi_to_scan, "fit_roi_to_scan")
         self.memory_budget_mb = memory_budget_mb
         self.bytes_per_voxel = float(bytes_per_voxel)
         self.divisor = int(divisor)
