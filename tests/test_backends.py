@@ -49,15 +49,16 @@ def test_the_onnx_export_is_silent_and_writes_the_model(tmp_path, capfd) -> None
     assert out == "" and err == ""  # no exporter progress lines, warnings or notices reach the user
 
 
-def test_openvino_backend_gives_the_torch_logits_and_follows_the_weights() -> None:
+def test_openvino_backend_gives_the_torch_logits_and_follows_the_weights(tmp_path) -> None:
     """Run in a fresh interpreter: after several OpenVINO conversions in one process, a later
     in-process SIGTERM (as the CLI tests send) crashed that process (a real ``segment --backend
-    openvino`` process still stops cleanly on SIGTERM, exit 143)."""
+    openvino`` process still stops cleanly on SIGTERM, exit 143). Its own cache folder: the
+    check counts the back-end choices written there, which other tests' networks would add to."""
     pytest.importorskip("openvino")
     pytest.importorskip("onnxscript")
     tests = str(Path(__file__).parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), tests,
-                                                         os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "MONAI_ATTN_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), tests, os.environ.get("PYTHONPATH", "")])}
     code = "import test_backends; test_backends.check_openvino_matches_torch_and_follows_the_weights()"
     result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True,
                             timeout=300)
