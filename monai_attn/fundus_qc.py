@@ -17,6 +17,10 @@ worst of them, one verdict per image as for CT:
   warns;
 * **the vertical cup-to-disc ratio** above :data:`VCDR_MAX` warns (a cup as tall as the disc is
   rare even in advanced glaucoma, and common when the disc is under-segmented);
+* **uncertainty**: the mean normalised entropy (0: certain, 1: uniform over the classes) of the
+  softmax over the pixels the network called disc rim and cup (``data["entropy"]`` of
+  :class:`~monai_attn.inference.LogitsToLabelsd`, before the clean-up) above
+  :data:`ENTROPY_WARN` warns: a network unsure of where the disc ends is often wrong about it;
 * **where the large vessels converge**: the central retinal vessels leave the eye through the
   disc, so the vesselness (scikit-image's Frangi filter on the green channel, on a copy
   :data:`WORK_SIZE` pixels wide) near the disc (within 0.75 disc diameters of its centre) is
@@ -34,7 +38,7 @@ several disc candidates, the one the vessels converge on, not the largest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +55,12 @@ CANDIDATE_FRACTION = 0.1
 VCDR_MAX = 0.9
 #: Smallest vesselness near the disc, as a multiple of the field's mean, accepted without a warning.
 VESSEL_RATIO_MIN = 1.6
+#: Mean normalised entropy of the rim or the cup above which the image is flagged ``warn``.
+#: Chosen on 16 tuning phantoms (``synth retina --variety``, seed 500, never used for training
+#: or held-out scores; ``benchmarks/fundus_qc.py``), never on real photographs: just below the
+#: least uncertain of the 4 failed results there (disc Dice < 0.8 or cup Dice < 0.7; 0.28-0.37,
+#: against a median of 0.18 for the other 12, 3 of which are above it).
+ENTROPY_WARN = 0.27
 #: Width (pixels) of the copy the vessels are measured on.
 WORK_SIZE = 256
 #: Brightness (fraction of the picture's 99th percentile) above which a pixel is in the field of view.
@@ -79,8 +89,11 @@ class FundusQC:
 
 
 def fundus_qc(labels: np.ndarray, image: np.ndarray, disc_labels: Sequence[int] = DISC_LABELS,
-              cup_labels: Sequence[int] = CUP_LABELS) -> FundusQC:
-    """QC of a disc/cup label map (X, Y) on its photograph (C, X, Y), any intensity range."""
+              cup_labels: Sequence[int] = CUP_LABELS, entropy: Mapping[int, float] | None = None) -> FundusQC:
+    """QC of a disc/cup label map (X, Y) on its photograph (C, X, Y), any intensity range.
+
+    ``entropy``: label value -> mean normalised entropy of the network's softmax over the pixels
+    of that label (:class:`~monai_attn.inference.LogitsToLabelsd`); None skips the check."""
     labels = np.asarray(labels)
     picture = np.asarray(image, dtype=np.float32)
     if picture.ndim == 2:
@@ -115,12 +128,27 @@ def fundus_qc(labels: np.ndarray, image: np.ndarray, disc_labels: Sequence[int] 
         qc.flag("warn", f"{100 * outside:.0f} % of the cup outside the disc")
     if vcdr is not None and vcdr > VCDR_MAX:
         qc.flag("warn", f"vertical cup-to-disc ratio {vcdr:.2f} above {VCDR_MAX}")
+    _check_entropy(qc, entropy or {}, disc_labels, cup_labels)
     ratio = None if fills_picture(field) else vessel_ratio(picture, field, disc, diameter)  # a crop: not judged
     qc.measures["vessel_ratio"] = None if ratio is None else round(ratio, 2)
     if ratio is not None and ratio < VESSEL_RATIO_MIN:
         qc.flag("warn", f"the disc is not where the large vessels converge (vesselness near it {ratio:.1f}x the "
                         f"field's, expected >= {VESSEL_RATIO_MIN}); glare or a bright lesion?")
     return qc
+
+
+def _check_entropy(qc: FundusQC, entropy: Mapping[int, float], disc_labels: Sequence[int],
+                   cup_labels: Sequence[int]) -> None:
+    """Record the rim's and the cup's mean entropy; warn above :data:`ENTROPY_WARN`."""
+    parts = {"rim": [k for k in disc_labels if k not in cup_labels], "cup": list(cup_labels)}
+    for part, values in parts.items():
+        found = [entropy[k] for k in values if k in entropy]
+        if not found:
+            continue
+        value = max(found)
+        qc.measures[f"{part}_entropy"] = round(value, 4)
+        if value > ENTROPY_WARN:
+            qc.flag("warn", f"uncertain {part} (entropy {value:.2f}, expected <= {ENTROPY_WARN})")
 
 
 def field_mask(picture: np.ndarray) -> np.ndarray:

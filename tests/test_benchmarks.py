@@ -160,6 +160,13 @@ def test_qc_quick(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_fundus_qc_quick() -> None:
+    output = run_script("fundus_qc.py")
+    assert len(table_rows(output, "| case |")) == 2  # the tuning table, then the held-out one
+    assert "ENTROPY_WARN = " in output and "Failures: " in output
+
+
+@pytest.mark.slow
 def test_nifti_io_quick(tmp_path: Path) -> None:
     output = run_script("nifti_io.py", "--work-dir", str(tmp_path))
     rows = table_rows(output, "| case | gzip |")

@@ -78,3 +78,38 @@ def test_the_locating_step_takes_the_disc_the_vessels_converge_on_not_the_larges
     np.testing.assert_array_equal(chosen, labels > 0)
     assert disc_where_vessels_converge(glare, image).sum() == (glare > 0).sum()  # one candidate: that one
     assert disc_where_vessels_converge(np.zeros_like(labels), image) is None
+
+
+def test_an_uncertain_rim_or_cup_warns_and_the_entropies_are_kept(phantom) -> None:
+    from monai_attn.fundus_qc import ENTROPY_WARN
+
+    labels, image = phantom
+    sure = fundus_qc(labels, image, entropy={0: 0.01, 1: 0.05, 2: 0.08})
+    assert sure.status == "ok" and sure.measures["rim_entropy"] == 0.05 and sure.measures["cup_entropy"] == 0.08
+    unsure = fundus_qc(labels, image, entropy={1: ENTROPY_WARN + 0.1, 2: 0.08})
+    assert unsure.status == "warn"
+    assert unsure.reasons == [f"uncertain rim (entropy {ENTROPY_WARN + 0.1:.2f}, expected <= {ENTROPY_WARN})"]
+    assert "rim_entropy" not in fundus_qc(labels, image).measures  # no entropy given: not judged
+
+
+def test_the_pipeline_passes_the_networks_entropy_to_the_fundus_qc(phantom) -> None:
+    """LogitsToLabelsd's per-label entropy reaches FundusQCd: sure logits pass, flat ones on the rim warn."""
+    import torch
+    from monai.data import MetaTensor
+
+    from monai_attn.inference import FundusQCd, LogitsToLabelsd
+
+    labels, image = phantom
+    logits = 8.0 * torch.nn.functional.one_hot(torch.as_tensor(labels, dtype=torch.long), 3).permute(2, 0, 1).float()
+    pipeline = [LogitsToLabelsd("pred"), FundusQCd()]
+    data = {"pred": MetaTensor(logits), "input": image}
+    for step in pipeline:
+        data = step(data)
+    assert data["qc"].status == "ok" and data["qc"].measures["rim_entropy"] < 0.01, data["qc"].verdict()
+    flat = logits.clone()
+    flat[:, torch.as_tensor(labels == 1)] = torch.tensor([0.0, 0.2, 0.0])[:, None]  # rim barely above the rest
+    data = {"pred": MetaTensor(flat), "input": image}
+    for step in pipeline:
+        data = step(data)
+    assert data["qc"].status == "warn" and data["qc"].measures["rim_entropy"] > 0.9
+    assert any(reason.startswith("uncertain rim") for reason in data["qc"].reasons)

@@ -239,7 +239,8 @@ class OrganQCd(Transform):
 class FundusQCd(Transform):
     """Quality control of a disc/cup label map on its photograph (:func:`monai_attn.fundus_qc.fundus_qc`)
     -> ``data["qc"]``: is the drawn disc the optic disc (one disc, a plausible size for the field
-    of view, the cup inside it, where the large vessels converge)?"""
+    of view, the cup inside it, where the large vessels converge, the network sure of it: the
+    entropy :class:`LogitsToLabelsd` leaves in ``data["entropy"]``)?"""
 
     def __init__(self, label_key: str = "pred", image_key: str = "input") -> None:
         self.label_key, self.image_key = label_key, image_key
@@ -248,7 +249,7 @@ class FundusQCd(Transform):
         from monai_attn.fundus_qc import fundus_qc
 
         d = dict(data)
-        d["qc"] = fundus_qc(np.asarray(d[self.label_key])[0], np.asarray(d[self.image_key]))
+        d["qc"] = fundus_qc(np.asarray(d[self.label_key])[0], np.asarray(d[self.image_key]), entropy=d.get("entropy"))
         return d
 
 
